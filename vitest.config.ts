@@ -1,0 +1,12 @@
+import { defineConfig } from "vitest/config"
+
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    // Each test file starts its own nats-server(s) on free ports; two cores.
+    fileParallelism: true,
+    maxWorkers: 2
+  }
+})
