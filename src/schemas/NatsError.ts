@@ -1,0 +1,353 @@
+/**
+ * The one error family of effect-nats: `NatsError` with a tagged `reason`.
+ *
+ * Every failure of the client (connection, auth, subjects, requests, limits)
+ * surfaces as a `NatsError` whose `reason` says what happened and whether a
+ * retry may succeed (`isRetryable`). Raw nats.js errors are mapped into it and
+ * kept only as the `cause`; secrets never appear in a message.
+ *
+ * @since 0.1.0
+ */
+import { Predicate, Schema } from "effect"
+
+const TypeId = "~effect-nats/NatsError" as const
+const ReasonTypeId = "~effect-nats/NatsError/Reason" as const
+
+const Common = {
+  message: Schema.optional(Schema.String),
+  operation: Schema.optional(Schema.String),
+  subject: Schema.optional(Schema.String),
+  cause: Schema.optional(Schema.Defect())
+}
+
+/**
+ * A request or operation did not complete in time. Retryable.
+ *
+ * @category reasons
+ * @since 0.1.0
+ */
+export class Timeout extends Schema.TaggedError<Timeout>("effect-nats/NatsError/Timeout")("Timeout", {
+  ...Common,
+  timeoutMillis: Schema.optional(Schema.Number)
+}) {
+  /** @since 0.1.0 */
+  readonly [ReasonTypeId] = ReasonTypeId
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return true
+  }
+}
+
+/**
+ * Nobody subscribes to the subject a request was sent to. Retryable: a
+ * responder may come up.
+ *
+ * @category reasons
+ * @since 0.1.0
+ */
+export class NoResponders extends Schema.TaggedError<NoResponders>("effect-nats/NatsError/NoResponders")(
+  "NoResponders",
+  Common
+) {
+  /** @since 0.1.0 */
+  readonly [ReasonTypeId] = ReasonTypeId
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return true
+  }
+}
+
+/**
+ * The connection is closed for good (closed by the user, or its reconnect
+ * schedule gave up). Not retryable on this connection.
+ *
+ * @category reasons
+ * @since 0.1.0
+ */
+export class ConnectionClosed extends Schema.TaggedError<ConnectionClosed>("effect-nats/NatsError/ConnectionClosed")(
+  "ConnectionClosed",
+  Common
+) {
+  /** @since 0.1.0 */
+  readonly [ReasonTypeId] = ReasonTypeId
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
+ * No server could be reached while connecting. Retryable.
+ *
+ * @category reasons
+ * @since 0.1.0
+ */
+export class ConnectionRefused
+  extends Schema.TaggedError<ConnectionRefused>("effect-nats/NatsError/ConnectionRefused")("ConnectionRefused", {
+    ...Common,
+    servers: Schema.optional(Schema.Array(Schema.String))
+  })
+{
+  /** @since 0.1.0 */
+  readonly [ReasonTypeId] = ReasonTypeId
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return true
+  }
+}
+
+/**
+ * The connection is draining: no new subscriptions or requests are accepted.
+ *
+ * @category reasons
+ * @since 0.1.0
+ */
+export class Draining extends Schema.TaggedError<Draining>("effect-nats/NatsError/Draining")("Draining", Common) {
+  /** @since 0.1.0 */
+  readonly [ReasonTypeId] = ReasonTypeId
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
+ * The server refused the credentials (or their absence). Not retryable.
+ *
+ * @category reasons
+ * @since 0.1.0
+ */
+export class AuthorizationViolation
+  extends Schema.TaggedError<AuthorizationViolation>("effect-nats/NatsError/AuthorizationViolation")(
+    "AuthorizationViolation",
+    Common
+  )
+{
+  /** @since 0.1.0 */
+  readonly [ReasonTypeId] = ReasonTypeId
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
+ * The user may not publish to or subscribe to the subject. Not retryable.
+ *
+ * @category reasons
+ * @since 0.1.0
+ */
+export class PermissionViolation
+  extends Schema.TaggedError<PermissionViolation>("effect-nats/NatsError/PermissionViolation")("PermissionViolation", {
+    ...Common,
+    queue: Schema.optional(Schema.String)
+  })
+{
+  /** @since 0.1.0 */
+  readonly [ReasonTypeId] = ReasonTypeId
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
+ * The subject (or pattern) is not valid for the operation: empty tokens,
+ * whitespace, or wildcards where they are not allowed. Detected before
+ * anything is sent.
+ *
+ * @category reasons
+ * @since 0.1.0
+ */
+export class InvalidSubject extends Schema.TaggedError<InvalidSubject>("effect-nats/NatsError/InvalidSubject")(
+  "InvalidSubject",
+  Common
+) {
+  /** @since 0.1.0 */
+  readonly [ReasonTypeId] = ReasonTypeId
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
+ * The payload (with headers) is larger than the server's `max_payload`.
+ * Detected before anything is sent.
+ *
+ * @category reasons
+ * @since 0.1.0
+ */
+export class MaxPayloadExceeded
+  extends Schema.TaggedError<MaxPayloadExceeded>("effect-nats/NatsError/MaxPayloadExceeded")("MaxPayloadExceeded", {
+    ...Common,
+    size: Schema.Number,
+    maxPayload: Schema.Number
+  })
+{
+  /** @since 0.1.0 */
+  readonly [ReasonTypeId] = ReasonTypeId
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
+ * A subscription's bounded buffer overflowed under the `"fail"` overflow
+ * policy: the consumer did not keep up with the server.
+ *
+ * @category reasons
+ * @since 0.1.0
+ */
+export class SlowConsumer extends Schema.TaggedError<SlowConsumer>("effect-nats/NatsError/SlowConsumer")(
+  "SlowConsumer",
+  {
+    ...Common,
+    bufferSize: Schema.optional(Schema.Number)
+  }
+) {
+  /** @since 0.1.0 */
+  readonly [ReasonTypeId] = ReasonTypeId
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
+ * An invalid argument or option was given (for example a non positive
+ * timeout). Not retryable.
+ *
+ * @category reasons
+ * @since 0.1.0
+ */
+export class InvalidArgument extends Schema.TaggedError<InvalidArgument>("effect-nats/NatsError/InvalidArgument")(
+  "InvalidArgument",
+  Common
+) {
+  /** @since 0.1.0 */
+  readonly [ReasonTypeId] = ReasonTypeId
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
+ * The server sent a protocol error, or a failure did not fit another reason.
+ *
+ * @category reasons
+ * @since 0.1.0
+ */
+export class Unknown extends Schema.TaggedError<Unknown>("effect-nats/NatsError/Unknown")("Unknown", Common) {
+  /** @since 0.1.0 */
+  readonly [ReasonTypeId] = ReasonTypeId
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
+ * Every reason a `NatsError` can carry.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type NatsErrorReason =
+  | Timeout
+  | NoResponders
+  | ConnectionClosed
+  | ConnectionRefused
+  | Draining
+  | AuthorizationViolation
+  | PermissionViolation
+  | InvalidSubject
+  | MaxPayloadExceeded
+  | SlowConsumer
+  | InvalidArgument
+  | Unknown
+
+/**
+ * Schema of every reason a `NatsError` can carry.
+ *
+ * @category schemas
+ * @since 0.1.0
+ */
+export const NatsErrorReason: Schema.Union<[
+  typeof Timeout,
+  typeof NoResponders,
+  typeof ConnectionClosed,
+  typeof ConnectionRefused,
+  typeof Draining,
+  typeof AuthorizationViolation,
+  typeof PermissionViolation,
+  typeof InvalidSubject,
+  typeof MaxPayloadExceeded,
+  typeof SlowConsumer,
+  typeof InvalidArgument,
+  typeof Unknown
+]> = Schema.Union([
+  Timeout,
+  NoResponders,
+  ConnectionClosed,
+  ConnectionRefused,
+  Draining,
+  AuthorizationViolation,
+  PermissionViolation,
+  InvalidSubject,
+  MaxPayloadExceeded,
+  SlowConsumer,
+  InvalidArgument,
+  Unknown
+])
+
+/**
+ * The error of every effect-nats operation. Match on `reason._tag` (or use
+ * `Effect.catchReason("NatsError", "Timeout", ...)`).
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class NatsError extends Schema.TaggedError<NatsError>("effect-nats/NatsError")("NatsError", {
+  reason: NatsErrorReason
+}) {
+  /** @since 0.1.0 */
+  readonly [TypeId] = TypeId
+
+  /** @since 0.1.0 */
+  override readonly cause = this.reason
+
+  /** @since 0.1.0 */
+  override get message(): string {
+    const { message, subject } = this.reason
+    const text = message ?? this.reason._tag
+    return subject === undefined || text.includes(subject) ? text : `${text} (subject: ${subject})`
+  }
+
+  /**
+   * Whether retrying the operation may succeed.
+   *
+   * @since 0.1.0
+   */
+  get isRetryable(): boolean {
+    return this.reason.isRetryable
+  }
+}
+
+/**
+ * Returns `true` when a value is a `NatsError`.
+ *
+ * @category guards
+ * @since 0.1.0
+ */
+export const isNatsError = (u: unknown): u is NatsError => Predicate.hasProperty(u, TypeId)
+
+/**
+ * Returns `true` when a value is a `NatsErrorReason`.
+ *
+ * @category guards
+ * @since 0.1.0
+ */
+export const isNatsErrorReason = (u: unknown): u is NatsErrorReason => Predicate.hasProperty(u, ReasonTypeId)
