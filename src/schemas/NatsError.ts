@@ -235,6 +235,30 @@ export class InvalidArgument extends Schema.TaggedError<InvalidArgument>("effect
 }
 
 /**
+ * A responder answered with an error (the `Nats-Service-Error` /
+ * `Nats-Service-Error-Code` headers of NATS services): for example it could
+ * not decode the request (400) or its handler died (500). Retryable for codes
+ * 500 and above.
+ *
+ * @category reasons
+ * @since 0.1.0
+ */
+export class ServiceError extends Schema.TaggedError<ServiceError>("effect-nats/NatsError/ServiceError")(
+  "ServiceError",
+  {
+    ...Common,
+    code: Schema.Number
+  }
+) {
+  /** @since 0.1.0 */
+  readonly [ReasonTypeId] = ReasonTypeId
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return this.code >= 500
+  }
+}
+
+/**
  * The server sent a protocol error, or a failure did not fit another reason.
  *
  * @category reasons
@@ -267,6 +291,7 @@ export type NatsErrorReason =
   | MaxPayloadExceeded
   | SlowConsumer
   | InvalidArgument
+  | ServiceError
   | Unknown
 
 /**
@@ -287,6 +312,7 @@ export const NatsErrorReason: Schema.Union<[
   typeof MaxPayloadExceeded,
   typeof SlowConsumer,
   typeof InvalidArgument,
+  typeof ServiceError,
   typeof Unknown
 ]> = Schema.Union([
   Timeout,
@@ -300,6 +326,7 @@ export const NatsErrorReason: Schema.Union<[
   MaxPayloadExceeded,
   SlowConsumer,
   InvalidArgument,
+  ServiceError,
   Unknown
 ])
 

@@ -1,0 +1,127 @@
+/**
+ * How a client authenticates: user/password, token, NKey or creds (JWT).
+ *
+ * Secrets are `Redacted` values: they are unwrapped only when handed to
+ * nats.js and never appear in logs, errors or `toString`.
+ *
+ * @since 0.1.0
+ */
+import { Config, Option, Redacted, Schema } from "effect"
+
+/**
+ * Username and password authentication.
+ *
+ * @category schemas
+ * @since 0.1.0
+ */
+export const UserPassword = Schema.TaggedStruct("UserPassword", {
+  user: Schema.String,
+  password: Schema.Redacted(Schema.String)
+})
+
+/**
+ * Token authentication.
+ *
+ * @category schemas
+ * @since 0.1.0
+ */
+export const Token = Schema.TaggedStruct("Token", { token: Schema.Redacted(Schema.String) })
+
+/**
+ * NKey authentication: the user's seed (`SU...`) signs the server's nonce.
+ *
+ * @category schemas
+ * @since 0.1.0
+ */
+export const NKey = Schema.TaggedStruct("NKey", { seed: Schema.Redacted(Schema.String) })
+
+/**
+ * Decentralised (JWT) authentication from the contents of a `.creds` file.
+ *
+ * @category schemas
+ * @since 0.1.0
+ */
+export const Creds = Schema.TaggedStruct("Creds", { creds: Schema.Redacted(Schema.String) })
+
+/**
+ * Schema of every authentication kind.
+ *
+ * @category schemas
+ * @since 0.1.0
+ */
+export const Auth = Schema.Union([UserPassword, Token, NKey, Creds])
+
+/**
+ * An authentication kind.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Auth = typeof Auth.Type
+
+/**
+ * Username and password.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const userPassword = (user: string, password: string | Redacted.Redacted<string>): Auth => ({
+  _tag: "UserPassword",
+  user,
+  password: Redacted.isRedacted(password) ? password : Redacted.make(password)
+})
+
+/**
+ * A token.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const token = (value: string | Redacted.Redacted<string>): Auth => ({
+  _tag: "Token",
+  token: Redacted.isRedacted(value) ? value : Redacted.make(value)
+})
+
+/**
+ * An NKey seed.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const nkey = (seed: string | Redacted.Redacted<string>): Auth => ({
+  _tag: "NKey",
+  seed: Redacted.isRedacted(seed) ? seed : Redacted.make(seed)
+})
+
+/**
+ * The contents of a `.creds` file (user JWT and NKey seed).
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const creds = (contents: string | Redacted.Redacted<string>): Auth => ({
+  _tag: "Creds",
+  creds: Redacted.isRedacted(contents) ? contents : Redacted.make(contents)
+})
+
+/**
+ * Reads the authentication kind from configuration: `NATS_USER` with
+ * `NATS_PASSWORD`, else `NATS_TOKEN`, else `NATS_NKEY_SEED`, else
+ * `NATS_CREDS` (file contents); none of them set gives `None`.
+ *
+ * @category config
+ * @since 0.1.0
+ */
+export const config: Config.Config<Option.Option<Auth>> = Config.all({
+  user: Config.option(Config.String("NATS_USER")),
+  password: Config.option(Config.Redacted("NATS_PASSWORD")),
+  token: Config.option(Config.Redacted("NATS_TOKEN")),
+  seed: Config.option(Config.Redacted("NATS_NKEY_SEED")),
+  creds: Config.option(Config.Redacted("NATS_CREDS"))
+}).pipe(Config.map(({ creds: c, password, seed, token: t, user }) => {
+  if (Option.isSome(user)) return Option.some(userPassword(user.value, Option.getOrElse(password, () => "")))
+  if (Option.isSome(t)) return Option.some(token(t.value))
+  if (Option.isSome(seed)) return Option.some(nkey(seed.value))
+  if (Option.isSome(c)) return Option.some(creds(c.value))
+  return Option.none()
+}))
