@@ -22,7 +22,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Duration, Effect, Layer, Schedule, Schema, type Scope, Semaphore } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Option, Schedule, Schema, type Scope, Semaphore } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as FsP from "node:fs/promises"
@@ -505,16 +505,15 @@ const tcpAccepts = (port: number) =>
     socket.once("error", () => resolve(false))
   })
 
-const parseJson = (body: string): unknown => {
-  try {
-    return JSON.parse(body)
-  } catch {
-    return undefined
-  }
-}
-
-const field = (value: unknown, key: string): unknown =>
-  typeof value === "object" && value !== null ? (value as Record<string, unknown>)[key] : undefined
+const decodeJson = Schema.decodeUnknownOption(Schema.fromJsonString(Schema.Unknown))
+const decodeRoutez = Schema.decodeUnknownOption(Schema.fromJsonString(Schema.Struct({ num_routes: Schema.Number })))
+const decodeJsz = Schema.decodeUnknownOption(
+  Schema.fromJsonString(
+    Schema.Struct({
+      meta_cluster: Schema.optional(Schema.Struct({ leader: Schema.optional(Schema.String) }))
+    })
+  )
+)
 
 const quote = (s: string) => JSON.stringify(s)
 
@@ -548,14 +547,23 @@ const renderConfig = (
   return lines.join("\n") + "\n"
 }
 
-const logLine = (line: string): Effect.Effect<void> =>
-  /\[(ERR|FTL)\]/.test(line)
-    ? Effect.logError(line)
-    : /\[WRN\]/.test(line)
-    ? Effect.logWarning(line)
-    : /\[(DBG|TRC)\]/.test(line)
-    ? Effect.logDebug(line)
-    : Effect.logInfo(line)
+/** Forward one server log line (`[pid] date time [LVL] text`) at the matching log level. */
+const logLine = (line: string): Effect.Effect<void> => {
+  const match = /^(?:\[\d+\] \S+ \S+ )?\[([A-Z]{3})\] ?(.*)$/.exec(line)
+  const text = match?.[2] ?? line
+  switch (match?.[1]) {
+    case "ERR":
+    case "FTL":
+      return Effect.logError(text)
+    case "WRN":
+      return Effect.logWarning(text)
+    case "DBG":
+    case "TRC":
+      return Effect.logDebug(text)
+    default:
+      return Effect.logInfo(text)
+  }
+}
 
 class NotYet {
   readonly _tag = "NotYet"
@@ -675,7 +683,9 @@ export const make: (options?: NatsServerOptions) => Effect.Effect<NatsServerShap
                 if (state.lines.length > LOG_LINES) state.lines.shift()
                 if (debug) {
                   Effect.runForkWith(context)(
-                    logLine(line).pipe(Effect.annotateLogs({ natsServer: state.node.name }))
+                    logLine(line).pipe(
+                      Effect.annotateLogs({ natsServer: state.node.name })
+                    )
                   )
                 }
               }
@@ -737,15 +747,13 @@ export const make: (options?: NatsServerOptions) => Effect.Effect<NatsServerShap
             return yield* Effect.fail(new NotYet(`client port ${state.node.port} not accepting`))
           }
           if (clustered) {
-            const routez = parseJson((yield* get("/routez")).body)
-            const routes = field(routez, "num_routes")
-            if (typeof routes !== "number" || routes < others) {
+            const routes = Option.getOrUndefined(decodeRoutez((yield* get("/routez")).body))?.num_routes
+            if (routes === undefined || routes < others) {
               return yield* Effect.fail(new NotYet(`/routez: num_routes ${String(routes)} < ${others}`))
             }
             if (jetstream && quorum) {
-              const jsz = parseJson((yield* get("/jsz")).body)
-              const leader = field(field(jsz, "meta_cluster"), "leader")
-              if (typeof leader !== "string" || leader === "") {
+              const leader = Option.getOrUndefined(decodeJsz((yield* get("/jsz")).body))?.meta_cluster?.leader
+              if (leader === undefined || leader === "") {
                 return yield* Effect.fail(new NotYet("/jsz: no JetStream meta leader yet"))
               }
             }
@@ -837,8 +845,8 @@ export const make: (options?: NatsServerOptions) => Effect.Effect<NatsServerShap
               })
             })
         })
-        const json = parseJson(res.body)
-        if (res.status !== 200 || json === undefined) {
+        const json = decodeJson(res.body)
+        if (res.status !== 200 || Option.isNone(json)) {
           return yield* fail(
             new ControlFailed({
               operation: "monitor",
@@ -847,7 +855,7 @@ export const make: (options?: NatsServerOptions) => Effect.Effect<NatsServerShap
             })
           )
         }
-        return json
+        return json.value
       }, Effect.provideService(Clock.Clock, liveClock))
 
       const varz = Effect.fn("NatsServer.varz")(function*(node?: number) {

@@ -3,7 +3,9 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream"
 import type { NatsConnection } from "@nats-io/nats-core"
 import { connect, type NodeConnectionOptions } from "@nats-io/transport-node"
 import { Effect, Exit } from "effect"
+import { execFileSync } from "node:child_process"
 import * as Fs from "node:fs"
+import * as Path from "node:path"
 import * as NatsServer from "../../src/layers/NatsServer.ts"
 
 const connection = (options: NodeConnectionOptions) =>
@@ -33,14 +35,21 @@ const roundTrip = (pub: NatsConnection, sub: NatsConnection, subject: string, da
     return got
   })
 
+/** Alive and not a zombie (an orphan's zombie may linger when PID 1 does not reap). */
 const isAlive = (pid: number) => {
   try {
     process.kill(pid, 0)
-    return true
   } catch {
     return false
   }
+  try {
+    return !/^\d+ \(.*\) Z/.test(Fs.readFileSync(`/proc/${pid}/stat`, "utf8"))
+  } catch {
+    return true
+  }
 }
+
+const moduleUrl = new URL("../../src/layers/NatsServer.ts", import.meta.url).href
 
 describe("NatsServer", () => {
   // The layer is built under @effect/vitest's TestClock: readiness polling must
@@ -181,6 +190,40 @@ describe("NatsServer", () => {
       )
       assert.isFalse(isAlive(pid))
       for (const dir of dirs) assert.isFalse(Fs.existsSync(dir))
+    }))
+
+  it.live("debug pipes server output to logs; logs() keeps the stderr tail", () =>
+    Effect.gen(function*() {
+      const server = yield* NatsServer.make({ jetstream: false, debug: true })
+      const lines = yield* server.logs()
+      assert.isTrue(lines.length > 0 && lines.length <= 50)
+      assert.isTrue(lines.some((line) => line.includes("Server is ready")))
+    }))
+
+  it.live("the process.on(exit) safeguard kills servers when Node exits without finalizers", () =>
+    Effect.sync(() => {
+      const script = [
+        `import { Effect } from "effect"`,
+        `import * as NatsServer from ${JSON.stringify(moduleUrl)}`,
+        `Effect.runFork(Effect.gen(function*() {`,
+        `  const server = yield* NatsServer.make()`,
+        `  console.log(JSON.stringify({ pid: yield* server.pid(), dirs: server.nodes.map((n) => n.dir) }))`,
+        `  process.exit(0)`,
+        `}).pipe(Effect.scoped))`
+      ].join("\n")
+      const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], {
+        cwd: Path.resolve(import.meta.dirname, "../.."),
+        encoding: "utf8",
+        timeout: 20_000
+      })
+      const { dirs, pid } = JSON.parse(out.trim().split("\n").pop() ?? "{}") as {
+        pid: number
+        dirs: Array<string>
+      }
+      // The finalizer never ran, so the temp dirs remain; only the process is killed.
+      for (const dir of dirs) Fs.rmSync(dir, { recursive: true, force: true })
+      assert.isNumber(pid)
+      assert.isFalse(isAlive(pid))
     }))
 
   it.live("3-node cluster: routes between nodes and R3 streams", () =>
