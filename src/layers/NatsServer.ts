@@ -1,0 +1,954 @@
+/**
+ * A real, throwaway `nats-server` as a scoped Effect service, for tests,
+ * examples and benchmarks.
+ *
+ * `NatsServer.layer(options)` spawns one node (or a 3-node cluster with routes
+ * between all nodes) on free loopback ports, each node in its own temporary
+ * directory holding its generated config file and JetStream store. Readiness
+ * is awaited, never slept: the monitoring endpoint (`/healthz`, `/routez`,
+ * `/jsz`) is polled and the client port is probed until the server accepts
+ * connections, all routes are up and, for a JetStream cluster, a meta leader
+ * has been elected.
+ *
+ * The service exposes the client URLs and per-node details, plus control
+ * operations for fault tests: `stop`, `start`, `restart` and `kill`, all keeping
+ * the same ports, config and store directory. When the scope closes every
+ * node is terminated (SIGTERM, then SIGKILL after a bounded wait) and the
+ * temporary directories are removed. A `process.on("exit")` safeguard kills any
+ * still-running node if the Node process exits without running finalizers.
+ *
+ * The binary is found via the `binary` option, then `NATS_SERVER_BIN`, then
+ * `PATH`, then `/usr/sbin/nats-server`.
+ *
+ * @since 0.1.0
+ */
+import { Clock, Context, Duration, Effect, Layer, Option, Schedule, Schema, type Scope, Semaphore } from "effect"
+import { type ChildProcess, spawn } from "node:child_process"
+import * as Fs from "node:fs"
+import * as FsP from "node:fs/promises"
+import * as Http from "node:http"
+import * as Net from "node:net"
+import * as Os from "node:os"
+import * as Path from "node:path"
+
+const ReasonTypeId = "~effect-nats/NatsServerError/Reason" as const
+const TypeId = "~effect-nats/NatsServerError" as const
+
+const INSTALL_HINT = "install it with `apt-get install nats-server` (Debian/Ubuntu, as root), " +
+  "or download it from https://github.com/nats-io/nats-server/releases and set NATS_SERVER_BIN to its path"
+
+/**
+ * The `nats-server` binary could not be found. The message says how to
+ * install it.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class BinaryNotFound extends Schema.TaggedError<BinaryNotFound>("effect-nats/NatsServerError/BinaryNotFound")(
+  "BinaryNotFound",
+  {
+    searched: Schema.Array(Schema.String),
+    message: Schema.String
+  }
+) {
+  /**
+   * @since 0.1.0
+   */
+  readonly [ReasonTypeId] = ReasonTypeId
+
+  /**
+   * A missing binary does not appear by retrying.
+   *
+   * @since 0.1.0
+   */
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
+ * Preparing a node (free ports, temporary directory, config file) failed.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SetupFailed extends Schema.TaggedError<SetupFailed>("effect-nats/NatsServerError/SetupFailed")(
+  "SetupFailed",
+  {
+    message: Schema.String,
+    cause: Schema.Defect()
+  }
+) {
+  /**
+   * @since 0.1.0
+   */
+  readonly [ReasonTypeId] = ReasonTypeId
+
+  /**
+   * Setup failures (file system, port allocation) may be transient.
+   *
+   * @since 0.1.0
+   */
+  get isRetryable(): boolean {
+    return true
+  }
+}
+
+/**
+ * A node process could not be spawned or exited while starting. `output`
+ * holds the tail of the server's stderr.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class StartFailed extends Schema.TaggedError<StartFailed>("effect-nats/NatsServerError/StartFailed")(
+  "StartFailed",
+  {
+    node: Schema.Number,
+    exitCode: Schema.NullOr(Schema.Number),
+    signal: Schema.NullOr(Schema.String),
+    output: Schema.String,
+    message: Schema.String
+  }
+) {
+  /**
+   * @since 0.1.0
+   */
+  readonly [ReasonTypeId] = ReasonTypeId
+
+  /**
+   * A server that exits on start-up (bad config, ...) will exit again.
+   *
+   * @since 0.1.0
+   */
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
+ * A node was running but did not become ready within `startTimeout`.
+ * `status` describes the last readiness check.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class NotReady extends Schema.TaggedError<NotReady>("effect-nats/NatsServerError/NotReady")(
+  "NotReady",
+  {
+    node: Schema.Number,
+    status: Schema.String,
+    output: Schema.String,
+    message: Schema.String
+  }
+) {
+  /**
+   * @since 0.1.0
+   */
+  readonly [ReasonTypeId] = ReasonTypeId
+
+  /**
+   * A slow start may succeed on a later attempt.
+   *
+   * @since 0.1.0
+   */
+  get isRetryable(): boolean {
+    return true
+  }
+}
+
+/**
+ * A control or monitoring operation (`stop`, `kill`, `varz`, ...) failed, or
+ * was given an invalid node index.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ControlFailed extends Schema.TaggedError<ControlFailed>("effect-nats/NatsServerError/ControlFailed")(
+  "ControlFailed",
+  {
+    operation: Schema.String,
+    node: Schema.Number,
+    message: Schema.String,
+    cause: Schema.optional(Schema.Defect())
+  }
+) {
+  /**
+   * @since 0.1.0
+   */
+  readonly [ReasonTypeId] = ReasonTypeId
+
+  /**
+   * @since 0.1.0
+   */
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
+ * Why a {@link NatsServerError} happened.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type NatsServerErrorReason = BinaryNotFound | SetupFailed | StartFailed | NotReady | ControlFailed
+
+/**
+ * Schema of {@link NatsServerErrorReason}.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const NatsServerErrorReason: Schema.Union<
+  readonly [typeof BinaryNotFound, typeof SetupFailed, typeof StartFailed, typeof NotReady, typeof ControlFailed]
+> = Schema.Union([BinaryNotFound, SetupFailed, StartFailed, NotReady, ControlFailed])
+
+/**
+ * The single error type of this module; inspect `reason` for details.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class NatsServerError extends Schema.TaggedError<NatsServerError>("effect-nats/NatsServerError")(
+  "NatsServerError",
+  { reason: NatsServerErrorReason }
+) {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TypeId] = TypeId
+
+  /**
+   * @since 0.1.0
+   */
+  override readonly cause = this.reason
+
+  /**
+   * The reason's message.
+   *
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return this.reason.message || this.reason._tag
+  }
+
+  /**
+   * Delegates to the reason.
+   *
+   * @since 0.1.0
+   */
+  get isRetryable(): boolean {
+    return this.reason.isRetryable
+  }
+}
+
+/**
+ * Returns `true` when a value is a {@link NatsServerError}.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isNatsServerError = (u: unknown): u is NatsServerError =>
+  typeof u === "object" && u !== null && TypeId in u
+
+const fail = (reason: NatsServerErrorReason) => Effect.fail(new NatsServerError({ reason }))
+
+/**
+ * Options of {@link layer} and {@link make}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface NatsServerOptions {
+  /** Number of nodes: 1 (default) or a 3-node cluster with routes between all nodes. */
+  readonly cluster?: 1 | 3 | undefined
+  /** Enable JetStream on every node (default `true`). */
+  readonly jetstream?: boolean | undefined
+  /**
+   * Extra nats-server config text appended to every node's generated config,
+   * e.g. `max_payload: 1024` or an `authorization { ... }` block.
+   */
+  readonly config?: string | undefined
+  /** Path of the nats-server binary; defaults to `NATS_SERVER_BIN`, `PATH`, `/usr/sbin/nats-server`. */
+  readonly binary?: string | undefined
+  /** How long to wait for a node to become ready (default 15 seconds). */
+  readonly startTimeout?: Duration.Input | undefined
+  /** Forward the servers' stderr to Effect logs. */
+  readonly debug?: boolean | undefined
+}
+
+/**
+ * One node of a {@link NatsServer}. Ports, config and store directory stay the
+ * same across `stop`/`start`/`restart`/`kill`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface NatsServerNode {
+  readonly index: number
+  /** The node's `server_name`. */
+  readonly name: string
+  /** Client URL, `nats://127.0.0.1:PORT`. */
+  readonly url: string
+  readonly port: number
+  /** HTTP monitoring port. */
+  readonly monitorPort: number
+  /** HTTP monitoring base URL, `http://127.0.0.1:MPORT`. */
+  readonly monitorUrl: string
+  /** Cluster (route) port, only for a clustered server. */
+  readonly clusterPort?: number
+  /** The node's temporary directory (config file and store live in it). */
+  readonly dir: string
+  readonly configFile: string
+  /** The configured JetStream `store_dir` (nats-server keeps its data in `<storeDir>/jetstream`). */
+  readonly storeDir: string
+}
+
+/**
+ * Decoded `/varz` monitoring output: a few typed fields plus everything else.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Varz = Schema.StructWithRest(
+  Schema.Struct({
+    server_id: Schema.String,
+    server_name: Schema.String,
+    version: Schema.String,
+    port: Schema.Number,
+    max_payload: Schema.Number
+  }),
+  [Schema.Record(Schema.String, Schema.Unknown)]
+)
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Varz = typeof Varz.Type
+
+/**
+ * The shape of the {@link NatsServer} service. Every `node` argument is a
+ * node index and defaults to 0.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface NatsServerShape {
+  /** Client URL of node 0. */
+  readonly url: string
+  /** Client URLs of all nodes. */
+  readonly urls: ReadonlyArray<string>
+  readonly nodes: ReadonlyArray<NatsServerNode>
+  /** Server version, read from `/varz` at start-up, e.g. `"2.9.10"`. */
+  readonly version: string
+  /** The binary in use. */
+  readonly binary: string
+  /** Process id of a running node, `undefined` when it is stopped. */
+  readonly pid: (node?: number) => Effect.Effect<number | undefined>
+  readonly isRunning: (node?: number) => Effect.Effect<boolean>
+  /** Graceful stop: SIGTERM and await exit (SIGKILL after a bounded wait). No-op when stopped. */
+  readonly stop: (node?: number) => Effect.Effect<void, NatsServerError>
+  /** Start again with the same ports, config and store dir; await readiness. No-op when running. */
+  readonly start: (node?: number) => Effect.Effect<void, NatsServerError>
+  /** `stop` then `start`. */
+  readonly restart: (node?: number) => Effect.Effect<void, NatsServerError>
+  /** SIGKILL and await exit. No-op when stopped. */
+  readonly kill: (node?: number) => Effect.Effect<void, NatsServerError>
+  /** GET a monitoring endpoint (e.g. `"/jsz"`, `"/connz"`) and parse its JSON. */
+  readonly monitor: (path: string, node?: number) => Effect.Effect<unknown, NatsServerError>
+  /** Decoded `/varz` of a node. */
+  readonly varz: (node?: number) => Effect.Effect<Varz, NatsServerError>
+  /** The last (up to 50) stderr lines of a node's current or last process. */
+  readonly logs: (node?: number) => Effect.Effect<ReadonlyArray<string>>
+}
+
+// ---------------------------------------------------------------------------
+// internals
+// ---------------------------------------------------------------------------
+
+const LOG_LINES = 50
+const STOP_TIMEOUT_MS = 10_000
+const POLL = Schedule.spaced("50 millis")
+/** Real time even under a TestClock (e.g. `layer(...)` of @effect/vitest). */
+const liveClock = Clock.Clock.defaultValue()
+
+interface Exited {
+  readonly code: number | null
+  readonly signal: string | null
+  readonly error?: unknown
+}
+
+interface Running {
+  readonly child: ChildProcess
+  readonly exited: Promise<Exited>
+  /** Set once the process has exited. */
+  exit: Exited | undefined
+}
+
+interface NodeState {
+  readonly node: NatsServerNode
+  readonly lines: Array<string>
+  running: Running | undefined
+}
+
+/** All children of all live servers in this process, killed on `process.exit`. */
+const liveChildren = new Set<ChildProcess>()
+const onProcessExit = () => {
+  for (const child of liveChildren) {
+    try {
+      child.kill("SIGKILL")
+    } catch {
+      // ignore
+    }
+  }
+}
+let exitHookUsers = 0
+const registerExitHook = () => {
+  if (exitHookUsers++ === 0) process.on("exit", onProcessExit)
+}
+const unregisterExitHook = () => {
+  if (--exitHookUsers === 0) process.removeListener("exit", onProcessExit)
+}
+
+const isExecutable = (file: string): boolean => {
+  try {
+    Fs.accessSync(file, Fs.constants.X_OK)
+    return Fs.statSync(file).isFile()
+  } catch {
+    return false
+  }
+}
+
+const findBinary = (option: string | undefined): Effect.Effect<string, NatsServerError> =>
+  Effect.suspend(() => {
+    const searched: Array<string> = []
+    const check = (candidate: string) => {
+      searched.push(candidate)
+      return isExecutable(candidate)
+    }
+    if (option !== undefined) {
+      if (check(option)) return Effect.succeed(option)
+      return fail(
+        new BinaryNotFound({
+          searched,
+          message: `nats-server binary not found at ${option} (binary option): ${INSTALL_HINT}`
+        })
+      )
+    }
+    const env = process.env["NATS_SERVER_BIN"]
+    if (env !== undefined && env !== "") {
+      if (check(env)) return Effect.succeed(env)
+      return fail(
+        new BinaryNotFound({
+          searched,
+          message: `nats-server binary not found at ${env} (NATS_SERVER_BIN): ${INSTALL_HINT}`
+        })
+      )
+    }
+    for (const dir of (process.env["PATH"] ?? "").split(Path.delimiter)) {
+      if (dir === "") continue
+      const candidate = Path.join(dir, "nats-server")
+      if (check(candidate)) return Effect.succeed(candidate)
+    }
+    if (check("/usr/sbin/nats-server")) return Effect.succeed("/usr/sbin/nats-server")
+    return fail(new BinaryNotFound({ searched, message: `nats-server not found on PATH: ${INSTALL_HINT}` }))
+  })
+
+/** Reserve `count` distinct free loopback ports (listen on port 0, then close). */
+const freePorts = (count: number): Promise<Array<number>> =>
+  new Promise((resolve, reject) => {
+    const servers: Array<Net.Server> = []
+    const ports: Array<number> = []
+    const closeAll = () => Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))))
+    const next = () => {
+      if (ports.length === count) {
+        closeAll().then(() => resolve(ports), reject)
+        return
+      }
+      const server = Net.createServer()
+      servers.push(server)
+      server.once("error", (e) => closeAll().then(() => reject(e), reject))
+      server.listen(0, "127.0.0.1", () => {
+        const address = server.address()
+        if (address === null || typeof address === "string") {
+          closeAll().then(() => reject(new Error("unexpected server address")), reject)
+          return
+        }
+        ports.push(address.port)
+        next()
+      })
+    }
+    next()
+  })
+
+const httpGet = (port: number, path: string, signal: AbortSignal) =>
+  new Promise<{ readonly status: number; readonly body: string }>((resolve, reject) => {
+    const req = Http.get({ host: "127.0.0.1", port, path, agent: false, signal, timeout: 2_000 }, (res) => {
+      const chunks: Array<Buffer> = []
+      res.on("data", (c: Buffer) => chunks.push(c))
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }))
+      res.on("error", reject)
+    })
+    req.on("timeout", () => req.destroy(new Error(`GET ${path} timed out`)))
+    req.on("error", reject)
+  })
+
+const tcpAccepts = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const socket = Net.connect({ host: "127.0.0.1", port })
+    socket.once("connect", () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.once("error", () => resolve(false))
+  })
+
+const decodeJson = Schema.decodeUnknownOption(Schema.fromJsonString(Schema.Unknown))
+const decodeRoutez = Schema.decodeUnknownOption(Schema.fromJsonString(Schema.Struct({ num_routes: Schema.Number })))
+const decodeJsz = Schema.decodeUnknownOption(
+  Schema.fromJsonString(
+    Schema.Struct({
+      meta_cluster: Schema.optional(Schema.Struct({ leader: Schema.optional(Schema.String) }))
+    })
+  )
+)
+
+const quote = (s: string) => JSON.stringify(s)
+
+const renderConfig = (
+  node: NatsServerNode,
+  nodes: ReadonlyArray<NatsServerNode>,
+  clusterName: string,
+  jetstream: boolean,
+  extra: string | undefined
+): string => {
+  const lines = [
+    "# generated by effect-nats NatsServer",
+    `server_name: ${quote(node.name)}`,
+    `listen: "127.0.0.1:${node.port}"`,
+    `http: "127.0.0.1:${node.monitorPort}"`
+  ]
+  if (jetstream) lines.push(`jetstream { store_dir: ${quote(node.storeDir)} }`)
+  if (node.clusterPort !== undefined) {
+    const routes = nodes
+      .filter((other) => other.index !== node.index)
+      .map((other) => `nats-route://127.0.0.1:${other.clusterPort}`)
+    lines.push(
+      "cluster {",
+      `  name: ${quote(clusterName)}`,
+      `  listen: "127.0.0.1:${node.clusterPort}"`,
+      `  routes: [${routes.map(quote).join(", ")}]`,
+      "}"
+    )
+  }
+  if (extra !== undefined && extra.trim() !== "") lines.push("", "# extra config", extra)
+  return lines.join("\n") + "\n"
+}
+
+/** Forward one server log line (`[pid] date time [LVL] text`) at the matching log level. */
+const logLine = (line: string): Effect.Effect<void> => {
+  const match = /^(?:\[\d+\] \S+ \S+ )?\[([A-Z]{3})\] ?(.*)$/.exec(line)
+  const text = match?.[2] ?? line
+  switch (match?.[1]) {
+    case "ERR":
+    case "FTL":
+      return Effect.logError(text)
+    case "WRN":
+      return Effect.logWarning(text)
+    case "DBG":
+    case "TRC":
+      return Effect.logDebug(text)
+    default:
+      return Effect.logInfo(text)
+  }
+}
+
+class NotYet {
+  readonly _tag = "NotYet"
+  readonly status: string
+  constructor(status: string) {
+    this.status = status
+  }
+}
+
+/**
+ * Start a throwaway nats-server (one node or a 3-node cluster) in the current
+ * scope; it is terminated and its temporary directories removed when the
+ * scope closes.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: (options?: NatsServerOptions) => Effect.Effect<NatsServerShape, NatsServerError, Scope.Scope> =
+  Effect
+    .fn("NatsServer.make")(function*(options?: NatsServerOptions) {
+      const size = options?.cluster ?? 1
+      const jetstream = options?.jetstream ?? true
+      const debug = options?.debug ?? false
+      const startTimeoutMs = Duration.toMillis(options?.startTimeout ?? Duration.seconds(15))
+      const binary = yield* findBinary(options?.binary)
+      const context = yield* Effect.context<never>()
+      const lock = yield* Semaphore.make(1)
+
+      // Acquire: ports, temp dirs, config files, exit hook. Release: terminate
+      // every node, then remove every temp dir, then drop the exit hook.
+      const states = yield* Effect.acquireRelease(
+        Effect.tryPromise({
+          try: async () => {
+            const ports = await freePorts(size * (size > 1 ? 3 : 2))
+            const clusterName = `effect-nats-${Math.random().toString(36).slice(2, 8)}`
+            const dirs: Array<string> = []
+            try {
+              const nodes: Array<NatsServerNode> = []
+              for (let index = 0; index < size; index++) {
+                const dir = await FsP.mkdtemp(Path.join(Os.tmpdir(), `effect-nats-${index}-`))
+                dirs.push(dir)
+                const stride = size > 1 ? 3 : 2
+                const port = ports[index * stride] ?? 0
+                const monitorPort = ports[index * stride + 1] ?? 0
+                const clusterPort = ports[index * stride + 2]
+                const node: NatsServerNode = {
+                  index,
+                  name: `node-${index}`,
+                  url: `nats://127.0.0.1:${port}`,
+                  port,
+                  monitorPort,
+                  monitorUrl: `http://127.0.0.1:${monitorPort}`,
+                  ...(size > 1 && clusterPort !== undefined ? { clusterPort } : {}),
+                  dir,
+                  configFile: Path.join(dir, "nats-server.conf"),
+                  storeDir: Path.join(dir, "store")
+                }
+                nodes.push(node)
+              }
+              for (const node of nodes) {
+                await FsP.writeFile(node.configFile, renderConfig(node, nodes, clusterName, jetstream, options?.config))
+              }
+              registerExitHook()
+              return nodes.map((node): NodeState => ({ node, lines: [], running: undefined }))
+            } catch (e) {
+              await Promise.all(dirs.map((dir) => FsP.rm(dir, { recursive: true, force: true })))
+              throw e
+            }
+          },
+          catch: (cause) =>
+            new NatsServerError({
+              reason: new SetupFailed({ message: `preparing nats-server failed: ${String(cause)}`, cause })
+            })
+        }),
+        (states) =>
+          Effect.forEach(states, (state) => terminate(state), { concurrency: "unbounded", discard: true }).pipe(
+            Effect.andThen(
+              Effect.promise(() =>
+                Promise.all(
+                  states.map((s) => FsP.rm(s.node.dir, { recursive: true, force: true }).catch(() => undefined))
+                )
+              )
+            ),
+            Effect.ensuring(Effect.sync(unregisterExitHook)),
+            Effect.provideService(Clock.Clock, liveClock)
+          )
+      )
+      const nodes = states.map((s) => s.node)
+
+      const tail = (state: NodeState) => state.lines.slice(-20).join("\n")
+
+      const spawnNode = (state: NodeState): Effect.Effect<void, NatsServerError> =>
+        Effect.try({
+          try: () => {
+            state.lines.length = 0
+            const child = spawn(binary, ["-c", state.node.configFile], { stdio: ["ignore", "ignore", "pipe"] })
+            const running: Running = {
+              child,
+              exit: undefined,
+              exited: new Promise<Exited>((resolve) => {
+                child.once("exit", (code, signal) => resolve({ code, signal }))
+                child.once("error", (error) => resolve({ code: null, signal: null, error }))
+              }).then((exit) => {
+                running.exit = exit
+                liveChildren.delete(child)
+                return exit
+              })
+            }
+            liveChildren.add(child)
+            let partial = ""
+            child.stderr?.setEncoding("utf8")
+            child.stderr?.on("data", (chunk: string) => {
+              const parts = (partial + chunk).split("\n")
+              partial = parts.pop() ?? ""
+              for (const line of parts) {
+                state.lines.push(line)
+                if (state.lines.length > LOG_LINES) state.lines.shift()
+                if (debug) {
+                  Effect.runForkWith(context)(
+                    logLine(line).pipe(
+                      Effect.annotateLogs({ natsServer: state.node.name })
+                    )
+                  )
+                }
+              }
+            })
+            state.running = running
+          },
+          catch: (cause) =>
+            new NatsServerError({
+              reason: new StartFailed({
+                node: state.node.index,
+                exitCode: null,
+                signal: null,
+                output: "",
+                message: `spawning ${binary} failed: ${String(cause)}`
+              })
+            })
+        })
+
+      const runningOthers = (state: NodeState) =>
+        states.filter((s) => s !== state && s.running !== undefined && s.running.exit === undefined).length
+
+      /** One readiness probe; fails with NotYet (retried) or NatsServerError. */
+      const probe = (state: NodeState): Effect.Effect<void, NotYet | NatsServerError> =>
+        Effect.gen(function*() {
+          const running = state.running
+          if (running === undefined) return yield* Effect.fail(new NotYet("not started"))
+          if (running.exit !== undefined) {
+            const { code, error, signal } = running.exit
+            return yield* fail(
+              new StartFailed({
+                node: state.node.index,
+                exitCode: code,
+                signal,
+                output: tail(state),
+                message: `nats-server ${state.node.name} exited during start-up (${
+                  error !== undefined ? String(error) : `code ${code}, signal ${signal}`
+                }):\n${tail(state)}`
+              })
+            )
+          }
+          const get = (path: string) =>
+            Effect.tryPromise({
+              try: (signal) => httpGet(state.node.monitorPort, path, signal),
+              catch: () => new NotYet(`monitoring port ${state.node.monitorPort} not answering ${path}`)
+            })
+          const others = runningOthers(state)
+          const clustered = size > 1
+          const quorum = !clustered || others + 1 > size / 2
+          if (quorum) {
+            const health = yield* get("/healthz")
+            if (health.status !== 200) {
+              return yield* Effect.fail(new NotYet(`/healthz: ${health.status} ${health.body}`))
+            }
+          } else {
+            const varz = yield* get("/varz")
+            if (varz.status !== 200) return yield* Effect.fail(new NotYet(`/varz: ${varz.status}`))
+          }
+          if (!(yield* Effect.promise(() => tcpAccepts(state.node.port)))) {
+            return yield* Effect.fail(new NotYet(`client port ${state.node.port} not accepting`))
+          }
+          if (clustered) {
+            const routes = Option.getOrUndefined(decodeRoutez((yield* get("/routez")).body))?.num_routes
+            if (routes === undefined || routes < others) {
+              return yield* Effect.fail(new NotYet(`/routez: num_routes ${String(routes)} < ${others}`))
+            }
+            if (jetstream && quorum) {
+              const leader = Option.getOrUndefined(decodeJsz((yield* get("/jsz")).body))?.meta_cluster?.leader
+              if (leader === undefined || leader === "") {
+                return yield* Effect.fail(new NotYet("/jsz: no JetStream meta leader yet"))
+              }
+            }
+          }
+        })
+
+      const awaitReady = (state: NodeState): Effect.Effect<void, NatsServerError> => {
+        let status = "not probed"
+        return probe(state).pipe(
+          Effect.tapError((e) =>
+            Effect.sync(() => {
+              if (e instanceof NotYet) status = e.status
+            })
+          ),
+          Effect.retry({ schedule: POLL, while: (e) => e instanceof NotYet }),
+          Effect.catchIf(
+            (e): e is NotYet => e instanceof NotYet,
+            (e) => Effect.die(e)
+          ),
+          Effect.timeoutOrElse({
+            duration: Duration.millis(startTimeoutMs),
+            orElse: () =>
+              fail(
+                new NotReady({
+                  node: state.node.index,
+                  status,
+                  output: tail(state),
+                  message: `nats-server ${state.node.name} not ready after ${startTimeoutMs} ms (${status}):\n${
+                    tail(state)
+                  }`
+                })
+              )
+          })
+        )
+      }
+
+      const waitExit = (running: Running, ms: number): Effect.Effect<boolean> =>
+        Effect.promise(() => running.exited).pipe(
+          Effect.as(true),
+          Effect.timeoutOrElse({ duration: Duration.millis(ms), orElse: () => Effect.succeed(false) })
+        )
+
+      /** SIGTERM, await exit (bounded), then SIGKILL. Never fails. */
+      function terminate(state: NodeState, signal: "SIGTERM" | "SIGKILL" = "SIGTERM"): Effect.Effect<void> {
+        return Effect.gen(function*() {
+          const running = state.running
+          if (running === undefined || running.exit !== undefined) return
+          running.child.kill(signal)
+          if (!(yield* waitExit(running, STOP_TIMEOUT_MS))) {
+            running.child.kill("SIGKILL")
+            yield* Effect.promise(() => running.exited)
+          }
+        }).pipe(Effect.uninterruptible)
+      }
+
+      const stateOf = (operation: string, node: number | undefined): Effect.Effect<NodeState, NatsServerError> => {
+        const index = node ?? 0
+        const state = states[index]
+        return state === undefined
+          ? fail(
+            new ControlFailed({
+              operation,
+              node: index,
+              message: `${operation}: no node ${index} (cluster of ${size})`
+            })
+          )
+          : Effect.succeed(state)
+      }
+
+      const isUp = (state: NodeState) => state.running !== undefined && state.running.exit === undefined
+
+      const startState = (state: NodeState): Effect.Effect<void, NatsServerError> =>
+        Effect.suspend(() => isUp(state) ? Effect.void : spawnNode(state).pipe(Effect.andThen(awaitReady(state))))
+
+      const withLive = <A, E>(effect: Effect.Effect<A, E>) =>
+        lock.withPermit(effect).pipe(Effect.provideService(Clock.Clock, liveClock))
+
+      const monitor = Effect.fn("NatsServer.monitor")(function*(path: string, node?: number) {
+        const state = yield* stateOf("monitor", node)
+        const res = yield* Effect.tryPromise({
+          try: (signal) => httpGet(state.node.monitorPort, path, signal),
+          catch: (cause) =>
+            new NatsServerError({
+              reason: new ControlFailed({
+                operation: "monitor",
+                node: state.node.index,
+                message: `GET ${state.node.monitorUrl}${path} failed: ${String(cause)}`,
+                cause
+              })
+            })
+        })
+        const json = decodeJson(res.body)
+        if (res.status !== 200 || Option.isNone(json)) {
+          return yield* fail(
+            new ControlFailed({
+              operation: "monitor",
+              node: state.node.index,
+              message: `GET ${state.node.monitorUrl}${path}: HTTP ${res.status} ${res.body.slice(0, 200)}`
+            })
+          )
+        }
+        return json.value
+      }, Effect.provideService(Clock.Clock, liveClock))
+
+      const varz = Effect.fn("NatsServer.varz")(function*(node?: number) {
+        const json = yield* monitor("/varz", node)
+        return yield* Schema.decodeUnknownEffect(Varz)(json).pipe(
+          Effect.mapError((cause) =>
+            new NatsServerError({
+              reason: new ControlFailed({
+                operation: "varz",
+                node: node ?? 0,
+                message: `unexpected /varz output: ${String(cause)}`,
+                cause
+              })
+            })
+          )
+        )
+      })
+
+      // Start every node concurrently, then await readiness of all of them.
+      yield* Effect.forEach(states, spawnNode, { discard: true })
+      yield* Effect.forEach(states, awaitReady, { concurrency: "unbounded", discard: true }).pipe(
+        Effect.provideService(Clock.Clock, liveClock)
+      )
+      const version = (yield* varz(0)).version
+
+      const stop = Effect.fn("NatsServer.stop")(function*(node?: number) {
+        const state = yield* stateOf("stop", node)
+        yield* withLive(terminate(state))
+      })
+      const kill = Effect.fn("NatsServer.kill")(function*(node?: number) {
+        const state = yield* stateOf("kill", node)
+        yield* withLive(terminate(state, "SIGKILL"))
+      })
+      const start = Effect.fn("NatsServer.start")(function*(node?: number) {
+        const state = yield* stateOf("start", node)
+        yield* withLive(startState(state))
+      })
+      const restart = Effect.fn("NatsServer.restart")(function*(node?: number) {
+        const state = yield* stateOf("restart", node)
+        yield* withLive(terminate(state).pipe(Effect.andThen(startState(state))))
+      })
+      const pid = (node?: number) =>
+        Effect.sync(() => {
+          const state = states[node ?? 0]
+          return state !== undefined && isUp(state) ? state.running?.child.pid : undefined
+        })
+      const isRunning = (node?: number) =>
+        Effect.sync(() => {
+          const state = states[node ?? 0]
+          return state !== undefined && isUp(state)
+        })
+      const logs = (node?: number) => Effect.sync((): ReadonlyArray<string> => [...(states[node ?? 0]?.lines ?? [])])
+
+      return NatsServer.of({
+        url: nodes[0]?.url ?? "",
+        urls: nodes.map((n) => n.url),
+        nodes,
+        version,
+        binary,
+        pid,
+        isRunning,
+        stop,
+        start,
+        restart,
+        kill,
+        monitor,
+        varz,
+        logs
+      })
+    })
+
+/**
+ * A real nats-server (one node, or a 3-node cluster) for tests, examples and
+ * benchmarks.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class NatsServer extends Context.Service<NatsServer, NatsServerShape>()("effect-nats/NatsServer") {
+  /**
+   * A scoped layer that starts the server(s) and tears them down on release.
+   *
+   * @since 0.1.0
+   * @category layers
+   */
+  static readonly layer = (options?: NatsServerOptions): Layer.Layer<NatsServer, NatsServerError> =>
+    Layer.effect(NatsServer, make(options))
+}
+
+/**
+ * Same as {@link NatsServer.layer}.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = NatsServer.layer
