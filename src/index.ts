@@ -3,4 +3,66 @@
  *
  * @since 0.1.0
  */
-export {}
+
+/**
+ * Authentication kinds (user/password, token, NKey, creds) with `Redacted` secrets.
+ *
+ * @since 0.1.0
+ */
+export * as Auth from "./schemas/Auth.ts"
+
+/**
+ * Payload codecs: JSON through Schema, string, bytes, custom.
+ *
+ * @since 0.1.0
+ */
+export * as Codec from "./schemas/Codec.ts"
+
+/**
+ * Connection lifecycle events.
+ *
+ * @since 0.1.0
+ */
+export * as ConnectionEvent from "./schemas/ConnectionEvent.ts"
+
+/**
+ * The connection service: publish, subscribe, request, serve.
+ *
+ * @since 0.1.0
+ */
+export * as NatsClient from "./services/NatsClient.ts"
+
+/**
+ * The error family with a tagged reason.
+ *
+ * @since 0.1.0
+ */
+export * as NatsError from "./schemas/NatsError.ts"
+
+/**
+ * A real, throwaway nats-server (single node or 3-node cluster) as a Layer.
+ *
+ * @since 0.1.0
+ */
+export * as NatsServer from "./layers/NatsServer.ts"
+
+/**
+ * Typed request/reply endpoints.
+ *
+ * @since 0.1.0
+ */
+export * as Rpc from "./services/Rpc.ts"
+
+/**
+ * Subjects, patterns, the wildcard matcher and subject templates.
+ *
+ * @since 0.1.0
+ */
+export * as Subject from "./schemas/Subject.ts"
+
+/**
+ * Subjects paired with payload codecs: typed publish and subscribe.
+ *
+ * @since 0.1.0
+ */
+export * as TypedSubject from "./services/TypedSubject.ts"

@@ -1,0 +1,201 @@
+/**
+ * Typed request/reply: an endpoint pairs a subject with request, response and
+ * error schemas; `call` sends a request and `serve` answers them. A handler's
+ * typed failure reaches the caller as that typed error, not as a timeout.
+ *
+ * Wire format: payloads are encoded by the endpoint's codecs (JSON through
+ * Schema by default). A typed failure is sent with the `Nats-Rpc-Error: 1`
+ * header and the encoded error as payload. Anything else that goes wrong on
+ * the responder (an undecodable request: 400; a defect or an unencodable
+ * reply: 500) is sent with the `Nats-Service-Error` and
+ * `Nats-Service-Error-Code` headers of NATS services and surfaces as a
+ * `NatsError` with reason `ServiceError`.
+ *
+ * @since 0.1.0
+ */
+import type { Msg } from "@nats-io/nats-core"
+import { headers as makeHeaders } from "@nats-io/nats-core"
+import type { Fiber, Schema, Scope } from "effect"
+import { Cause, Effect, Result } from "effect"
+import * as Codec from "../schemas/Codec.ts"
+import * as E from "../schemas/NatsError.ts"
+import type { Reply, RequestOptions, ServeOptions } from "./NatsClient.ts"
+import { NatsClient, ServiceErrorCodeHeader, ServiceErrorHeader } from "./NatsClient.ts"
+
+/**
+ * Header marking a reply whose payload is the endpoint's typed error.
+ *
+ * @category constants
+ * @since 0.1.0
+ */
+export const RpcErrorHeader = "Nats-Rpc-Error"
+
+/**
+ * A typed request/reply endpoint.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Endpoint<Req, Res, Err> {
+  readonly subject: string
+  readonly request: Codec.Codec<Req>
+  readonly response: Codec.Codec<Res>
+  readonly error: Codec.Codec<Err> | undefined
+}
+
+/**
+ * Defines an endpoint from Schemas (encoded as JSON). `error` is optional;
+ * without it the handler cannot fail with a typed error.
+ *
+ * @example
+ * ```ts
+ * class UnknownSku extends Schema.TaggedError<UnknownSku>()("UnknownSku", { sku: Schema.String }) {}
+ * const PriceLookup = Rpc.make("pricing.lookup", {
+ *   request: Schema.Struct({ sku: Schema.String }),
+ *   response: Schema.Struct({ sku: Schema.String, cents: Schema.Int }),
+ *   error: UnknownSku
+ * })
+ * ```
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const make = <ReqA, ReqI, ResA, ResI, ErrA = never, ErrI = never>(
+  subject: string,
+  schemas: {
+    readonly request: Schema.Codec<ReqA, ReqI>
+    readonly response: Schema.Codec<ResA, ResI>
+    readonly error?: Schema.Codec<ErrA, ErrI> | undefined
+  }
+): Endpoint<ReqA, ResA, ErrA> => ({
+  subject,
+  request: Codec.json(schemas.request),
+  response: Codec.json(schemas.response),
+  error: schemas.error === undefined ? undefined : Codec.json(schemas.error)
+})
+
+/**
+ * Defines an endpoint from codecs (for non-JSON payloads).
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const fromCodecs = <Req, Res, Err = never>(subject: string, codecs: {
+  readonly request: Codec.Codec<Req>
+  readonly response: Codec.Codec<Res>
+  readonly error?: Codec.Codec<Err> | undefined
+}): Endpoint<Req, Res, Err> => ({
+  subject,
+  request: codecs.request,
+  response: codecs.response,
+  error: codecs.error
+})
+
+const serviceError = (subject: string, msg: Msg): E.NatsError | undefined => {
+  const h = msg.headers
+  if (h === undefined) return undefined
+  const code = h.get(ServiceErrorCodeHeader)
+  const text = h.get(ServiceErrorHeader)
+  if (code === "" && text === "") return undefined
+  return new E.NatsError({
+    reason: new E.ServiceError({
+      operation: "call",
+      subject,
+      code: Number(code) || 500,
+      message: `responder on ${subject} failed (${code || "500"}): ${text || "no message"}`
+    })
+  })
+}
+
+/**
+ * Calls an endpoint: encodes the request, waits for the reply, and decodes it.
+ * Fails with the endpoint's typed error when the handler failed with it.
+ *
+ * @category calling
+ * @since 0.1.0
+ */
+export const call = <Req, Res, Err>(
+  endpoint: Endpoint<Req, Res, Err>,
+  request: Req,
+  options?: RequestOptions
+): Effect.Effect<Res, Err | E.NatsError | Codec.EncodeError | Codec.DecodeError, NatsClient> =>
+  NatsClient.use((client): Effect.Effect<Res, Err | E.NatsError | Codec.EncodeError | Codec.DecodeError> => {
+    const payload = endpoint.request.encode(request)
+    if (Result.isFailure(payload)) return Effect.fail(Codec.withSubject(payload.failure, endpoint.subject))
+    return Effect.flatMap(
+      client.request(endpoint.subject, payload.success, options),
+      (msg): Effect.Effect<Res, Err | E.NatsError | Codec.DecodeError> => {
+        if (msg.headers?.get(RpcErrorHeader) === "1" && endpoint.error !== undefined) {
+          const error = endpoint.error.decode(msg.data)
+          return Result.isSuccess(error)
+            ? Effect.fail(error.success)
+            : Effect.fail(Codec.withSubject(error.failure, endpoint.subject))
+        }
+        const failed = serviceError(endpoint.subject, msg)
+        if (failed !== undefined) return Effect.fail(failed)
+        const response = endpoint.response.decode(msg.data)
+        return Result.isSuccess(response)
+          ? Effect.succeed(response.success)
+          : Effect.fail(Codec.withSubject(response.failure, endpoint.subject))
+      }
+    )
+  }).pipe(Effect.withSpan("Rpc.call", { attributes: { "messaging.destination.name": endpoint.subject } }))
+
+const failureReply = (code: number, message: string): Reply => {
+  const h = makeHeaders()
+  h.set(ServiceErrorHeader, message)
+  h.set(ServiceErrorCodeHeader, String(code))
+  return { headers: h }
+}
+
+const typedErrorReply = (payload: Uint8Array): Reply => {
+  const h = makeHeaders()
+  h.set(RpcErrorHeader, "1")
+  return { data: payload, headers: h }
+}
+
+/**
+ * Serves an endpoint until the scope closes (see `NatsClient.serve` for queue
+ * groups and concurrency). Returns once the responder is registered on the
+ * server; the returned fiber fails if the responder stops.
+ *
+ * @category serving
+ * @since 0.1.0
+ */
+export const serve = <Req, Res, Err, R>(
+  endpoint: Endpoint<Req, Res, Err>,
+  handler: (request: Req, msg: Msg) => Effect.Effect<Res, Err, R>,
+  options?: ServeOptions
+): Effect.Effect<Fiber.Fiber<never, E.NatsError>, E.NatsError, NatsClient | Scope.Scope | R> =>
+  NatsClient.use((client) =>
+    client.serve(endpoint.subject, (msg) => {
+      const request = endpoint.request.decode(msg.data)
+      if (Result.isFailure(request)) {
+        return Effect.as(
+          Effect.logWarning(`nats: undecodable request on ${endpoint.subject}: ${request.failure.message}`),
+          failureReply(400, `undecodable request: ${request.failure.message}`)
+        )
+      }
+      return handler(request.success, msg).pipe(
+        Effect.matchCauseEffect({
+          onSuccess: (response) => {
+            const encoded = endpoint.response.encode(response)
+            return Result.isSuccess(encoded)
+              ? Effect.succeed<Reply>(encoded.success)
+              : Effect.as(
+                Effect.logError(`nats: could not encode the reply on ${endpoint.subject}`, encoded.failure),
+                failureReply(500, `could not encode the reply: ${encoded.failure.message}`)
+              )
+          },
+          onFailure: (cause) => {
+            const failure = Cause.findErrorOption(cause)
+            if (failure._tag === "Some" && endpoint.error !== undefined) {
+              const encoded = endpoint.error.encode(failure.value)
+              if (Result.isSuccess(encoded)) return Effect.succeed(typedErrorReply(encoded.success))
+            }
+            return Effect.failCause(cause)
+          }
+        })
+      )
+    }, options)
+  )

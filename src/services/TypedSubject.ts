@@ -1,0 +1,257 @@
+/**
+ * A subject (or subject template) paired with a payload codec: publish values,
+ * subscribe to decoded envelopes, and choose what happens to payloads that do
+ * not decode.
+ *
+ * @since 0.1.0
+ */
+import type { Msg, MsgHdrs } from "@nats-io/nats-core"
+import type { Schema, Scope } from "effect"
+import { Effect, Option, Result, Stream } from "effect"
+import type * as Arr from "effect/Array"
+import type * as Pull from "effect/Pull"
+import * as Codec from "../schemas/Codec.ts"
+import type { NatsError } from "../schemas/NatsError.ts"
+import type { SubjectTemplate } from "../schemas/Subject.ts"
+import type { PublishOptions, SubscribeOptions } from "./NatsClient.ts"
+import { NatsClient } from "./NatsClient.ts"
+
+/**
+ * Parameters of a subject template (`{}` for a plain subject).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Params = Readonly<Record<string, string>>
+
+/**
+ * The parameters of a subject without a template.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type NoParams = Readonly<Record<never, never>>
+
+/**
+ * A typed subject: where messages go and how their payloads are encoded.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface TypedSubject<A, P extends Params = NoParams> {
+  /** The subject, or the template string. */
+  readonly subject: string
+  /** The template, when the subject has parameters. */
+  readonly template: SubjectTemplate<P> | undefined
+  /** The pattern to subscribe to (the subject itself when it has no parameters). */
+  readonly pattern: string
+  readonly codec: Codec.Codec<A>
+}
+
+/**
+ * A decoded message.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Envelope<A, P extends Params = NoParams> {
+  readonly value: A
+  readonly subject: string
+  /** Template parameters parsed from the subject (`{}` for a plain subject). */
+  readonly params: P
+  readonly headers: MsgHdrs | undefined
+  /** The raw nats.js message (reply subject, raw bytes, `respond`). */
+  readonly msg: Msg
+}
+
+/**
+ * What a subscription does with a payload that does not decode:
+ *
+ * - `"fail"`: the stream fails with the `DecodeError` (messages decoded before
+ *   it are still emitted).
+ * - `"logAndSkip"` (default): a warning is logged with the subject and the
+ *   error, and the stream goes on.
+ * - a function: called with the error and the raw message (to publish it to a
+ *   dead-letter subject, count it...), then the stream goes on.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type OnDecodeError<R = never> =
+  | "fail"
+  | "logAndSkip"
+  | ((error: Codec.DecodeError, msg: Msg) => Effect.Effect<void, never, R>)
+
+/**
+ * Options of `subscribe`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface TypedSubscribeOptions<R = never> extends SubscribeOptions {
+  readonly onDecodeError?: OnDecodeError<R> | undefined
+}
+
+/**
+ * Options of `publish`; a templated subject also needs its `params`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type TypedPublishOptions<P extends Params> = NoParams extends P ?
+  PublishOptions & { readonly params?: P | undefined }
+  : PublishOptions & { readonly params: P }
+
+const isCodec = (u: unknown): u is Codec.Codec<unknown> =>
+  typeof u === "object" && u !== null && "decode" in u && "encode" in u && "contentType" in u
+
+/**
+ * Creates a typed subject from a subject (or a template from
+ * `Subject.template`) and a Schema (JSON codec) or a `Codec`.
+ *
+ * @example
+ * ```ts
+ * const OrderCreated = TypedSubject.make("orders.created", Order)
+ * const OrderEvents = TypedSubject.make(Subject.template("orders.{orderId}.events"), OrderEvent)
+ * ```
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const make: {
+  <A, I>(subject: string, schema: Schema.Codec<A, I>): TypedSubject<A>
+  <A>(subject: string, codec: Codec.Codec<A>): TypedSubject<A>
+  <P extends Params, A, I>(template: SubjectTemplate<P>, schema: Schema.Codec<A, I>): TypedSubject<A, P>
+  <P extends Params, A>(template: SubjectTemplate<P>, codec: Codec.Codec<A>): TypedSubject<A, P>
+} = (
+  subject: string | SubjectTemplate<Params>,
+  schemaOrCodec: Schema.Codec<unknown, unknown> | Codec.Codec<unknown>
+) => {
+  const codec = isCodec(schemaOrCodec) ? schemaOrCodec : Codec.json(schemaOrCodec)
+  return typeof subject === "string"
+    ? { subject, template: undefined, pattern: subject, codec }
+    : { subject: subject.template, template: subject, pattern: subject.pattern, codec }
+}
+
+const resolveSubject = <A, P extends Params>(
+  self: TypedSubject<A, P>,
+  params: P | undefined
+): Result.Result<string, NatsError> =>
+  self.template === undefined ? Result.succeed(self.subject) : self.template.make(params ?? ({} as P))
+
+/**
+ * Encodes a value and publishes it. Encoding and subject errors fail before
+ * anything is sent.
+ *
+ * @category publishing
+ * @since 0.1.0
+ */
+export const publish = <A, P extends Params>(
+  self: TypedSubject<A, P>,
+  value: A,
+  ...[options]: NoParams extends P ? [options?: TypedPublishOptions<P>] : [options: TypedPublishOptions<P>]
+): Effect.Effect<void, NatsError | Codec.EncodeError, NatsClient> =>
+  NatsClient.use((client): Effect.Effect<void, NatsError | Codec.EncodeError> => {
+    const subject = resolveSubject(self, options?.params)
+    if (Result.isFailure(subject)) return Effect.fail(subject.failure)
+    const payload = self.codec.encode(value)
+    if (Result.isFailure(payload)) return Effect.fail(Codec.withSubject(payload.failure, subject.success))
+    return client.publish(subject.success, payload.success, options)
+  })
+
+/**
+ * Turns a stream of raw messages into decoded envelopes, applying the decode
+ * failure policy. Works a chunk at a time: decoding is synchronous and
+ * allocates one envelope per message.
+ *
+ * @category decoding
+ * @since 0.1.0
+ */
+export const decodeStream = <A, P extends Params, E, R, R2 = never>(
+  self: TypedSubject<A, P>,
+  messages: Stream.Stream<Msg, E, R>,
+  onDecodeError: OnDecodeError<R2> = "logAndSkip"
+): Stream.Stream<Envelope<A, P>, E | Codec.DecodeError, R | R2> => {
+  const { codec, template } = self
+  const noParams = {} as NoParams as P
+  const onFailure = (error: Codec.DecodeError, msg: Msg): Effect.Effect<void, Codec.DecodeError, R2> =>
+    onDecodeError === "fail"
+      ? Effect.fail(error)
+      : onDecodeError === "logAndSkip"
+      ? Effect.logWarning(`nats: skipped a message on ${msg.subject} that did not decode: ${error.message}`).pipe(
+        Effect.annotateLogs({ subject: msg.subject })
+      )
+      : onDecodeError(error, msg)
+  return Stream.transformPull(messages, (pull) => {
+    let pending: Codec.DecodeError | undefined
+    const next: Pull.Pull<Arr.NonEmptyReadonlyArray<Envelope<A, P>>, E | Codec.DecodeError, void, R2> = Effect.gen(
+      function*() {
+        if (pending !== undefined) return yield* Effect.fail(pending)
+        while (true) {
+          const chunk = yield* pull
+          const out: Array<Envelope<A, P>> = []
+          for (const msg of chunk) {
+            const decoded = codec.decode(msg.data)
+            const params: P | undefined = template === undefined
+              ? noParams
+              : Option.getOrUndefined(template.parse(msg.subject))
+            if (Result.isSuccess(decoded) && params !== undefined) {
+              out.push({ value: decoded.success, subject: msg.subject, params, headers: msg.headers, msg })
+              continue
+            }
+            const error = Result.isFailure(decoded)
+              ? Codec.withSubject(decoded.failure, msg.subject)
+              : new Codec.DecodeError({
+                message: `subject ${msg.subject} does not fit the template ${self.subject}`,
+                subject: msg.subject
+              })
+            if (onDecodeError === "fail" && out.length > 0) {
+              pending = error
+              return out as unknown as Arr.NonEmptyReadonlyArray<Envelope<A, P>>
+            }
+            yield* onFailure(error, msg)
+          }
+          if (out.length > 0) return out as unknown as Arr.NonEmptyReadonlyArray<Envelope<A, P>>
+        }
+      }
+    )
+    return Effect.succeed(next)
+  })
+}
+
+/**
+ * Subscribes to a typed subject (a template subscribes to its pattern) and
+ * streams decoded envelopes.
+ *
+ * @category subscribing
+ * @since 0.1.0
+ */
+export const subscribe = <A, P extends Params, R = never>(
+  self: TypedSubject<A, P>,
+  options?: TypedSubscribeOptions<R>
+): Stream.Stream<Envelope<A, P>, NatsError | Codec.DecodeError, NatsClient | R> =>
+  Stream.unwrap(
+    NatsClient.useSync((client) => decodeStream(self, client.subscribe(self.pattern, options), options?.onDecodeError))
+  )
+
+/**
+ * Subscribes now (returns once the server registered the interest) and gives
+ * the stream of decoded envelopes of this subscription.
+ *
+ * @category subscribing
+ * @since 0.1.0
+ */
+export const subscribeScoped = <A, P extends Params, R = never>(
+  self: TypedSubject<A, P>,
+  options?: TypedSubscribeOptions<R>
+): Effect.Effect<
+  Stream.Stream<Envelope<A, P>, NatsError | Codec.DecodeError, R>,
+  NatsError,
+  NatsClient | Scope.Scope
+> =>
+  NatsClient.use((client) =>
+    Effect.map(
+      client.subscribeScoped(self.pattern, options),
+      (messages) => decodeStream(self, messages, options?.onDecodeError)
+    )
+  )
