@@ -78,10 +78,10 @@ const badCharIndex = (s: string, start: number, end: number): number => {
 
 const badCharMessage = (kind: string, s: string, i: number): string => {
   const c = s.charCodeAt(i)
-  const what = c >= 0xd800 && c <= 0xdfff ? "an unpaired surrogate" : describeChar(c)
-  return `Invalid ${kind} ${
-    quote(s)
-  }: contains ${what} at index ${i} (whitespace and control characters are not allowed)`
+  const prefix = `Invalid ${kind} ${quote(s)}`
+  return c >= 0xd800 && c <= 0xdfff
+    ? `${prefix}: contains an unpaired UTF-16 surrogate at index ${i}`
+    : `${prefix}: contains ${describeChar(c)} at index ${i} (whitespace and control characters are not allowed)`
 }
 
 /**
