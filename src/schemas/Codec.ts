@@ -1,0 +1,306 @@
+/**
+ * Payload codecs: how message bodies (`Uint8Array`) become typed values and
+ * back.
+ *
+ * A `Codec<A>` encodes and decodes synchronously and returns a `Result`, not
+ * an `Effect`: decoding runs once per received message, so it must be cheap
+ * and must not allocate an Effect per message. Failures are values
+ * (`DecodeError`, `EncodeError`), never throws.
+ *
+ * Built-in codecs: `json(schema)` (JSON text validated by a Schema), `string`
+ * (UTF-8 text), `bytes` (identity), `fromStringSchema(schema)` (UTF-8 text
+ * decoded by a string Schema) and `make` for custom codecs.
+ *
+ * @since 0.1.0
+ */
+import { Function, Result, Schema } from "effect"
+
+/**
+ * A message payload could not be decoded (invalid UTF-8, invalid JSON, or a
+ * value of the wrong shape). `cause` holds the underlying `SchemaError`,
+ * `SyntaxError` or `TypeError`; `subject` is filled in by the client (see
+ * `withSubject`). Not retryable: the same bytes fail again.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class DecodeError extends Schema.TaggedError<DecodeError>("effect-nats/DecodeError")("DecodeError", {
+  message: Schema.String,
+  contentType: Schema.optional(Schema.String),
+  subject: Schema.optional(Schema.String),
+  cause: Schema.optional(Schema.Defect())
+}) {
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
+ * A value could not be encoded into a payload (it does not satisfy the
+ * Schema, or it is not serialisable). `cause` holds the underlying error;
+ * `subject` is filled in by the client (see `withSubject`). Not retryable.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class EncodeError extends Schema.TaggedError<EncodeError>("effect-nats/EncodeError")("EncodeError", {
+  message: Schema.String,
+  contentType: Schema.optional(Schema.String),
+  subject: Schema.optional(Schema.String),
+  cause: Schema.optional(Schema.Defect())
+}) {
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
+ * Returns a copy of a `DecodeError` or `EncodeError` carrying the subject of
+ * the message it concerns. Only called on failures, so it costs nothing on
+ * the success path.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export const withSubject: {
+  (subject: string): <E extends DecodeError | EncodeError>(self: E) => E
+  <E extends DecodeError | EncodeError>(self: E, subject: string): E
+} = Function.dual(
+  2,
+  <E extends DecodeError | EncodeError>(self: E, subject: string): E => {
+    const fields = { message: self.message, contentType: self.contentType, subject, cause: self.cause }
+    return (self._tag === "DecodeError" ? new DecodeError(fields) : new EncodeError(fields)) as E
+  }
+)
+
+/**
+ * Encodes values of type `A` into message payloads and decodes payloads back,
+ * synchronously.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Codec<A> {
+  /** The MIME type of the payloads, e.g. `application/json`. */
+  readonly contentType: string
+  /** Encodes a value into a payload. */
+  readonly encode: (value: A) => Result.Result<Uint8Array, EncodeError>
+  /** Decodes a payload into a value. */
+  readonly decode: (bytes: Uint8Array) => Result.Result<A, DecodeError>
+}
+
+/**
+ * Extracts the value type of a `Codec`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Type<C> = C extends Codec<infer A> ? A : never
+
+/**
+ * Creates a custom codec. `encode` and `decode` must not throw; return
+ * `Result.fail(new EncodeError(...))` / `Result.fail(new DecodeError(...))`.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const make = <A>(options: {
+  readonly contentType: string
+  readonly encode: (value: A) => Result.Result<Uint8Array, EncodeError>
+  readonly decode: (bytes: Uint8Array) => Result.Result<A, DecodeError>
+}): Codec<A> => ({ contentType: options.contentType, encode: options.encode, decode: options.decode })
+
+const textEncoder = new TextEncoder()
+// `fatal`: invalid UTF-8 is a decode failure, not silently replaced.
+// `ignoreBOM`: a leading U+FEFF is kept, so `string` round-trips every string.
+const textDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
+
+const errorMessage = (u: unknown): string => u instanceof Error ? u.message : String(u)
+
+const isWellFormed: (s: string) => boolean = (() => {
+  const native = (String.prototype as { isWellFormed?: (this: string) => boolean }).isWellFormed
+  if (native !== undefined) return (s: string) => native.call(s)
+  return (s: string) => {
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i)
+      if (c >= 0xd800 && c <= 0xdfff) {
+        if (c >= 0xdc00) return false
+        const next = s.charCodeAt(i + 1)
+        if (!(next >= 0xdc00 && next <= 0xdfff)) return false
+        i++
+      }
+    }
+    return true
+  }
+})()
+
+const utf8Decode = (
+  bytes: Uint8Array,
+  contentType: string
+): Result.Result<string, DecodeError> => {
+  try {
+    return Result.succeed(textDecoder.decode(bytes))
+  } catch (cause) {
+    return Result.fail(
+      new DecodeError({ message: `Payload is not valid UTF-8: ${errorMessage(cause)}`, contentType, cause })
+    )
+  }
+}
+
+const utf8Encode = (value: string, contentType: string): Result.Result<Uint8Array, EncodeError> =>
+  isWellFormed(value)
+    ? Result.succeed(textEncoder.encode(value))
+    : Result.fail(
+      new EncodeError({
+        message: "String contains an unpaired UTF-16 surrogate and cannot be UTF-8 encoded",
+        contentType
+      })
+    )
+
+/**
+ * UTF-8 text (`text/plain; charset=utf-8`). Decoding fails on invalid UTF-8;
+ * encoding fails on strings with unpaired surrogates (they would otherwise be
+ * silently replaced by U+FFFD). A leading BOM is preserved.
+ *
+ * @category codecs
+ * @since 0.1.0
+ */
+export const string: Codec<string> = {
+  contentType: "text/plain; charset=utf-8",
+  encode: (value) => utf8Encode(value, "text/plain; charset=utf-8"),
+  decode: (bytes) => utf8Decode(bytes, "text/plain; charset=utf-8")
+}
+
+/**
+ * Raw bytes (`application/octet-stream`): the identity codec. No copy is
+ * made, the very same `Uint8Array` is returned.
+ *
+ * @category codecs
+ * @since 0.1.0
+ */
+export const bytes: Codec<Uint8Array> = {
+  contentType: "application/octet-stream",
+  encode: Result.succeed,
+  decode: Result.succeed
+}
+
+/**
+ * JSON text validated by a Schema (`application/json`).
+ *
+ * Decoding: UTF-8 → `JSON.parse` → Schema decode of the parsed value.
+ * Encoding: Schema encode → `JSON.stringify` → UTF-8. The Schema decoder and
+ * encoder are compiled once per codec; the Schema must not need services.
+ *
+ * Failures (invalid UTF-8, invalid JSON, wrong shape, unserialisable value)
+ * are returned as `DecodeError` / `EncodeError` whose message includes the
+ * Schema issue summary and whose `cause` is the `SchemaError` or
+ * `SyntaxError`.
+ *
+ * @category codecs
+ * @since 0.1.0
+ */
+export const json = <A, I>(schema: Schema.Codec<A, I, never, never>): Codec<A> => {
+  const contentType = "application/json"
+  const decodeValue = Schema.decodeUnknownResult(schema)
+  const encodeValue = Schema.encodeResult(schema)
+  return {
+    contentType,
+    decode: (bytes) => {
+      let parsed: unknown
+      try {
+        parsed = JSON.parse(textDecoder.decode(bytes))
+      } catch (cause) {
+        return Result.fail(
+          new DecodeError({ message: `Payload is not valid JSON: ${errorMessage(cause)}`, contentType, cause })
+        )
+      }
+      const result = decodeValue(parsed)
+      return Result.isSuccess(result)
+        ? Result.succeed(result.success)
+        : Result.fail(
+          new DecodeError({
+            message: `Payload does not match the schema: ${result.failure.message}`,
+            contentType,
+            cause: result.failure
+          })
+        )
+    },
+    encode: (value) => {
+      const result = encodeValue(value)
+      if (Result.isFailure(result)) {
+        return Result.fail(
+          new EncodeError({
+            message: `Value does not match the schema: ${result.failure.message}`,
+            contentType,
+            cause: result.failure
+          })
+        )
+      }
+      let text: string | undefined
+      try {
+        text = JSON.stringify(result.success)
+      } catch (cause) {
+        return Result.fail(
+          new EncodeError({ message: `Value is not JSON serialisable: ${errorMessage(cause)}`, contentType, cause })
+        )
+      }
+      if (text === undefined) {
+        return Result.fail(
+          new EncodeError({
+            message: "Value is not JSON serialisable (JSON.stringify returned undefined)",
+            contentType
+          })
+        )
+      }
+      return Result.succeed(textEncoder.encode(text))
+    }
+  }
+}
+
+/**
+ * UTF-8 text decoded and encoded by a Schema over strings, e.g.
+ * `fromStringSchema(Schema.NumberFromString)` or a branded string schema.
+ * The Schema decoder and encoder are compiled once per codec.
+ *
+ * @category codecs
+ * @since 0.1.0
+ */
+export const fromStringSchema = <A>(
+  schema: Schema.Codec<A, string, never, never>,
+  options?: { readonly contentType?: string | undefined }
+): Codec<A> => {
+  const contentType = options?.contentType ?? "text/plain; charset=utf-8"
+  const decodeValue = Schema.decodeUnknownResult(schema)
+  const encodeValue = Schema.encodeResult(schema)
+  return {
+    contentType,
+    decode: (bytes) => {
+      const text = utf8Decode(bytes, contentType)
+      if (Result.isFailure(text)) return Result.fail(text.failure)
+      const result = decodeValue(text.success)
+      return Result.isSuccess(result)
+        ? Result.succeed(result.success)
+        : Result.fail(
+          new DecodeError({
+            message: `Payload does not match the schema: ${result.failure.message}`,
+            contentType,
+            cause: result.failure
+          })
+        )
+    },
+    encode: (value) => {
+      const result = encodeValue(value)
+      return Result.isSuccess(result)
+        ? utf8Encode(result.success, contentType)
+        : Result.fail(
+          new EncodeError({
+            message: `Value does not match the schema: ${result.failure.message}`,
+            contentType,
+            cause: result.failure
+          })
+        )
+    }
+  }
+}
