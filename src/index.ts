@@ -26,6 +26,13 @@ export * as Codec from "./schemas/Codec.ts"
 export * as ConnectionEvent from "./schemas/ConnectionEvent.ts"
 
 /**
+ * Ready-made layers: a client on a throwaway embedded server, or on `NATS_URL`.
+ *
+ * @since 0.1.0
+ */
+export * as LocalNats from "./layers/LocalNats.ts"
+
+/**
  * The connection service: publish, subscribe, request, serve.
  *
  * @since 0.1.0

@@ -421,10 +421,11 @@ export interface SubjectTemplate<P extends Record<string, string>> {
   /**
    * Builds the subject. Each parameter must be one valid token (non-empty, no
    * `.`, no whitespace or control characters, not a wildcard); otherwise fails
-   * with `NatsError` (reason `InvalidSubject`). The `Result` can be yielded in
-   * `Effect.gen`.
+   * with `NatsError` (reason `InvalidSubject`).
    */
-  readonly make: (params: P) => Result.Result<Subject, NatsError>
+  readonly make: (params: P) => Effect.Effect<Subject, NatsError>
+  /** Like `make`, synchronously. */
+  readonly makeResult: (params: P) => Result.Result<Subject, NatsError>
   /**
    * Parses a subject built by this template back into its parameters; `None`
    * when the subject does not fit (other literal tokens, other token count, or
@@ -438,7 +439,7 @@ const PARAM_NAME = /^[A-Za-z_$][A-Za-z0-9_$]*$/
 /**
  * Compiles a typed subject template. Parameters are written `{name}` and must
  * occupy a whole token (`orders.{id}.created`); names are identifiers
- * (`[A-Za-z_$][A-Za-z0-9_$]*`) and must be unique. Other tokens are literal
+ * (`[A-Za-z_$][A-Za-z0-9_$]*`, not `__proto__`) and must be unique. Other tokens are literal
  * tokens of a publish subject (no wildcards).
  *
  * Templates are meant to be module-level constants, so an invalid template is
@@ -449,7 +450,8 @@ const PARAM_NAME = /^[A-Za-z_$][A-Za-z0-9_$]*$/
  * ```ts
  * const OrderCreated = template("orders.{orderId}.created")
  * OrderCreated.pattern // "orders.*.created"
- * OrderCreated.make({ orderId: "42" }) // Result.succeed("orders.42.created")
+ * OrderCreated.makeResult({ orderId: "42" }) // Result.succeed("orders.42.created")
+ * OrderCreated.make({ orderId: "42" }) // Effect.succeed("orders.42.created")
  * OrderCreated.parse("orders.42.created") // Option.some({ orderId: "42" })
  * ```
  *
@@ -469,7 +471,9 @@ export const template = <const T extends string>(template: T): SubjectTemplate<T
   for (const token of tokens) {
     if (token.length > 1 && token.charCodeAt(0) === 123 && token.charCodeAt(token.length - 1) === 125) {
       const name = token.slice(1, -1)
-      if (!PARAM_NAME.test(name)) fail(`parameter name ${quote(name)} is not an identifier`)
+      if (!PARAM_NAME.test(name) || name === "__proto__") {
+        fail(`parameter name ${quote(name)} is not an identifier`)
+      }
       if (params.includes(name)) fail(`duplicate parameter {${name}}`)
       params.push(name)
       names.push(name)
@@ -507,7 +511,7 @@ export const template = <const T extends string>(template: T): SubjectTemplate<T
   }
   const tail = acc
 
-  const make = (input: P): Result.Result<Subject, NatsError> => {
+  const makeResult = (input: P): Result.Result<Subject, NatsError> => {
     const record = input as Readonly<Record<string, string>>
     let out = ""
     for (let i = 0; i < paramOrder.length; i++) {
@@ -553,7 +557,8 @@ export const template = <const T extends string>(template: T): SubjectTemplate<T
     template,
     params: params as ReadonlyArray<string> as unknown as ReadonlyArray<keyof P & string>,
     pattern: patternString as SubjectPattern,
-    make,
+    make: (input) => Effect.fromResult(makeResult(input)),
+    makeResult,
     parse
   }
 }

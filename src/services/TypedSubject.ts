@@ -137,7 +137,7 @@ const resolveSubject = <A, P extends Params>(
   self: TypedSubject<A, P>,
   params: P | undefined
 ): Result.Result<string, NatsError> =>
-  self.template === undefined ? Result.succeed(self.subject) : self.template.make(params ?? ({} as P))
+  self.template === undefined ? Result.succeed(self.subject) : self.template.makeResult(params ?? ({} as P))
 
 /**
  * Encodes a value and publishes it. Encoding and subject errors fail before

@@ -1,0 +1,204 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Arbitrary, pipe, Result, Schema } from "effect"
+import * as Codec from "../../src/schemas/Codec.ts"
+
+const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s)
+
+const Order = Schema.Struct({
+  id: Schema.String,
+  n: Schema.Finite,
+  tags: Schema.Array(Schema.String),
+  paid: Schema.Boolean,
+  note: Schema.optionalKey(Schema.String)
+})
+const OrderCodec = Codec.json(Order)
+
+const decodeFailure = <A>(result: Result.Result<A, Codec.DecodeError>): Codec.DecodeError => {
+  if (Result.isSuccess(result)) assert.fail(`expected a DecodeError, got ${JSON.stringify(result.success)}`)
+  return result.failure
+}
+
+const encodeFailure = <A>(result: Result.Result<A, Codec.EncodeError>): Codec.EncodeError => {
+  if (Result.isSuccess(result)) assert.fail("expected an EncodeError")
+  return result.failure
+}
+
+describe("Codec.json", () => {
+  it("decodes and encodes", () => {
+    assert.strictEqual(OrderCodec.contentType, "application/json")
+    const value = { id: "o1", n: 1.5, tags: ["a"], paid: true }
+    const bytes = OrderCodec.encode(value)
+    assert.isTrue(Result.isSuccess(bytes))
+    if (Result.isSuccess(bytes)) {
+      assert.strictEqual(new TextDecoder().decode(bytes.success), JSON.stringify(value))
+      assert.deepStrictEqual(OrderCodec.decode(bytes.success), Result.succeed(value))
+    }
+  })
+
+  it("invalid JSON is a DecodeError holding the SyntaxError", () => {
+    const error = decodeFailure(OrderCodec.decode(utf8("{not json")))
+    assert.strictEqual(error._tag, "DecodeError")
+    assert.include(error.message, "not valid JSON")
+    assert.instanceOf(error.cause, SyntaxError)
+    assert.strictEqual(error.contentType, "application/json")
+    assert.isFalse(error.isRetryable)
+  })
+
+  it("wrong shape is a DecodeError with the schema issue", () => {
+    const error = decodeFailure(OrderCodec.decode(utf8(JSON.stringify({ id: 1, n: 1, tags: [], paid: true }))))
+    assert.include(error.message, "does not match the schema")
+    assert.include(error.message, "Expected string")
+    assert.include(error.message, "id")
+    assert.isTrue(Schema.isSchemaError(error.cause))
+  })
+
+  it("invalid UTF-8 and empty payloads are DecodeErrors", () => {
+    decodeFailure(OrderCodec.decode(new Uint8Array([0xff, 0xfe, 0x7b])))
+    decodeFailure(OrderCodec.decode(new Uint8Array()))
+  })
+
+  it("encode failures are EncodeErrors", () => {
+    const BigIntCodec = Codec.json(Schema.Struct({ n: Schema.Unknown }))
+    const error = encodeFailure(BigIntCodec.encode({ n: 1n }))
+    assert.strictEqual(error._tag, "EncodeError")
+    assert.include(error.message, "not JSON serialisable")
+    const undefinedError = encodeFailure(Codec.json(Schema.Unknown).encode(undefined))
+    assert.include(undefinedError.message, "not JSON serialisable")
+    const Positive = Codec.json(Schema.Number.check(Schema.isGreaterThan(0)))
+    const schemaError = encodeFailure(Positive.encode(-1))
+    assert.include(schemaError.message, "does not match the schema")
+    assert.isFalse(schemaError.isRetryable)
+  })
+
+  it("encodes through schema transformations", () => {
+    const DateCodec = Codec.json(Schema.Struct({ at: Schema.NumberFromString }))
+    const bytes = DateCodec.encode({ at: 5 })
+    assert.isTrue(Result.isSuccess(bytes))
+    if (Result.isSuccess(bytes)) {
+      assert.strictEqual(new TextDecoder().decode(bytes.success), "{\"at\":\"5\"}")
+      assert.deepStrictEqual(DateCodec.decode(bytes.success), Result.succeed({ at: 5 }))
+    }
+  })
+
+  // JSON cannot represent -0; normalise it so that the round trip is exact.
+  const orders = Arbitrary.schema(Order).pipe(Arbitrary.map((o) => ({ ...o, n: o.n + 0 })))
+
+  it.prop("round-trips generated values", [orders], ([order]) => {
+    const bytes = OrderCodec.encode(order)
+    assert.isTrue(Result.isSuccess(bytes))
+    if (Result.isSuccess(bytes)) assert.deepStrictEqual(OrderCodec.decode(bytes.success), Result.succeed(order))
+  }, { arbitrary: { runs: 300 } })
+
+  it.prop("never throws on arbitrary bytes", [Schema.Uint8Array], ([bytes]) => {
+    const result = OrderCodec.decode(bytes)
+    if (Result.isFailure(result)) assert.strictEqual(result.failure._tag, "DecodeError")
+  })
+
+  it.prop("wrong shapes give DecodeError, not a throw", [Schema.Unknown], ([value]) => {
+    const text = JSON.stringify(value)
+    if (text === undefined) return
+    const result = OrderCodec.decode(utf8(text))
+    if (Result.isFailure(result)) assert.strictEqual(result.failure._tag, "DecodeError")
+    else assert.isTrue(Schema.is(Order)(result.success))
+  })
+})
+
+describe("Codec.string", () => {
+  it("decodes and encodes UTF-8", () => {
+    assert.deepStrictEqual(Codec.string.decode(utf8("héllo 😀")), Result.succeed("héllo 😀"))
+    const bytes = Codec.string.encode("\ufeffbom")
+    assert.isTrue(Result.isSuccess(bytes))
+    if (Result.isSuccess(bytes)) assert.deepStrictEqual(Codec.string.decode(bytes.success), Result.succeed("\ufeffbom"))
+  })
+
+  it("invalid UTF-8 is a DecodeError, unpaired surrogates an EncodeError", () => {
+    const error = decodeFailure(Codec.string.decode(new Uint8Array([0x61, 0xc3])))
+    assert.include(error.message, "UTF-8")
+    const encodeError = encodeFailure(Codec.string.encode("a\ud800b"))
+    assert.include(encodeError.message, "surrogate")
+  })
+
+  const wellFormed = Arbitrary.schema(Schema.String).pipe(
+    Arbitrary.filter((s: string) => Result.isSuccess(Codec.string.encode(s)))
+  )
+
+  it.prop("round-trips well-formed unicode strings", [wellFormed], ([s]) => {
+    const bytes = Codec.string.encode(s)
+    assert.isTrue(Result.isSuccess(bytes))
+    if (Result.isSuccess(bytes)) {
+      assert.deepStrictEqual(bytes.success, utf8(s))
+      assert.deepStrictEqual(Codec.string.decode(bytes.success), Result.succeed(s))
+    }
+  }, { arbitrary: { runs: 300 } })
+})
+
+describe("Codec.bytes", () => {
+  it.prop("is the identity", [Schema.Uint8Array], ([bytes]) => {
+    const encoded = Codec.bytes.encode(bytes)
+    assert.isTrue(Result.isSuccess(encoded))
+    if (Result.isSuccess(encoded)) {
+      assert.strictEqual(encoded.success, bytes)
+      const decoded = Codec.bytes.decode(encoded.success)
+      assert.isTrue(Result.isSuccess(decoded))
+      if (Result.isSuccess(decoded)) assert.strictEqual(decoded.success, bytes)
+    }
+    assert.strictEqual(Codec.bytes.contentType, "application/octet-stream")
+  })
+})
+
+describe("Codec.fromStringSchema and make", () => {
+  const NumberText = Codec.fromStringSchema(Schema.FiniteFromString)
+
+  it("decodes text through a schema", () => {
+    assert.deepStrictEqual(NumberText.decode(utf8("42")), Result.succeed(42))
+    const error = decodeFailure(NumberText.decode(utf8("forty-two")))
+    assert.include(error.message, "does not match the schema")
+    assert.deepStrictEqual(NumberText.encode(1.5), Result.succeed(utf8("1.5")))
+    assert.strictEqual(NumberText.contentType, "text/plain; charset=utf-8")
+    assert.strictEqual(
+      Codec.fromStringSchema(Schema.String, { contentType: "text/csv" }).contentType,
+      "text/csv"
+    )
+  })
+
+  // String(-0) is "0": normalise -0 so that the round trip is exact.
+  const finite = Arbitrary.schema(Schema.Finite).pipe(Arbitrary.map((n) => n + 0))
+
+  it.prop("round-trips finite numbers", [finite], ([n]) => {
+    const bytes = NumberText.encode(n)
+    assert.isTrue(Result.isSuccess(bytes))
+    if (Result.isSuccess(bytes)) assert.deepStrictEqual(NumberText.decode(bytes.success), Result.succeed(n))
+  })
+
+  it("make builds a custom codec", () => {
+    const Flag = Codec.make<boolean>({
+      contentType: "application/x-flag",
+      encode: (value) => Result.succeed(new Uint8Array([value ? 1 : 0])),
+      decode: (bytes) =>
+        bytes.length === 1 && (bytes[0] === 0 || bytes[0] === 1)
+          ? Result.succeed(bytes[0] === 1)
+          : Result.fail(new Codec.DecodeError({ message: "expected one byte 0 or 1" }))
+    })
+    assert.strictEqual(Flag.contentType, "application/x-flag")
+    assert.deepStrictEqual(Flag.decode(new Uint8Array([1])), Result.succeed(true))
+    assert.isTrue(Result.isFailure(Flag.decode(new Uint8Array([2]))))
+    const check: Codec.Type<typeof Flag> = true
+    assert.isTrue(check)
+  })
+})
+
+describe("withSubject", () => {
+  it("adds the subject to decode and encode errors, data-first and data-last", () => {
+    const error = decodeFailure(OrderCodec.decode(utf8("nope")))
+    const withSubject = Codec.withSubject(error, "orders.1")
+    assert.instanceOf(withSubject, Codec.DecodeError)
+    assert.strictEqual(withSubject.subject, "orders.1")
+    assert.strictEqual(withSubject.message, error.message)
+    assert.strictEqual(withSubject.cause, error.cause)
+    assert.isUndefined(error.subject)
+    const encodeError = new Codec.EncodeError({ message: "boom" })
+    const piped = pipe(encodeError, Codec.withSubject("a.b"))
+    assert.instanceOf(piped, Codec.EncodeError)
+    assert.strictEqual(piped.subject, "a.b")
+  })
+})
