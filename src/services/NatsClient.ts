@@ -256,6 +256,22 @@ export const toHeaders = (init: HeadersInit): MsgHdrs => {
   return h
 }
 
+/**
+ * A reply reporting a failure the NATS services way: the
+ * `Nats-Service-Error` (a one-line message) and `Nats-Service-Error-Code`
+ * headers, no payload.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const serviceErrorReply = (code: number, error: unknown): Reply => {
+  const h = makeHeaders()
+  const text = error instanceof Error ? error.message : String(error)
+  h.set(ServiceErrorHeader, text.replace(/[\r\n]+/g, " ").trim() || "error")
+  h.set(ServiceErrorCodeHeader, String(code))
+  return { headers: h }
+}
+
 const isMsgHdrs = (init: HeadersInit): init is MsgHdrs =>
   typeof (init as { readonly encode?: unknown }).encode === "function"
 
@@ -662,7 +678,7 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
     ): Effect.Effect<Fiber.Fiber<never, E.NatsError>, E.NatsError, R | Scope.Scope> =>
       Effect.gen(function*() {
         const respond = (msg: Msg) =>
-          handler(msg).pipe(
+          Effect.suspend(() => handler(msg)).pipe(
             Effect.matchCauseEffect({
               onSuccess: (reply) =>
                 Effect.sync(() => {
@@ -673,10 +689,8 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
                 if (Cause.hasInterruptsOnly(cause)) return Effect.void
                 return Effect.logError(`nats: handler for ${subject} failed`, cause).pipe(
                   Effect.andThen(Effect.sync(() => {
-                    const h = makeHeaders()
-                    h.set(ServiceErrorHeader, Cause.pretty(cause).split("\n")[0] ?? "handler failed")
-                    h.set(ServiceErrorCodeHeader, "500")
-                    msg.respond(undefined, { headers: h })
+                    const { headers } = replyParts(serviceErrorReply(500, Cause.squash(cause)))
+                    msg.respond(undefined, headers === undefined ? undefined : { headers })
                   }))
                 )
               }

@@ -20,7 +20,7 @@ import { Cause, Effect, Result } from "effect"
 import * as Codec from "../schemas/Codec.ts"
 import * as E from "../schemas/NatsError.ts"
 import type { Reply, RequestOptions, ServeOptions } from "./NatsClient.ts"
-import { NatsClient, ServiceErrorCodeHeader, ServiceErrorHeader } from "./NatsClient.ts"
+import { NatsClient, ServiceErrorCodeHeader, ServiceErrorHeader, serviceErrorReply } from "./NatsClient.ts"
 
 /**
  * Header marking a reply whose payload is the endpoint's typed error.
@@ -141,13 +141,6 @@ export const call = <Req, Res, Err>(
     )
   }).pipe(Effect.withSpan("Rpc.call", { attributes: { "messaging.destination.name": endpoint.subject } }))
 
-const failureReply = (code: number, message: string): Reply => {
-  const h = makeHeaders()
-  h.set(ServiceErrorHeader, message)
-  h.set(ServiceErrorCodeHeader, String(code))
-  return { headers: h }
-}
-
 const typedErrorReply = (payload: Uint8Array): Reply => {
   const h = makeHeaders()
   h.set(RpcErrorHeader, "1")
@@ -173,7 +166,7 @@ export const serve = <Req, Res, Err, R>(
       if (Result.isFailure(request)) {
         return Effect.as(
           Effect.logWarning(`nats: undecodable request on ${endpoint.subject}: ${request.failure.message}`),
-          failureReply(400, `undecodable request: ${request.failure.message}`)
+          serviceErrorReply(400, `undecodable request: ${request.failure.message}`)
         )
       }
       return handler(request.success, msg).pipe(
@@ -184,7 +177,7 @@ export const serve = <Req, Res, Err, R>(
               ? Effect.succeed<Reply>(encoded.success)
               : Effect.as(
                 Effect.logError(`nats: could not encode the reply on ${endpoint.subject}`, encoded.failure),
-                failureReply(500, `could not encode the reply: ${encoded.failure.message}`)
+                serviceErrorReply(500, `could not encode the reply: ${encoded.failure.message}`)
               )
           },
           onFailure: (cause) => {
