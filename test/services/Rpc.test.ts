@@ -32,7 +32,9 @@ describe("Rpc", () => {
     it.effect("a handler's typed failure reaches the caller as that typed error", () =>
       Effect.gen(function*() {
         yield* Rpc.serve(PriceLookup, lookup)
-        const unknown = yield* Effect.flip(Rpc.call(PriceLookup, { sku: "kiwi", quantity: 1 }, { timeout: "2 seconds" }))
+        const unknown = yield* Effect.flip(
+          Rpc.call(PriceLookup, { sku: "kiwi", quantity: 1 }, { timeout: "2 seconds" })
+        )
         assert.instanceOf(unknown, UnknownSku)
         assert.deepStrictEqual(unknown, new UnknownSku({ sku: "kiwi" }))
         const stock = yield* Effect.flip(Rpc.call(PriceLookup, { sku: "pear", quantity: 11 }))

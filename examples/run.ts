@@ -1,0 +1,23 @@
+/**
+ * Runs one example: `npm run example -- <name>`. Each example runs on an
+ * embedded nats-server unless NATS_URL is set.
+ */
+import { NodeRuntime } from "@effect/platform-node"
+import type { Effect } from "effect"
+
+const examples: Record<string, () => Promise<{ readonly main: Effect.Effect<unknown, unknown> }>> = {
+  connection: () => import("./connection.ts"),
+  wildcards: () => import("./wildcards.ts"),
+  "queue-worker": () => import("./queue-worker.ts"),
+  pricing: () => import("./pricing.ts")
+}
+
+const name = process.argv[2]
+const load = name === undefined ? undefined : examples[name]
+if (load === undefined) {
+  console.error(`usage: npm run example -- <${Object.keys(examples).join(" | ")}>`)
+  process.exit(2)
+} else {
+  const { main } = await load()
+  NodeRuntime.runMain(main)
+}
