@@ -259,6 +259,138 @@ export class ServiceError extends Schema.TaggedError<ServiceError>("effect-nats/
 }
 
 /**
+ * JetStream is not enabled on the server or for the account.
+ *
+ * @category reasons
+ * @since 0.1.0
+ */
+export class JetStreamNotEnabled
+  extends Schema.TaggedError<JetStreamNotEnabled>("effect-nats/NatsError/JetStreamNotEnabled")(
+    "JetStreamNotEnabled",
+    Common
+  )
+{
+  /** @since 0.1.0 */
+  readonly [ReasonTypeId] = ReasonTypeId
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
+ * The JetStream stream does not exist (`stream` names it when known). Not retryable as such;
+ * a consumer may recover by a schedule that recreates it.
+ *
+ * @category reasons
+ * @since 0.1.0
+ */
+export class StreamNotFound extends Schema.TaggedError<StreamNotFound>("effect-nats/NatsError/StreamNotFound")(
+  "StreamNotFound",
+  {
+    ...Common,
+    stream: Schema.optional(Schema.String)
+  }
+) {
+  /** @since 0.1.0 */
+  readonly [ReasonTypeId] = ReasonTypeId
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
+ * The JetStream consumer does not exist (or was deleted).
+ *
+ * @category reasons
+ * @since 0.1.0
+ */
+export class ConsumerNotFound extends Schema.TaggedError<ConsumerNotFound>("effect-nats/NatsError/ConsumerNotFound")(
+  "ConsumerNotFound",
+  {
+    ...Common,
+    stream: Schema.optional(Schema.String),
+    consumer: Schema.optional(Schema.String)
+  }
+) {
+  /** @since 0.1.0 */
+  readonly [ReasonTypeId] = ReasonTypeId
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
+ * A JetStream publish went to a subject that no stream captures (nats.js reports this
+ * misleadingly as "jetstream is not enabled").
+ *
+ * @category reasons
+ * @since 0.1.0
+ */
+export class NoStreamForSubject
+  extends Schema.TaggedError<NoStreamForSubject>("effect-nats/NatsError/NoStreamForSubject")(
+    "NoStreamForSubject",
+    Common
+  )
+{
+  /** @since 0.1.0 */
+  readonly [ReasonTypeId] = ReasonTypeId
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
+ * A publish expectation failed: the stream's (or subject's) last sequence, or last
+ * message id, was not the expected one.
+ *
+ * @category reasons
+ * @since 0.1.0
+ */
+export class WrongLastSequence extends Schema.TaggedError<WrongLastSequence>("effect-nats/NatsError/WrongLastSequence")(
+  "WrongLastSequence",
+  {
+    ...Common,
+    code: Schema.optional(Schema.Number),
+    errCode: Schema.optional(Schema.Number)
+  }
+) {
+  /** @since 0.1.0 */
+  readonly [ReasonTypeId] = ReasonTypeId
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
+ * The JetStream API answered with an error (`code` is the HTTP-like status, `errCode` the
+ * JetStream error code); `field` names the configuration field a create-or-update could not change.
+ *
+ * @category reasons
+ * @since 0.1.0
+ */
+export class JetStreamApi extends Schema.TaggedError<JetStreamApi>("effect-nats/NatsError/JetStreamApi")(
+  "JetStreamApi",
+  {
+    ...Common,
+    code: Schema.Number,
+    errCode: Schema.Number,
+    field: Schema.optional(Schema.String)
+  }
+) {
+  /** @since 0.1.0 */
+  readonly [ReasonTypeId] = ReasonTypeId
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return this.code === 503 || this.code === 408
+  }
+}
+
+/**
  * The server sent a protocol error, or a failure did not fit another reason.
  *
  * @category reasons
@@ -292,6 +424,12 @@ export type NatsErrorReason =
   | SlowConsumer
   | InvalidArgument
   | ServiceError
+  | JetStreamNotEnabled
+  | StreamNotFound
+  | ConsumerNotFound
+  | NoStreamForSubject
+  | WrongLastSequence
+  | JetStreamApi
   | Unknown
 
 /**
@@ -313,6 +451,12 @@ export const NatsErrorReason: Schema.Union<[
   typeof SlowConsumer,
   typeof InvalidArgument,
   typeof ServiceError,
+  typeof JetStreamNotEnabled,
+  typeof StreamNotFound,
+  typeof ConsumerNotFound,
+  typeof NoStreamForSubject,
+  typeof WrongLastSequence,
+  typeof JetStreamApi,
   typeof Unknown
 ]> = Schema.Union([
   Timeout,
@@ -327,6 +471,12 @@ export const NatsErrorReason: Schema.Union<[
   SlowConsumer,
   InvalidArgument,
   ServiceError,
+  JetStreamNotEnabled,
+  StreamNotFound,
+  ConsumerNotFound,
+  NoStreamForSubject,
+  WrongLastSequence,
+  JetStreamApi,
   Unknown
 ])
 
