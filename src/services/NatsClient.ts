@@ -251,7 +251,7 @@ export const toHeaders = (init: HeadersInit): MsgHdrs => {
   for (const key of Object.keys(init)) {
     const value = init[key]
     if (typeof value === "string") h.set(key, value)
-    else if (value !== undefined) for (const v of value) h.append(key, v)
+    else if (value !== undefined) { for (const v of value) h.append(key, v) }
   }
   return h
 }
@@ -369,7 +369,9 @@ const checkPattern = (subject: string, operation: string): E.NatsError | undefin
   const problem = Subject.validatePattern(subject)
   return problem === undefined
     ? undefined
-    : natsError(new E.InvalidSubject({ operation, subject, message: `invalid subject pattern "${subject}": ${problem}` }))
+    : natsError(
+      new E.InvalidSubject({ operation, subject, message: `invalid subject pattern "${subject}": ${problem}` })
+    )
 }
 
 const checkQueue = (subject: string, queue: string | undefined): E.NatsError | undefined => {
@@ -463,7 +465,9 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
             Effect.fail(natsError(
               new E.Timeout({
                 operation: "connect",
-                message: `could not connect to ${servers.join(", ")} within ${Duration.format(Duration.fromInputUnsafe(connectTimeout))}`,
+                message: `could not connect to ${servers.join(", ")} within ${
+                  Duration.format(Duration.fromInputUnsafe(connectTimeout))
+                }`,
                 timeoutMillis: millis(connectTimeout)
               })
             ))
