@@ -446,7 +446,10 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
       connect(natsOptions).then(
         (nc) => {
           if (signal.aborted) void nc.close().catch(() => undefined)
-          else resume(Effect.succeed(nc))
+          else {
+            current = nc
+            resume(Effect.succeed(nc))
+          }
         },
         (cause) => resume(Effect.fail(fromUnknown(cause, { operation: "connect" })))
       )
@@ -472,10 +475,13 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
               })
             ))
         }),
-        Effect.tap((nc) =>
+        Effect.tap(() => Effect.sync(() => driver.reset())),
+        // interrupted after a connect succeeded but before the finalizer was
+        // registered: close that connection
+        Effect.onInterrupt(() =>
           Effect.sync(() => {
-            current = nc
-            driver.reset()
+            const late = current
+            if (late !== undefined && !late.isClosed()) void late.close().catch(() => undefined)
           })
         )
       ),
@@ -491,7 +497,9 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
             yield* Effect.logWarning("nats: drain did not complete in time; closing the connection")
           }
           yield* Effect.promise(() => nc.close().catch(() => undefined))
-        })
+        }),
+      // the first connect (retries included) can be interrupted
+      { interruptible: true }
     )
 
     const statusIterator = nc.status()
