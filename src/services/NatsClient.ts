@@ -635,6 +635,9 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
       Stream.unwrap(Effect.suspend(() => {
         const invalid = checkSubject(subject, "requestMany")
         if (invalid !== undefined) return Effect.fail(invalid)
+        const hdrs = options?.headers === undefined ? undefined : toHeaders(options.headers)
+        const tooBig = checkPayload(subject, payload, hdrs, "requestMany")
+        if (tooBig !== undefined) return Effect.fail(tooBig)
         const maxWait = millis(options?.maxWait ?? "5 seconds")
         const strategy = options?.maxMessages !== undefined ? "count" : options?.stall !== undefined ? "stall" : "timer"
         return Effect.tryPromise({
@@ -644,7 +647,7 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
               maxWait,
               ...(options?.maxMessages === undefined ? {} : { maxMessages: options.maxMessages }),
               ...(options?.stall === undefined ? {} : { stall: millis(options.stall) }),
-              ...(options?.headers === undefined ? {} : { headers: toHeaders(options.headers) })
+              ...(hdrs === undefined ? {} : { headers: hdrs })
             }),
           catch: (cause) => fromUnknown(cause, { operation: "requestMany", subject })
         }).pipe(
