@@ -1,7 +1,7 @@
 import { assert, describe, it, layer } from "@effect/vitest"
 import type { Msg } from "@nats-io/nats-core"
 import { createUser } from "@nats-io/nkeys"
-import { ConfigProvider, Deferred, Duration, Effect, Exit, Fiber, Layer, Schedule, Scope, Stream } from "effect"
+import { ConfigProvider, Deferred, Duration, Effect, Exit, Fiber, Layer, Logger, Schedule, Scope, Stream } from "effect"
 import * as Net from "node:net"
 import * as NatsServer from "../../src/layers/NatsServer.ts"
 import * as Auth from "../../src/schemas/Auth.ts"
@@ -226,6 +226,38 @@ layer(NatsServer.layer({ jetstream: false }), { excludeTestServices: true })("Na
         Stream.runCollect
       )
       assert.deepStrictEqual([...replies].sort(), ["a", "b", "c"])
+    }))
+
+  it.effect("requestMany: no responders, oversized payload, invalid subject", () =>
+    Effect.gen(function*() {
+      const server = yield* NatsServer.NatsServer
+      const nc = yield* client(server.url)
+      const none = yield* Effect.flip(
+        Stream.runCollect(nc.requestMany("rpc.nobody.many", "x", { maxWait: "300 millis" }))
+      )
+      assert.strictEqual(reasonOf(none), "NoResponders")
+      const big = yield* Effect.flip(Stream.runCollect(nc.requestMany("rpc.big", new Uint8Array(nc.maxPayload() + 1))))
+      assert.strictEqual(reasonOf(big), "MaxPayloadExceeded")
+      if (big.reason._tag === "MaxPayloadExceeded") {
+        assert.strictEqual(big.reason.size, nc.maxPayload() + 1)
+        assert.strictEqual(big.reason.maxPayload, nc.maxPayload())
+      }
+      const invalid = yield* Effect.flip(Stream.runCollect(nc.requestMany("a..b", "x")))
+      assert.strictEqual(reasonOf(invalid), "InvalidSubject")
+    }))
+
+  it.effect("serve: a failing handler answers with the service error headers and keeps serving", () =>
+    Effect.gen(function*() {
+      const server = yield* NatsServer.NatsServer
+      const nc = yield* client(server.url)
+      yield* nc.serve(
+        "rpc.fails",
+        (msg) => msg.string() === "fail" ? Effect.fail(new Error("boom")) : Effect.succeed("fine")
+      ).pipe(Effect.provide(Logger.layer([])))
+      const failed = yield* nc.request("rpc.fails", "fail")
+      assert.include(failed.headers?.get(NatsClient.ServiceErrorHeader) ?? "", "boom")
+      assert.strictEqual(failed.headers?.get(NatsClient.ServiceErrorCodeHeader), "500")
+      assert.strictEqual((yield* nc.request("rpc.fails", "ok")).string(), "fine")
     }))
 
   it.effect("invalid subjects fail with InvalidSubject before anything is sent", () =>
