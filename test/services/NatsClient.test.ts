@@ -31,13 +31,16 @@ const recordEvents = (c: NatsClient.NatsClientShape) =>
       Stream.runForEach(c.events, (event) =>
         Effect.sync(() => {
           seen.push(event)
-          for (const w of waiters) if (w.pred(event)) Deferred.doneUnsafe(w.deferred, Exit.succeed(event))
+          for (const w of waiters) {
+            if (w.pred(event)) Deferred.doneUnsafe(w.deferred, Exit.succeed(event))
+          }
         })),
       { startImmediately: true }
     )
-    const waitFor = (pred: (e: ConnectionEvent) => boolean) =>
+    /** The first event matching `pred` at index `from` or later, awaited if need be. */
+    const waitFor = (pred: (e: ConnectionEvent) => boolean, from = 0) =>
       Effect.gen(function*() {
-        const found = seen.find(pred)
+        const found = seen.slice(from).find(pred)
         if (found !== undefined) return found
         const deferred = yield* Deferred.make<ConnectionEvent>()
         waiters.push({ pred, deferred })
@@ -325,6 +328,41 @@ layer(NatsServer.layer({ jetstream: false }), { excludeTestServices: true })("Na
       yield* events.waitFor((e) => e._tag === "SlowConsumer" && e.subject === "burst.o")
     }))
 
+  it.effect("a subscription ends (without failing) after max messages, or when its scope closes", () =>
+    Effect.gen(function*() {
+      const server = yield* NatsServer.NatsServer
+      const nc = yield* client(server.url)
+      const limited = yield* nc.subscribeScoped("max.x", { max: 3 })
+      for (let i = 0; i < 5; i++) yield* nc.publish("max.x", String(i))
+      yield* nc.flush
+      assert.deepStrictEqual(yield* Stream.runCollect(Stream.map(limited, text)), ["0", "1", "2"])
+
+      const scope = yield* Scope.make()
+      const scoped = yield* nc.subscribeScoped("scoped.x").pipe(Scope.provide(scope))
+      yield* nc.publish("scoped.x", "a")
+      yield* nc.flush
+      yield* Scope.close(scope, Exit.void)
+      // already buffered messages are still handed out, then the stream ends
+      assert.deepStrictEqual(yield* Stream.runCollect(Stream.map(scoped, text)), ["a"])
+    }))
+
+  it.effect("drain: subscriptions end, awaitClosed succeeds, the last event is Closed", () =>
+    Effect.gen(function*() {
+      const server = yield* NatsServer.NatsServer
+      const nc = yield* client(server.url)
+      const events = yield* recordEvents(nc)
+      const sub = yield* nc.subscribeScoped("drain.me")
+      const running = yield* Effect.forkScoped(Stream.runCollect(Stream.map(sub, text)))
+      yield* nc.publish("drain.me", "one")
+      yield* nc.drain
+      yield* nc.awaitClosed
+      assert.isTrue(nc.connection.isClosed())
+      assert.deepStrictEqual(yield* Fiber.join(running), ["one"])
+      const closed = yield* events.waitFor((e) => e._tag === "Closed")
+      assert.deepStrictEqual(closed, { _tag: "Closed" })
+      assert.strictEqual(reasonOf(yield* Effect.flip(nc.publish("drain.me", "late"))), "ConnectionClosed")
+    }))
+
   it.effect("releasing the scope drains: a last message is delivered, the connection is gone from /connz", () =>
     Effect.gen(function*() {
       const server = yield* NatsServer.NatsServer
@@ -498,6 +536,35 @@ describe("NatsClient (dedicated servers)", () => {
       assert.deepStrictEqual(lifecycle, ["Disconnected", "Reconnected"])
     }))
 
+  it.live("a successful reconnect resets the reconnect schedule", () =>
+    Effect.gen(function*() {
+      const server = yield* NatsServer.make({ jetstream: false })
+      // 5 attempts per outage; each outage below takes at least 3, so two outages
+      // only both recover when the schedule restarts after the first reconnect
+      const nc = yield* client(server.url, {
+        reconnectSchedule: Schedule.spaced("250 millis").pipe(Schedule.upTo({ times: 4 }))
+      })
+      const events = yield* recordEvents(nc)
+      const outage = Effect.gen(function*() {
+        const from = events.seen.length
+        yield* server.stop()
+        yield* events.waitFor((e) => e._tag === "Reconnecting" && e.attempt === 2, from)
+        yield* server.start()
+        yield* events.waitFor((e) => e._tag === "Reconnected", from)
+        return events.seen.slice(from).flatMap((e) => e._tag === "Reconnecting" ? [e.attempt] : [])
+      }).pipe(Effect.timeout("10 seconds"))
+      const first = yield* outage
+      const second = yield* outage
+      for (const attempts of [first, second]) {
+        assert.isAtLeast(attempts.length, 3, JSON.stringify(events.seen))
+        assert.deepStrictEqual(attempts, Array.from({ length: attempts.length }, (_, i) => i + 1))
+      }
+      const sub = yield* nc.subscribeScoped("reset.x")
+      yield* nc.publish("reset.x", "alive")
+      assert.deepStrictEqual(yield* Stream.runCollect(Stream.take(Stream.map(sub, text), 1)), ["alive"])
+      assert.isFalse(nc.connection.isClosed())
+    }))
+
   it.live("an exhausted reconnect schedule closes the connection: everything fails with ConnectionClosed", () =>
     Effect.gen(function*() {
       const server = yield* NatsServer.make({ jetstream: false })
@@ -510,6 +577,7 @@ describe("NatsClient (dedicated servers)", () => {
       const sub = yield* nc.subscribeScoped("gone.>")
       const running = yield* Effect.forkScoped(Stream.runDrain(sub))
       const closed = yield* Effect.forkScoped(nc.awaitClosed)
+      const responder = yield* nc.serve("gone.rpc", () => Effect.succeed("unreachable"))
       yield* server.stop()
       yield* events.waitFor((e) => e._tag === "Disconnected")
       const t0 = Date.now()
@@ -522,6 +590,7 @@ describe("NatsClient (dedicated servers)", () => {
       assert.strictEqual(reasonOf(subError), "ConnectionClosed")
       const closedError = yield* Effect.flip(Fiber.join(closed))
       assert.strictEqual(reasonOf(closedError), "ConnectionClosed")
+      assert.strictEqual(reasonOf(yield* Effect.flip(Fiber.join(responder))), "ConnectionClosed")
       assert.strictEqual(reasonOf(yield* Effect.flip(nc.publish("gone.x", "x"))), "ConnectionClosed")
       assert.strictEqual(reasonOf(yield* Effect.flip(nc.request("gone.x", "x"))), "ConnectionClosed")
       assert.strictEqual(reasonOf(yield* Effect.flip(nc.flush)), "ConnectionClosed")
