@@ -55,8 +55,9 @@ export const acquire = (
       capacity: options.bufferSize,
       strategy: options.overflow === "dropOldest" ? "sliding" : "dropping"
     }),
-    (queue) =>
-      Effect.as(
+    (queue) => {
+      let unsubscribed = false
+      return Effect.as(
         Effect.acquireRelease(
           Effect.try({
             try: () => {
@@ -70,6 +71,7 @@ export const acquire = (
               const overflow = (sub: Subscription) => {
                 dropped++
                 if (options.overflow === "fail") {
+                  unsubscribed = true
                   sub.unsubscribe()
                   failWith(
                     new E.NatsError({
@@ -110,7 +112,12 @@ export const acquire = (
                 (err) => {
                   if (failed) return
                   if (err instanceof Error) return failWith(fromUnknown(err, { operation: "subscribe", subject }))
-                  if (nc.isClosed() && !hooks.isReleasing()) {
+                  // nats.js closes every subscription before it marks the
+                  // connection closed (`isClosed()` is still false here), so a
+                  // subscription that ends neither by our unsubscribe, nor by
+                  // reaching `max`, nor by a drain, ended with its connection.
+                  const reachedMax = options.max !== undefined && sub.getProcessed() >= options.max
+                  if (!unsubscribed && !reachedMax && !sub.isDraining() && !hooks.isReleasing()) {
                     return failWith(
                       new E.NatsError({
                         reason: new E.ConnectionClosed({
@@ -129,10 +136,15 @@ export const acquire = (
             },
             catch: (cause) => fromUnknown(cause, { operation: "subscribe", subject })
           }),
-          (sub) => Effect.sync(() => sub.unsubscribe())
+          (sub) =>
+            Effect.sync(() => {
+              unsubscribed = true
+              sub.unsubscribe()
+            })
         ),
         queue
       )
+    }
   )
 
 /** A subscription as a Stream: subscribes when the stream starts, unsubscribes when it ends. */

@@ -471,7 +471,10 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
       connect(natsOptions).then(
         (nc) => {
           if (signal.aborted) void nc.close().catch(() => undefined)
-          else resume(Effect.succeed(nc))
+          else {
+            current = nc
+            resume(Effect.succeed(nc))
+          }
         },
         (cause) => resume(Effect.fail(fromUnknown(cause, { operation: "connect" })))
       )
@@ -497,10 +500,13 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
               })
             ))
         }),
-        Effect.tap((nc) =>
+        Effect.tap(() => Effect.sync(() => driver.reset())),
+        // interrupted after a connect succeeded but before the finalizer was
+        // registered: close that connection
+        Effect.onInterrupt(() =>
           Effect.sync(() => {
-            current = nc
-            driver.reset()
+            const late = current
+            if (late !== undefined && !late.isClosed()) void late.close().catch(() => undefined)
           })
         )
       ),
@@ -516,7 +522,9 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
             yield* Effect.logWarning("nats: drain did not complete in time; closing the connection")
           }
           yield* Effect.promise(() => nc.close().catch(() => undefined))
-        })
+        }),
+      // the first connect (retries included) can be interrupted
+      { interruptible: true }
     )
 
     const statusIterator = nc.status()
@@ -652,6 +660,9 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
       Stream.unwrap(Effect.suspend(() => {
         const invalid = checkSubject(subject, "requestMany")
         if (invalid !== undefined) return Effect.fail(invalid)
+        const hdrs = options?.headers === undefined ? undefined : toHeaders(options.headers)
+        const tooBig = checkPayload(subject, payload, hdrs, "requestMany")
+        if (tooBig !== undefined) return Effect.fail(tooBig)
         const maxWait = millis(options?.maxWait ?? "5 seconds")
         const strategy = options?.maxMessages !== undefined ? "count" : options?.stall !== undefined ? "stall" : "timer"
         return Effect.tryPromise({
@@ -661,7 +672,7 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
               maxWait,
               ...(options?.maxMessages === undefined ? {} : { maxMessages: options.maxMessages }),
               ...(options?.stall === undefined ? {} : { stall: millis(options.stall) }),
-              ...(options?.headers === undefined ? {} : { headers: toHeaders(options.headers) })
+              ...(hdrs === undefined ? {} : { headers: hdrs })
             }),
           catch: (cause) => fromUnknown(cause, { operation: "requestMany", subject })
         }).pipe(
