@@ -205,7 +205,11 @@ export interface NatsClientShape {
     subject: string,
     options?: SubscribeOptions
   ) => Effect.Effect<Stream.Stream<Msg, E.NatsError>, E.NatsError, Scope.Scope>
-  /** Send a request and wait for the first reply. */
+  /**
+   * Send a request and wait for the first reply. A reply carrying the
+   * `Nats-Service-Error` headers (a failed `serve` handler, a NATS service
+   * error) fails with reason `ServiceError`.
+   */
   readonly request: (subject: string, payload?: Payload, options?: RequestOptions) => Effect.Effect<Msg, E.NatsError>
   /** Send a request and stream every reply. */
   readonly requestMany: (
@@ -270,6 +274,23 @@ export const serviceErrorReply = (code: number, error: unknown): Reply => {
   h.set(ServiceErrorHeader, text.replace(/[\r\n]+/g, " ").trim() || "error")
   h.set(ServiceErrorCodeHeader, String(code))
   return { headers: h }
+}
+
+/** The `ServiceError` a reply carries in its service error headers, if any. */
+const serviceErrorOf = (subject: string, msg: Msg): E.NatsError | undefined => {
+  const h = msg.headers
+  if (h === undefined) return undefined
+  const code = h.get(ServiceErrorCodeHeader)
+  const text = h.get(ServiceErrorHeader)
+  if (code === "" && text === "") return undefined
+  return natsError(
+    new E.ServiceError({
+      operation: "request",
+      subject,
+      code: Number(code) || 500,
+      message: `responder on ${subject} failed (${code || "500"}): ${text || "no message"}`
+    })
+  )
 }
 
 const isMsgHdrs = (init: HeadersInit): init is MsgHdrs =>
@@ -646,10 +667,16 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
         const tooBig = checkPayload(subject, payload, hdrs, "request")
         if (tooBig !== undefined) return Effect.fail(tooBig)
         const timeout = millis(options?.timeout ?? "5 seconds")
-        return Effect.tryPromise({
-          try: () => nc.request(subject, payload, hdrs === undefined ? { timeout } : { timeout, headers: hdrs }),
-          catch: (cause) => fromUnknown(cause, { operation: "request", subject, timeoutMillis: timeout })
-        })
+        return Effect.flatMap(
+          Effect.tryPromise({
+            try: () => nc.request(subject, payload, hdrs === undefined ? { timeout } : { timeout, headers: hdrs }),
+            catch: (cause) => fromUnknown(cause, { operation: "request", subject, timeoutMillis: timeout })
+          }),
+          (msg) => {
+            const failed = serviceErrorOf(subject, msg)
+            return failed === undefined ? Effect.succeed(msg) : Effect.fail(failed)
+          }
+        )
       })
 
     const requestMany = (

@@ -18,9 +18,9 @@ import { headers as makeHeaders } from "@nats-io/nats-core"
 import type { Fiber, Schema, Scope } from "effect"
 import { Cause, Effect, Result } from "effect"
 import * as Codec from "../schemas/Codec.ts"
-import * as E from "../schemas/NatsError.ts"
+import type * as E from "../schemas/NatsError.ts"
 import type { Reply, RequestOptions, ServeOptions } from "./NatsClient.ts"
-import { NatsClient, ServiceErrorCodeHeader, ServiceErrorHeader, serviceErrorReply } from "./NatsClient.ts"
+import { NatsClient, serviceErrorReply } from "./NatsClient.ts"
 
 /**
  * Header marking a reply whose payload is the endpoint's typed error.
@@ -91,22 +91,6 @@ export const fromCodecs = <Req, Res, Err = never>(subject: string, codecs: {
   error: codecs.error
 })
 
-const serviceError = (subject: string, msg: Msg): E.NatsError | undefined => {
-  const h = msg.headers
-  if (h === undefined) return undefined
-  const code = h.get(ServiceErrorCodeHeader)
-  const text = h.get(ServiceErrorHeader)
-  if (code === "" && text === "") return undefined
-  return new E.NatsError({
-    reason: new E.ServiceError({
-      operation: "call",
-      subject,
-      code: Number(code) || 500,
-      message: `responder on ${subject} failed (${code || "500"}): ${text || "no message"}`
-    })
-  })
-}
-
 /**
  * Calls an endpoint: encodes the request, waits for the reply, and decodes it.
  * Fails with the endpoint's typed error when the handler failed with it.
@@ -131,8 +115,6 @@ export const call = <Req, Res, Err>(
             ? Effect.fail(error.success)
             : Effect.fail(Codec.withSubject(error.failure, endpoint.subject))
         }
-        const failed = serviceError(endpoint.subject, msg)
-        if (failed !== undefined) return Effect.fail(failed)
         const response = endpoint.response.decode(msg.data)
         return Result.isSuccess(response)
           ? Effect.succeed(response.success)

@@ -249,7 +249,7 @@ layer(NatsServer.layer({ jetstream: false }), { excludeTestServices: true })("Na
       assert.strictEqual(reasonOf(invalid), "InvalidSubject")
     }))
 
-  it.effect("serve: a failing handler answers with the service error headers and keeps serving", () =>
+  it.effect("serve: a failing handler answers with the service error headers; request fails with ServiceError", () =>
     Effect.gen(function*() {
       const server = yield* NatsServer.NatsServer
       const nc = yield* client(server.url)
@@ -257,9 +257,13 @@ layer(NatsServer.layer({ jetstream: false }), { excludeTestServices: true })("Na
         "rpc.fails",
         (msg) => msg.string() === "fail" ? Effect.fail(new Error("boom")) : Effect.succeed("fine")
       ).pipe(Effect.provide(Logger.layer([])))
-      const failed = yield* nc.request("rpc.fails", "fail")
-      assert.include(failed.headers?.get(NatsClient.ServiceErrorHeader) ?? "", "boom")
-      assert.strictEqual(failed.headers?.get(NatsClient.ServiceErrorCodeHeader), "500")
+      const raw = yield* Effect.promise(() => nc.connection.request("rpc.fails", "fail"))
+      assert.include(raw.headers?.get(NatsClient.ServiceErrorHeader) ?? "", "boom")
+      assert.strictEqual(raw.headers?.get(NatsClient.ServiceErrorCodeHeader), "500")
+      const failed = yield* Effect.flip(nc.request("rpc.fails", "fail"))
+      assert.strictEqual(reasonOf(failed), "ServiceError")
+      assert.include(failed.message, "boom")
+      assert.isTrue(failed.isRetryable)
       assert.strictEqual((yield* nc.request("rpc.fails", "ok")).string(), "fine")
     }))
 
