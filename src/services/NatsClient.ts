@@ -101,6 +101,28 @@ export interface PublishOptions {
 }
 
 /**
+ * A message for `publishAll`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface OutgoingMessage extends PublishOptions {
+  readonly subject: string
+  readonly payload?: Payload | undefined
+}
+
+/**
+ * Options of `publishAll`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface PublishAllOptions {
+  /** For a Stream: wait for the server (a flush) after this many messages. Default 16384. */
+  readonly flushEvery?: number | undefined
+}
+
+/**
  * Options of `subscribe`.
  *
  * @category models
@@ -109,7 +131,11 @@ export interface PublishOptions {
 export interface SubscribeOptions {
   /** Queue group: each message goes to one member of the group. */
   readonly queue?: string | undefined
-  /** Messages buffered between the server and the stream. Default 8192. */
+  /**
+   * Messages buffered between the server and the stream. Default 65536: the
+   * client reads the socket in large chunks, so a burst of several thousand
+   * small messages can arrive before the consumer runs.
+   */
   readonly bufferSize?: number | undefined
   /** What happens when the buffer is full. Default `"fail"`. */
   readonly overflow?: Overflow | undefined
@@ -194,6 +220,17 @@ export interface NatsClientShape {
   readonly connection: NatsConnection
   /** Publish a message. Invalid subjects and oversize payloads fail before anything is sent. */
   readonly publish: (subject: string, payload?: Payload, options?: PublishOptions) => Effect.Effect<void, E.NatsError>
+  /**
+   * Publish many messages with the cost of one Effect per batch, not per
+   * message: an iterable is published at once; a Stream a chunk at a time,
+   * with a `flush` (a round trip to the server) every `flushEvery` messages so
+   * that a fast producer cannot outrun the socket without bound. Stops at the
+   * first failure (messages before it were sent).
+   */
+  readonly publishAll: <E2 = never, R = never>(
+    messages: Iterable<OutgoingMessage> | Stream.Stream<OutgoingMessage, E2, R>,
+    options?: PublishAllOptions
+  ) => Effect.Effect<void, E.NatsError | E2, R>
   /** Subscribe to a subject or pattern (`*`, `>`), as a Stream with a bounded buffer. */
   readonly subscribe: (subject: string, options?: SubscribeOptions) => Stream.Stream<Msg, E.NatsError>
   /**
@@ -340,12 +377,10 @@ const authOptions = (auth: Auth.Auth | undefined): Partial<ConnectionOptions> =>
   }
 }
 
-const eventFromStatus = (status: Status, attempt: number): ConnectionEvent | undefined => {
+const eventFromStatus = (status: Status): ConnectionEvent | undefined => {
   switch (status.type) {
     case "disconnect":
       return { _tag: "Disconnected", server: status.server }
-    case "reconnecting":
-      return { _tag: "Reconnecting", attempt }
     case "reconnect":
       return { _tag: "Reconnected", server: status.server }
     case "update":
@@ -358,7 +393,8 @@ const eventFromStatus = (status: Status, attempt: number): ConnectionEvent | und
       return { _tag: "StaleConnection" }
     case "slowConsumer":
       return { _tag: "SlowConsumer", subject: status.sub.getSubject(), dropped: status.pending, bufferSize: 0 }
-    case "close":
+    case "reconnecting": // emitted by the reconnect hook, with the exact attempt
+    case "close": // emitted when `closed()` resolves, with the reason
     case "ping":
     case "forceReconnect":
       return undefined
@@ -430,7 +466,7 @@ const checkQueue = (subject: string, queue: string | undefined): E.NatsError | u
 const bridgeOptions = (options: SubscribeOptions | undefined) => ({
   queue: options?.queue,
   max: options?.max,
-  bufferSize: options?.bufferSize ?? 8192,
+  bufferSize: options?.bufferSize ?? 65_536,
   overflow: options?.overflow ?? "fail"
 })
 
@@ -484,6 +520,9 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
       reconnectDelayHandler: driver.reconnectDelayHandler,
       reconnectToServer: () => {
         driver.onDial()
+        // Emitted here, synchronously, so that the attempt number is exact (the
+        // status iterator's "reconnecting" arrives later and per address).
+        if (current !== undefined) emit({ _tag: "Reconnecting", attempt: driver.attempt() })
         return null
       }
     }
@@ -554,7 +593,7 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
         Stream.runForEach((status) =>
           Effect.sync(() => {
             if (status.type === "reconnect") driver.reset()
-            const event = eventFromStatus(status, driver.attempt())
+            const event = eventFromStatus(status)
             if (event !== undefined) emit(event)
           })
         ),
@@ -618,27 +657,83 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
       catch: (cause) => fromUnknown(cause, { operation: "rtt" })
     }).pipe(Effect.map(Duration.millis))
 
+    // Subjects already validated (bounded; cleared when full). Publishing to a
+    // handful of subjects is the common case; validation then costs a lookup.
+    const validSubjects = new Set<string>()
+    const checkSubjectCached = (subject: string, operation: string): E.NatsError | undefined => {
+      if (validSubjects.has(subject)) return undefined
+      const invalid = checkSubject(subject, operation)
+      if (invalid === undefined) {
+        if (validSubjects.size >= 4096) validSubjects.clear()
+        validSubjects.add(subject)
+      }
+      return invalid
+    }
+
+    /** Publishes now; returns the failure instead of throwing it. */
+    const publishNow = (
+      subject: string,
+      payload: Payload | undefined,
+      options: PublishOptions | undefined
+    ): E.NatsError | undefined => {
+      const invalid = checkSubjectCached(subject, "publish")
+      if (invalid !== undefined) return invalid
+      const hdrs = options?.headers === undefined ? undefined : toHeaders(options.headers)
+      const tooBig = checkPayload(subject, payload, hdrs, "publish")
+      if (tooBig !== undefined) return tooBig
+      try {
+        nc.publish(
+          subject,
+          payload,
+          hdrs === undefined && options?.reply === undefined ? undefined : {
+            ...(hdrs === undefined ? {} : { headers: hdrs }),
+            ...(options?.reply === undefined ? {} : { reply: options.reply })
+          }
+        )
+        return undefined
+      } catch (cause) {
+        return fromUnknown(cause, { operation: "publish", subject })
+      }
+    }
+
     const publish = (subject: string, payload?: Payload, options?: PublishOptions): Effect.Effect<void, E.NatsError> =>
       Effect.suspend(() => {
-        const invalid = checkSubject(subject, "publish")
-        if (invalid !== undefined) return Effect.fail(invalid)
-        const hdrs = options?.headers === undefined ? undefined : toHeaders(options.headers)
-        const tooBig = checkPayload(subject, payload, hdrs, "publish")
-        if (tooBig !== undefined) return Effect.fail(tooBig)
-        try {
-          nc.publish(
-            subject,
-            payload,
-            hdrs === undefined && options?.reply === undefined ? undefined : {
-              ...(hdrs === undefined ? {} : { headers: hdrs }),
-              ...(options?.reply === undefined ? {} : { reply: options.reply })
-            }
-          )
-          return Effect.void
-        } catch (cause) {
-          return Effect.fail(fromUnknown(cause, { operation: "publish", subject }))
-        }
+        const failed = publishNow(subject, payload, options)
+        return failed === undefined ? Effect.void : Effect.fail(failed)
       })
+
+    const publishBatch = (messages: Iterable<OutgoingMessage>): E.NatsError | undefined => {
+      for (const m of messages) {
+        const failed = publishNow(m.subject, m.payload, m)
+        if (failed !== undefined) return failed
+      }
+      return undefined
+    }
+
+    const publishAll = <E2 = never, R = never>(
+      messages: Iterable<OutgoingMessage> | Stream.Stream<OutgoingMessage, E2, R>,
+      options?: PublishAllOptions
+    ): Effect.Effect<void, E.NatsError | E2, R> => {
+      if (!Stream.isStream(messages)) {
+        return Effect.suspend(() => {
+          const failed = publishBatch(messages)
+          return failed === undefined ? Effect.void : Effect.fail(failed)
+        })
+      }
+      const stream = messages as Stream.Stream<OutgoingMessage, E2, R>
+      const flushEvery = options?.flushEvery ?? 16_384
+      return Effect.suspend(() => {
+        let sinceFlush = 0
+        return Stream.runForEachArray(stream, (chunk) => {
+          const failed = publishBatch(chunk)
+          if (failed !== undefined) return Effect.fail(failed)
+          sinceFlush += chunk.length
+          if (sinceFlush < flushEvery) return Effect.void
+          sinceFlush = 0
+          return flush
+        })
+      })
+    }
 
     const subscribe = (subject: string, options?: SubscribeOptions): Stream.Stream<Msg, E.NatsError> =>
       Stream.suspend(() => {
@@ -764,6 +859,7 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
     return NatsClient.of({
       connection: nc,
       publish,
+      publishAll,
       subscribe,
       subscribeScoped,
       request,

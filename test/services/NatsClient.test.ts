@@ -116,6 +116,32 @@ layer(NatsServer.layer({ jetstream: false }), { excludeTestServices: true })("Na
       assert.deepStrictEqual(yield* upToEnd(logsStar), ["logs.app", "logs.zz-end"])
     }))
 
+  it.effect("publishAll publishes an iterable or a Stream in order, and stops at the first invalid message", () =>
+    Effect.gen(function*() {
+      const server = yield* NatsServer.NatsServer
+      const nc = yield* client(server.url)
+      const received = yield* nc.subscribeScoped("bulk.>")
+      const fiber = yield* received.pipe(
+        Stream.take(30_000),
+        Stream.map((m) => m.string()),
+        Stream.runCollect,
+        Effect.forkChild
+      )
+      const batch = (from: number, n: number) =>
+        Array.from({ length: n }, (_, i) => ({ subject: `bulk.${(from + i) % 3}`, payload: String(from + i) }))
+      yield* nc.publishAll(batch(0, 10_000))
+      yield* nc.publishAll(Stream.fromIterable(batch(10_000, 20_000)), { flushEvery: 1000 })
+      const all = yield* Fiber.join(fiber)
+      assert.deepStrictEqual(all, Array.from({ length: 30_000 }, (_, i) => String(i)))
+
+      const before = nc.connection.stats().outMsgs
+      const error = yield* Effect.flip(
+        nc.publishAll([{ subject: "bulk.ok", payload: "1" }, { subject: "bulk..bad" }, { subject: "bulk.never" }])
+      )
+      assert.strictEqual(reasonOf(error), "InvalidSubject")
+      assert.strictEqual(nc.connection.stats().outMsgs, before + 1)
+    }))
+
   it.effect("headers round-trip (string and string[] values), with payload and reply subject", () =>
     Effect.gen(function*() {
       const server = yield* NatsServer.NatsServer
