@@ -30,7 +30,9 @@ const story = Effect.gen(function*() {
 
   yield* chapter("3. Queue group workers.orders")
   const shared = yield* Effect.scoped(QueueWorker.program(3, 3000))
-  yield* Console.log(`${shared.orders} orders published, ${shared.distinct} processed exactly once overall`)
+  yield* Console.log(
+    `${shared.orders} orders published; ${shared.processed} deliveries, ${shared.distinct} distinct orders, ${shared.duplicates} duplicates`
+  )
   for (const [worker, count] of Object.entries(shared.perWorker).sort()) {
     yield* Console.log(`  ${worker}: ${count} (${((100 * count) / shared.orders).toFixed(1)}%)`)
   }

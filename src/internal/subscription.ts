@@ -11,26 +11,24 @@ import type { Msg, NatsConnection, Subscription } from "@nats-io/nats-core"
 import type { Scope } from "effect"
 import { Cause, Effect, Queue, Stream } from "effect"
 import * as E from "../schemas/NatsError.ts"
+import type { Overflow } from "../schemas/Overflow.ts"
 import { fromUnknown } from "./errors.ts"
-
-/**
- * What a subscription does when its buffer is full.
- *
- * - `"fail"`: the stream fails with a `SlowConsumer` error (nothing is dropped
- *   silently; the subscription ends).
- * - `"dropNewest"`: the incoming message is dropped.
- * - `"dropOldest"`: the oldest buffered message is dropped.
- *
- * Dropping policies report a `SlowConsumer` connection event (and a warning
- * log) when overflow starts, with the count of messages dropped so far.
- */
-export type Overflow = "fail" | "dropNewest" | "dropOldest"
 
 export interface BridgeOptions {
   readonly queue?: string | undefined
   readonly max?: number | undefined
   readonly bufferSize: number
+  /** Payload bytes buffered, at most. */
+  readonly maxBytes: number
   readonly overflow: Overflow
+}
+
+/** A live subscription: its messages, and a way to stop intake gracefully. */
+export interface Acquired {
+  /** The messages; ends after `stop` once the buffer is drained. */
+  readonly messages: Stream.Stream<Msg, E.NatsError>
+  /** Unsubscribes and ends the stream after what is already buffered. */
+  readonly stop: () => void
 }
 
 export interface BridgeHooks {
@@ -41,15 +39,15 @@ export interface BridgeHooks {
 }
 
 /**
- * Subscribes now (in the current scope) and returns the bounded queue the
- * messages arrive in; the subscription ends when the scope closes.
+ * Subscribes now (in the current scope). Messages go into a queue bounded by
+ * count and by payload bytes; the subscription ends when the scope closes.
  */
 export const acquire = (
   nc: NatsConnection,
   subject: string,
   options: BridgeOptions,
   hooks: BridgeHooks
-): Effect.Effect<Queue.Dequeue<Msg, E.NatsError | Cause.Done>, E.NatsError, Scope.Scope> =>
+): Effect.Effect<Acquired, E.NatsError, Scope.Scope> =>
   Effect.flatMap(
     Queue.make<Msg, E.NatsError | Cause.Done>({
       capacity: options.bufferSize,
@@ -57,6 +55,17 @@ export const acquire = (
     }),
     (queue) => {
       let unsubscribed = false
+      let bytes = 0
+      let sub: Subscription | undefined
+      const messages = Stream.fromQueue(queue).pipe(Stream.mapArray((chunk) => {
+        for (const msg of chunk) bytes -= msg.data.length
+        return chunk
+      }))
+      const stop = () => {
+        unsubscribed = true
+        sub?.unsubscribe()
+        Queue.endUnsafe(queue)
+      }
       return Effect.as(
         Effect.acquireRelease(
           Effect.try({
@@ -80,7 +89,7 @@ export const acquire = (
                         subject,
                         bufferSize: options.bufferSize,
                         message:
-                          `subscription to ${subject} overflowed its buffer of ${options.bufferSize} messages (overflow: "fail")`
+                          `subscription to ${subject} overflowed its buffer of ${options.bufferSize} messages / ${options.maxBytes} bytes (overflow: "fail")`
                       })
                     })
                   )
@@ -90,25 +99,39 @@ export const acquire = (
                   hooks.onSlowConsumer(subject, dropped, options.bufferSize)
                 }
               }
-              const sub: Subscription = nc.subscribe(subject, {
+              const subscription: Subscription = nc.subscribe(subject, {
                 ...(options.queue === undefined ? {} : { queue: options.queue }),
                 ...(options.max === undefined ? {} : { max: options.max }),
                 callback: (err, msg) => {
                   if (failed) return
                   if (err !== null) return failWith(fromUnknown(err, { operation: "subscribe", subject }))
+                  const size = msg.data.length
                   if (options.overflow === "dropOldest") {
-                    const full = Queue.isFullUnsafe(queue)
+                    let full = false
+                    while (bytes + size > options.maxBytes && Queue.sizeUnsafe(queue) > 0) {
+                      const oldest = Queue.takeUnsafe(queue)
+                      if (oldest !== undefined && oldest._tag === "Success") bytes -= oldest.value.data.length
+                      full = true
+                    }
+                    if (Queue.isFullUnsafe(queue)) {
+                      const oldest = Queue.takeUnsafe(queue)
+                      if (oldest !== undefined && oldest._tag === "Success") bytes -= oldest.value.data.length
+                      full = true
+                    }
                     Queue.offerUnsafe(queue, msg)
-                    if (full) overflow(sub)
+                    bytes += size
+                    if (full) overflow(subscription)
                     else overflowing = false
-                  } else if (Queue.offerUnsafe(queue, msg)) {
+                  } else if (bytes + size <= options.maxBytes && Queue.offerUnsafe(queue, msg)) {
+                    bytes += size
                     overflowing = false
                   } else {
-                    overflow(sub)
+                    overflow(subscription)
                   }
                 }
               })
-              sub.closed.then(
+              sub = subscription
+              subscription.closed.then(
                 (err) => {
                   if (failed) return
                   if (err instanceof Error) return failWith(fromUnknown(err, { operation: "subscribe", subject }))
@@ -116,8 +139,8 @@ export const acquire = (
                   // connection closed (`isClosed()` is still false here), so a
                   // subscription that ends neither by our unsubscribe, nor by
                   // reaching `max`, nor by a drain, ended with its connection.
-                  const reachedMax = options.max !== undefined && sub.getProcessed() >= options.max
-                  if (!unsubscribed && !reachedMax && !sub.isDraining() && !hooks.isReleasing()) {
+                  const reachedMax = options.max !== undefined && subscription.getProcessed() >= options.max
+                  if (!unsubscribed && !reachedMax && !subscription.isDraining() && !hooks.isReleasing()) {
                     return failWith(
                       new E.NatsError({
                         reason: new E.ConnectionClosed({
@@ -132,17 +155,17 @@ export const acquire = (
                 },
                 (err) => failWith(fromUnknown(err, { operation: "subscribe", subject }))
               )
-              return sub
+              return subscription
             },
             catch: (cause) => fromUnknown(cause, { operation: "subscribe", subject })
           }),
-          (sub) =>
+          (subscription) =>
             Effect.sync(() => {
               unsubscribed = true
-              sub.unsubscribe()
+              subscription.unsubscribe()
             })
         ),
-        queue
+        { messages, stop }
       )
     }
   )
@@ -153,4 +176,5 @@ export const subscribeStream = (
   subject: string,
   options: BridgeOptions,
   hooks: BridgeHooks
-): Stream.Stream<Msg, E.NatsError> => Stream.unwrap(Effect.map(acquire(nc, subject, options, hooks), Stream.fromQueue))
+): Stream.Stream<Msg, E.NatsError> =>
+  Stream.unwrap(Effect.map(acquire(nc, subject, options, hooks), (acquired) => acquired.messages))

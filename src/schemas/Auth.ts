@@ -6,7 +6,7 @@
  *
  * @since 0.1.0
  */
-import { Config, Option, Redacted, Schema } from "effect"
+import { Config, ConfigProvider, Option, Redacted, Schema } from "effect"
 
 /**
  * Username and password authentication.
@@ -107,7 +107,8 @@ export const creds = (contents: string | Redacted.Redacted<string>): Auth => ({
 /**
  * Reads the authentication kind from configuration: `NATS_USER` with
  * `NATS_PASSWORD`, else `NATS_TOKEN`, else `NATS_NKEY_SEED`, else
- * `NATS_CREDS` (file contents); none of them set gives `None`.
+ * `NATS_CREDS` (file contents); none of them set gives `None`. `NATS_USER`
+ * without `NATS_PASSWORD` (or the reverse) is a configuration error.
  *
  * @category config
  * @since 0.1.0
@@ -118,10 +119,17 @@ export const config: Config.Config<Option.Option<Auth>> = Config.all({
   token: Config.option(Config.Redacted("NATS_TOKEN")),
   seed: Config.option(Config.Redacted("NATS_NKEY_SEED")),
   creds: Config.option(Config.Redacted("NATS_CREDS"))
-}).pipe(Config.map(({ creds: c, password, seed, token: t, user }) => {
-  if (Option.isSome(user)) return Option.some(userPassword(user.value, Option.getOrElse(password, () => "")))
-  if (Option.isSome(t)) return Option.some(token(t.value))
-  if (Option.isSome(seed)) return Option.some(nkey(seed.value))
-  if (Option.isSome(c)) return Option.some(creds(c.value))
-  return Option.none()
+}).pipe(Config.flatMap(({ creds: c, password, seed, token: t, user }): Config.Config<Option.Option<Auth>> => {
+  if (Option.isSome(user) !== Option.isSome(password)) {
+    return Config.fail(
+      new ConfigProvider.SourceError({ message: "NATS_USER and NATS_PASSWORD must be set together" })
+    )
+  }
+  if (Option.isSome(user) && Option.isSome(password)) {
+    return Config.succeed(Option.some(userPassword(user.value, password.value)))
+  }
+  if (Option.isSome(t)) return Config.succeed(Option.some(token(t.value)))
+  if (Option.isSome(seed)) return Config.succeed(Option.some(nkey(seed.value)))
+  if (Option.isSome(c)) return Config.succeed(Option.some(creds(c.value)))
+  return Config.succeed(Option.none())
 }))

@@ -5,9 +5,9 @@
  * @since 0.1.0
  */
 import type { ConnectionOptions, Msg, MsgHdrs, MsgHdrsImpl, NatsConnection, Payload, Status } from "@nats-io/nats-core"
-import { credsAuthenticator, headers as makeHeaders, nkeyAuthenticator } from "@nats-io/nats-core"
+import { credsAuthenticator, headers as makeHeaders, InvalidArgumentError, nkeyAuthenticator } from "@nats-io/nats-core"
 import { connect } from "@nats-io/transport-node"
-import type { Fiber, Scope } from "effect"
+import type { Scope } from "effect"
 import {
   Cause,
   Config,
@@ -16,6 +16,7 @@ import {
   Duration,
   Effect,
   Exit,
+  Fiber,
   Layer,
   Option,
   PubSub,
@@ -25,14 +26,14 @@ import {
 } from "effect"
 import { fromUnknown } from "../internal/errors.ts"
 import { makeReconnectDriver } from "../internal/reconnect.ts"
-import type { Overflow } from "../internal/subscription.ts"
 import { acquire, subscribeStream } from "../internal/subscription.ts"
 import * as Auth from "../schemas/Auth.ts"
 import type { ConnectionEvent } from "../schemas/ConnectionEvent.ts"
 import * as E from "../schemas/NatsError.ts"
+import type { Overflow } from "../schemas/Overflow.ts"
 import * as Subject from "../schemas/Subject.ts"
 
-export type { Overflow } from "../internal/subscription.ts"
+export type { Overflow } from "../schemas/Overflow.ts"
 
 /**
  * Headers for a message: nats.js `MsgHdrs`, or a plain record whose values
@@ -70,8 +71,11 @@ export interface NatsClientOptions {
    * Delays between reconnect attempts after the connection is lost. The
    * schedule's input is the attempt number; when it ends, the connection is
    * closed for good and every user of it fails with `ConnectionClosed`. The
-   * first attempt after a disconnect is immediate. Default: exponential from
-   * 250 ms capped at 5 s, jittered, for up to 120 attempts (about 10 minutes).
+   * first attempt after a disconnect is immediate. Each dial is one attempt
+   * (with several servers, one rotation over them is several steps). The
+   * schedule must step synchronously (delays, not effects that sleep).
+   * Default: exponential from 250 ms capped at 5 s, jittered, for up to 120
+   * attempts (about 10 minutes).
    */
   readonly reconnectSchedule?: Schedule.Schedule<unknown, number> | undefined
   /** Bounded time given to draining the connection on release. Default 10 seconds. */
@@ -118,7 +122,7 @@ export interface OutgoingMessage extends PublishOptions {
  * @since 0.1.0
  */
 export interface PublishAllOptions {
-  /** For a Stream: wait for the server (a flush) after this many messages. Default 16384. */
+  /** Wait for the server (a flush) after this many messages. Default 16384. */
   readonly flushEvery?: number | undefined
 }
 
@@ -137,7 +141,9 @@ export interface SubscribeOptions {
    * small messages can arrive before the consumer runs.
    */
   readonly bufferSize?: number | undefined
-  /** What happens when the buffer is full. Default `"fail"`. */
+  /** Payload bytes buffered, at most. Default 64 MiB. */
+  readonly maxBytes?: number | undefined
+  /** What happens when the buffer is full (by count or bytes). Default `"fail"`. */
   readonly overflow?: Overflow | undefined
   /** End the stream after this many messages. */
   readonly max?: number | undefined
@@ -190,6 +196,12 @@ export interface ServeOptions {
   readonly concurrency?: number | undefined
   /** Requests buffered before handling. Default 1024; when full, requests are dropped (callers time out). */
   readonly bufferSize?: number | undefined
+  /**
+   * When the scope closes, intake stops and requests already received are
+   * still answered for up to this long; then handlers are interrupted.
+   * Default 10 seconds.
+   */
+  readonly gracePeriod?: Duration.Input | undefined
 }
 
 /**
@@ -221,11 +233,11 @@ export interface NatsClientShape {
   /** Publish a message. Invalid subjects and oversize payloads fail before anything is sent. */
   readonly publish: (subject: string, payload?: Payload, options?: PublishOptions) => Effect.Effect<void, E.NatsError>
   /**
-   * Publish many messages with the cost of one Effect per batch, not per
-   * message: an iterable is published at once; a Stream a chunk at a time,
-   * with a `flush` (a round trip to the server) every `flushEvery` messages so
-   * that a fast producer cannot outrun the socket without bound. Stops at the
-   * first failure (messages before it were sent).
+   * Publish many messages (an iterable or a Stream) with the cost of one
+   * Effect per batch, not per message, and a `flush` (a round trip to the
+   * server) every `flushEvery` messages so that a fast producer cannot outrun
+   * the socket without bound. Stops at the first failure (messages before it
+   * were sent).
    */
   readonly publishAll: <E2 = never, R = never>(
     messages: Iterable<OutgoingMessage> | Stream.Stream<OutgoingMessage, E2, R>,
@@ -245,7 +257,8 @@ export interface NatsClientShape {
   /**
    * Send a request and wait for the first reply. A reply carrying the
    * `Nats-Service-Error` headers (a failed `serve` handler, a NATS service
-   * error) fails with reason `ServiceError`.
+   * error) fails with reason `ServiceError`. Interrupting it stops the wait at
+   * once; nats.js itself keeps the reply slot until the timeout passes.
    */
   readonly request: (subject: string, payload?: Payload, options?: RequestOptions) => Effect.Effect<Msg, E.NatsError>
   /** Send a request and stream every reply. */
@@ -256,22 +269,26 @@ export interface NatsClientShape {
   ) => Stream.Stream<Msg, E.NatsError>
   /**
    * Answer requests on a subject until the scope closes. Returns once the
-   * subscription is registered on the server; the returned fiber fails if the
-   * responder stops (for example when the connection closes).
+   * subscription is registered on the server. Closing the scope stops intake
+   * and answers what was already received (within `gracePeriod`). The
+   * returned fiber completes when the responder was stopped that way, and
+   * fails with `ConnectionClosed` if it stopped because the connection closed.
    */
   readonly serve: <E2, R>(
     subject: string,
     handler: (msg: Msg) => Effect.Effect<Reply | void, E2, R>,
     options?: ServeOptions
-  ) => Effect.Effect<Fiber.Fiber<never, E.NatsError>, E.NatsError, R | Scope.Scope>
+  ) => Effect.Effect<Fiber.Fiber<void, E.NatsError>, E.NatsError, R | Scope.Scope>
   /** Round trip to the server: everything published before is processed. */
   readonly flush: Effect.Effect<void, E.NatsError>
   /** Round-trip time to the server. */
   readonly rtt: Effect.Effect<Duration.Duration, E.NatsError>
   /** Drain subscriptions and close the connection now (the layer does this on release). */
   readonly drain: Effect.Effect<void, E.NatsError>
-  /** Connection lifecycle events from now on. */
+  /** Connection lifecycle events from when the stream starts; it ends after `Closed`. */
   readonly events: Stream.Stream<ConnectionEvent>
+  /** Connection lifecycle events from now on (subscribed before it returns); it ends after `Closed`. */
+  readonly eventsScoped: Effect.Effect<Stream.Stream<ConnectionEvent>, never, Scope.Scope>
   /** Fails with `ConnectionClosed` when the connection closes other than by release or `drain`. */
   readonly awaitClosed: Effect.Effect<void, E.NatsError>
   /** Size limit of a message (payload plus headers) on the connected server. */
@@ -467,8 +484,21 @@ const bridgeOptions = (options: SubscribeOptions | undefined) => ({
   queue: options?.queue,
   max: options?.max,
   bufferSize: options?.bufferSize ?? 65_536,
+  maxBytes: options?.maxBytes ?? 64 * 1024 * 1024,
   overflow: options?.overflow ?? "fail"
 })
+
+const checkBuffer = (
+  subject: string,
+  options: { readonly bufferSize?: number | undefined; readonly maxBytes?: number | undefined } | undefined
+): E.NatsError | undefined => {
+  const bad = (name: string, value: number | undefined) =>
+    value !== undefined && !(Number.isInteger(value) && value >= 1) ? `${name} must be a positive integer` : undefined
+  const problem = bad("bufferSize", options?.bufferSize) ?? bad("maxBytes", options?.maxBytes)
+  return problem === undefined ? undefined : natsError(
+    new E.InvalidArgument({ operation: "subscribe", subject, message: `${problem} (subject ${subject})` })
+  )
+}
 
 const replyParts = (reply: Reply | void): { data: Payload | undefined; headers: MsgHdrs | undefined } => {
   if (reply === undefined) return { data: undefined, headers: undefined }
@@ -492,19 +522,25 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
       : [...options.servers]
     const events = yield* PubSub.sliding<ConnectionEvent>(1024)
     const logEvents = options.logEvents ?? true
+    // Events are logged with the caller's services (its Logger, log level, annotations).
+    const runFork = Effect.runForkWith(yield* Effect.context<never>())
     const emit = (event: ConnectionEvent) => {
       PubSub.publishUnsafe(events, event)
-      if (logEvents) Effect.runFork(logEvent(event))
+      if (logEvents) runFork(logEvent(event))
     }
 
     let releasing = false
     let current: NatsConnection | undefined
-    const driver = makeReconnectDriver(options.reconnectSchedule ?? defaultReconnectSchedule, () => {
-      const nc = current
-      if (nc !== undefined && !nc.isClosed()) {
-        queueMicrotask(() => void nc.close().catch(() => undefined))
-      }
-    })
+    const driver = makeReconnectDriver(
+      options.reconnectSchedule ?? defaultReconnectSchedule,
+      () => {
+        const nc = current
+        if (nc !== undefined && !nc.isClosed()) {
+          queueMicrotask(() => void nc.close().catch(() => undefined))
+        }
+      },
+      (cause) => runFork(Effect.logError("nats: the reconnect schedule failed; waiting 2 seconds instead", cause))
+    )
 
     const natsOptions: ConnectionOptions = {
       ...options.connectionOptions,
@@ -597,7 +633,7 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
             if (event !== undefined) emit(event)
           })
         ),
-        Effect.ignore
+        Effect.catchCause((cause) => Effect.logDebug("nats: the status iterator ended with a failure", cause))
       )
     )
 
@@ -609,6 +645,8 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
         ? `closed: ${err.message}`
         : "closed: reconnect attempts exhausted or closed outside the layer"
       emit(message === undefined ? { _tag: "Closed" } : { _tag: "Closed", message })
+      // Closed is the last event: streams of events end after it.
+      runFork(PubSub.shutdown(events))
       if (releasing) Deferred.doneUnsafe(closed, Exit.void)
       else {
         Deferred.doneUnsafe(
@@ -650,12 +688,15 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
     const flush = Effect.tryPromise({
       try: () => nc.flush(),
       catch: (cause) => fromUnknown(cause, { operation: "flush" })
-    })
+    }).pipe(Effect.withSpan("NatsClient.flush", { attributes: { "messaging.system": "nats" } }))
 
     const rtt = Effect.tryPromise({
       try: () => nc.rtt(),
       catch: (cause) => fromUnknown(cause, { operation: "rtt" })
-    }).pipe(Effect.map(Duration.millis))
+    }).pipe(
+      Effect.map(Duration.millis),
+      Effect.withSpan("NatsClient.rtt", { attributes: { "messaging.system": "nats" } })
+    )
 
     // Subjects already validated (bounded; cleared when full). Publishing to a
     // handful of subjects is the common case; validation then costs a lookup.
@@ -678,21 +719,27 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
     ): E.NatsError | undefined => {
       const invalid = checkSubjectCached(subject, "publish")
       if (invalid !== undefined) return invalid
-      const hdrs = options?.headers === undefined ? undefined : toHeaders(options.headers)
-      const tooBig = checkPayload(subject, payload, hdrs, "publish")
-      if (tooBig !== undefined) return tooBig
+      let natsOptions: { headers?: MsgHdrs; reply?: string } | undefined
+      if (options !== undefined) {
+        if (options.reply !== undefined) {
+          const invalidReply = checkSubjectCached(options.reply, "publish")
+          if (invalidReply !== undefined) return invalidReply
+          natsOptions = { reply: options.reply }
+        }
+        if (options.headers !== undefined) {
+          natsOptions ??= {}
+          natsOptions.headers = toHeaders(options.headers)
+        }
+      }
       try {
-        nc.publish(
-          subject,
-          payload,
-          hdrs === undefined && options?.reply === undefined ? undefined : {
-            ...(hdrs === undefined ? {} : { headers: hdrs }),
-            ...(options?.reply === undefined ? {} : { reply: options.reply })
-          }
-        )
+        // nats.js checks max_payload (headers included) before anything is
+        // sent; the size is only computed for the error.
+        nc.publish(subject, payload, natsOptions)
         return undefined
       } catch (cause) {
-        return fromUnknown(cause, { operation: "publish", subject })
+        return (cause instanceof InvalidArgumentError && cause.message.includes("max_payload")
+          ? checkPayload(subject, payload, natsOptions?.headers, "publish")
+          : undefined) ?? fromUnknown(cause, { operation: "publish", subject })
       }
     }
 
@@ -714,14 +761,24 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
       messages: Iterable<OutgoingMessage> | Stream.Stream<OutgoingMessage, E2, R>,
       options?: PublishAllOptions
     ): Effect.Effect<void, E.NatsError | E2, R> => {
+      const flushEvery = options?.flushEvery ?? 16_384
       if (!Stream.isStream(messages)) {
         return Effect.suspend(() => {
-          const failed = publishBatch(messages)
-          return failed === undefined ? Effect.void : Effect.fail(failed)
+          const iterator = messages[Symbol.iterator]()
+          // Publish up to flushEvery messages, then wait for the server.
+          const loop: Effect.Effect<void, E.NatsError> = Effect.suspend(() => {
+            for (let i = 0; i < flushEvery; i++) {
+              const next = iterator.next()
+              if (next.done === true) return Effect.void
+              const failed = publishNow(next.value.subject, next.value.payload, next.value)
+              if (failed !== undefined) return Effect.fail(failed)
+            }
+            return Effect.andThen(flush, loop)
+          })
+          return loop
         })
       }
       const stream = messages as Stream.Stream<OutgoingMessage, E2, R>
-      const flushEvery = options?.flushEvery ?? 16_384
       return Effect.suspend(() => {
         let sinceFlush = 0
         return Stream.runForEachArray(stream, (chunk) => {
@@ -737,7 +794,8 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
 
     const subscribe = (subject: string, options?: SubscribeOptions): Stream.Stream<Msg, E.NatsError> =>
       Stream.suspend(() => {
-        const invalid = checkPattern(subject, "subscribe") ?? checkQueue(subject, options?.queue)
+        const invalid = checkPattern(subject, "subscribe") ?? checkQueue(subject, options?.queue) ??
+          checkBuffer(subject, options)
         if (invalid !== undefined) return Stream.fail(invalid)
         return subscribeStream(nc, subject, bridgeOptions(options), hooks)
       })
@@ -747,11 +805,12 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
       options?: SubscribeOptions
     ): Effect.Effect<Stream.Stream<Msg, E.NatsError>, E.NatsError, Scope.Scope> =>
       Effect.gen(function*() {
-        const invalid = checkPattern(subject, "subscribe") ?? checkQueue(subject, options?.queue)
+        const invalid = checkPattern(subject, "subscribe") ?? checkQueue(subject, options?.queue) ??
+          checkBuffer(subject, options)
         if (invalid !== undefined) return yield* invalid
-        const queue = yield* acquire(nc, subject, bridgeOptions(options), hooks)
+        const { messages } = yield* acquire(nc, subject, bridgeOptions(options), hooks)
         yield* flush
-        return Stream.fromQueue(queue)
+        return messages
       })
 
     const request = (subject: string, payload?: Payload, options?: RequestOptions): Effect.Effect<Msg, E.NatsError> =>
@@ -771,7 +830,10 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
             const failed = serviceErrorOf(subject, msg)
             return failed === undefined ? Effect.succeed(msg) : Effect.fail(failed)
           }
-        )
+        ).pipe(Effect.withSpan("NatsClient.request", {
+          kind: "client",
+          attributes: { "messaging.system": "nats", "messaging.destination.name": subject }
+        }))
       })
 
     const requestMany = (
@@ -808,7 +870,7 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
       subject: string,
       handler: (msg: Msg) => Effect.Effect<Reply | void, E2, R>,
       options?: ServeOptions
-    ): Effect.Effect<Fiber.Fiber<never, E.NatsError>, E.NatsError, R | Scope.Scope> =>
+    ): Effect.Effect<Fiber.Fiber<void, E.NatsError>, E.NatsError, R | Scope.Scope> =>
       Effect.gen(function*() {
         const respond = (msg: Msg) =>
           Effect.suspend(() => handler(msg)).pipe(
@@ -830,23 +892,44 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
             }),
             Effect.catchCause((cause) => Effect.logError(`nats: could not reply on ${subject}`, cause))
           )
-        const invalid = checkPattern(subject, "serve") ?? checkQueue(subject, options?.queue)
+        const invalid = checkPattern(subject, "serve") ?? checkQueue(subject, options?.queue) ??
+          checkBuffer(subject, options)
         if (invalid !== undefined) return yield* invalid
         const requests = yield* acquire(nc, subject, {
           queue: options?.queue,
           bufferSize: options?.bufferSize ?? 1024,
+          maxBytes: 64 * 1024 * 1024,
           overflow: "dropNewest"
         }, hooks)
         yield* flush
-        const run = Stream.fromQueue(requests).pipe(
+        let stopping = false
+        const run = requests.messages.pipe(
           Stream.mapEffect(respond, { concurrency: options?.concurrency ?? 1, unordered: true }),
           Stream.runDrain,
-          Effect.andThen(Effect.fail(natsError(
-            new E.ConnectionClosed({ operation: "serve", subject, message: `responder on ${subject} stopped` })
-          )))
+          Effect.andThen(Effect.suspend(() =>
+            stopping || releasing ? Effect.void : Effect.fail(natsError(
+              new E.ConnectionClosed({ operation: "serve", subject, message: `responder on ${subject} stopped` })
+            ))
+          ))
         )
-        return yield* Effect.forkScoped(run)
-      })
+        const fiber = yield* Effect.forkDetach(run)
+        // Graceful stop, before the subscription's own release: no new requests,
+        // those buffered and in flight are answered within the grace period.
+        yield* Effect.addFinalizer(() =>
+          Effect.gen(function*() {
+            stopping = true
+            requests.stop()
+            const done = yield* Fiber.await(fiber).pipe(Effect.timeoutOption(options?.gracePeriod ?? "10 seconds"))
+            if (Option.isNone(done)) {
+              yield* Effect.logWarning(`nats: responder on ${subject} did not finish within its grace period`)
+              yield* Fiber.interrupt(fiber)
+            }
+          })
+        )
+        return fiber
+      }).pipe(Effect.withSpan("NatsClient.serve", {
+        attributes: { "messaging.system": "nats", "messaging.destination.name": subject }
+      }))
 
     const drain = Effect.suspend(() => {
       releasing = true
@@ -854,7 +937,7 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
         try: () => nc.drain(),
         catch: (cause) => fromUnknown(cause, { operation: "drain" })
       })
-    })
+    }).pipe(Effect.withSpan("NatsClient.drain", { attributes: { "messaging.system": "nats" } }))
 
     return NatsClient.of({
       connection: nc,
@@ -869,6 +952,7 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
       rtt,
       drain,
       events: Stream.fromPubSub(events),
+      eventsScoped: Effect.map(PubSub.subscribe(events), Stream.fromSubscription),
       awaitClosed: Deferred.await(closed),
       maxPayload
     })

@@ -141,7 +141,7 @@ export const serve = <Req, Res, Err, R>(
   endpoint: Endpoint<Req, Res, Err>,
   handler: (request: Req, msg: Msg) => Effect.Effect<Res, Err, R>,
   options?: ServeOptions
-): Effect.Effect<Fiber.Fiber<never, E.NatsError>, E.NatsError, NatsClient | Scope.Scope | R> =>
+): Effect.Effect<Fiber.Fiber<void, E.NatsError>, E.NatsError, NatsClient | Scope.Scope | R> =>
   NatsClient.use((client) =>
     client.serve(endpoint.subject, (msg) => {
       const request = endpoint.request.decode(msg.data)

@@ -243,13 +243,15 @@ describe("NatsServer", () => {
       const jsm = yield* Effect.promise(() => jetstreamManager(nc0))
       const info = yield* Effect.promise(() => jsm.streams.add({ name: "R3", subjects: ["r3.>"], num_replicas: 3 }))
       assert.strictEqual(info.config.num_replicas, 3)
-      const ack = yield* Effect.promise(() => jetstream(nc2).publish("r3.x", "replicated"))
+      // The stream's interest reaches node 2 over the routes a moment later:
+      // nats.js retries a publish that found no responders.
+      const ack = yield* Effect.promise(() => jetstream(nc2).publish("r3.x", "replicated", { retries: 20 }))
       assert.strictEqual(ack.stream, "R3")
       assert.strictEqual(ack.seq, 1)
 
       // A follower restart keeps the cluster usable.
       yield* server.restart(1)
-      const ack2 = yield* Effect.promise(() => jetstream(nc0).publish("r3.y", "again"))
+      const ack2 = yield* Effect.promise(() => jetstream(nc0).publish("r3.y", "again", { retries: 20 }))
       assert.strictEqual(ack2.seq, 2)
     }), 40_000)
 })

@@ -27,15 +27,15 @@ const recordEvents = (c: NatsClient.NatsClientShape) =>
       readonly pred: (e: ConnectionEvent) => boolean
       readonly deferred: Deferred.Deferred<ConnectionEvent>
     }> = []
+    const events = yield* c.eventsScoped
     yield* Effect.forkScoped(
-      Stream.runForEach(c.events, (event) =>
+      Stream.runForEach(events, (event) =>
         Effect.sync(() => {
           seen.push(event)
           for (const w of waiters) {
             if (w.pred(event)) Deferred.doneUnsafe(w.deferred, Exit.succeed(event))
           }
-        })),
-      { startImmediately: true }
+        }))
     )
     /** The first event matching `pred` at index `from` or later, awaited if need be. */
     const waitFor = (pred: (e: ConnectionEvent) => boolean, from = 0) =>
@@ -140,6 +140,86 @@ layer(NatsServer.layer({ jetstream: false }), { excludeTestServices: true })("Na
       )
       assert.strictEqual(reasonOf(error), "InvalidSubject")
       assert.strictEqual(nc.connection.stats().outMsgs, before + 1)
+    }))
+
+  it.effect("closing a serve scope stops intake and still answers requests in flight", () =>
+    Effect.gen(function*() {
+      const server = yield* NatsServer.NatsServer
+      const nc = yield* client(server.url)
+      const started = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      const scope = yield* Scope.make()
+      const responder = yield* nc.serve("graceful.rpc", (msg) =>
+        Deferred.succeed(started, undefined).pipe(
+          Effect.andThen(Deferred.await(release)),
+          Effect.as(`done ${msg.string()}`)
+        )).pipe(Scope.provide(scope))
+      const pending = yield* Effect.forkChild(nc.request("graceful.rpc", "a", { timeout: "5 seconds" }))
+      yield* Deferred.await(started)
+      // close the scope while the handler runs; let it finish only afterwards
+      const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
+      yield* Deferred.succeed(release, undefined)
+      const reply = yield* Fiber.join(pending)
+      yield* Fiber.join(closing)
+      assert.strictEqual(reply.string(), "done a")
+      // the responder ended cleanly, and no longer takes requests
+      assert.isTrue(Exit.isSuccess(yield* Fiber.await(responder)))
+      const after = yield* Effect.flip(nc.request("graceful.rpc", "b", { timeout: "1 second" }))
+      assert.strictEqual(reasonOf(after), "NoResponders")
+    }))
+
+  it.effect("events are logged through the caller's Logger", () =>
+    Effect.gen(function*() {
+      const server = yield* NatsServer.NatsServer
+      const lines: Array<string> = []
+      const capture = Logger.make<unknown, void>(({ message }) => {
+        lines.push(String(message))
+      })
+      const scope = yield* Scope.make()
+      yield* NatsClient.make({ servers: server.url }).pipe(
+        Scope.provide(scope),
+        Effect.provide(Logger.layer([capture]))
+      )
+      yield* Scope.close(scope, Exit.void)
+      assert.isTrue(lines.some((l) => l.includes("nats: connection closed")), JSON.stringify(lines))
+    }))
+
+  it.effect("the events stream ends after Closed", () =>
+    Effect.gen(function*() {
+      const server = yield* NatsServer.NatsServer
+      const nc = yield* client(server.url)
+      const events = yield* nc.eventsScoped
+      const all = yield* Effect.forkChild(Stream.runCollect(events))
+      yield* nc.drain
+      assert.deepStrictEqual(tags(yield* Fiber.join(all)), ["Closed"])
+    }))
+
+  it.effect("a subscription buffer is also bounded by bytes", () =>
+    Effect.gen(function*() {
+      const server = yield* NatsServer.NatsServer
+      const nc = yield* client(server.url)
+      const events = yield* recordEvents(nc)
+      const sub = yield* nc.subscribeScoped("bytes.x", { maxBytes: 1000, overflow: "dropNewest" })
+      for (let i = 0; i < 10; i++) yield* nc.publish("bytes.x", String(i).repeat(300))
+      yield* nc.flush
+      yield* events.waitFor((e) => e._tag === "SlowConsumer")
+      yield* nc.publish("bytes.x", "end")
+      const got = yield* sub.pipe(Stream.map(text), Stream.takeUntil((t) => t === "end"), Stream.runCollect)
+      assert.deepStrictEqual(got.map((t) => t[0]), ["0", "1", "2", "e"])
+    }))
+
+  it.effect("invalid buffer options and reply subjects fail before anything is sent", () =>
+    Effect.gen(function*() {
+      const server = yield* NatsServer.NatsServer
+      const nc = yield* client(server.url)
+      const before = nc.connection.stats().outMsgs
+      for (const options of [{ bufferSize: 0 }, { bufferSize: 1.5 }, { maxBytes: -1 }]) {
+        const error = yield* Effect.flip(Stream.runDrain(nc.subscribe("opts.x", options)))
+        assert.strictEqual(reasonOf(error), "InvalidArgument", JSON.stringify(options))
+      }
+      const reply = yield* Effect.flip(nc.publish("opts.x", "x", { reply: "inbox.*" }))
+      assert.strictEqual(reasonOf(reply), "InvalidSubject")
+      assert.strictEqual(nc.connection.stats().outMsgs, before)
     }))
 
   it.effect("headers round-trip (string and string[] values), with payload and reply subject", () =>
@@ -545,6 +625,10 @@ describe("NatsClient (dedicated servers)", () => {
         assert.strictEqual(reasonOf(wrong), "AuthorizationViolation")
         assert.notInclude(String(wrong), "nope-secret")
       }
+
+      const half = yield* Effect.flip(withEnv({ NATS_URL: server.url, NATS_USER: "cfg" }))
+      assert.strictEqual(half._tag, "ConfigError")
+      assert.include(String(half), "NATS_USER and NATS_PASSWORD must be set together")
     }))
 
   it.live("a subscription keeps receiving across a server restart; events show Disconnected then Reconnected", () =>
