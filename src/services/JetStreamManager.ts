@@ -354,6 +354,8 @@ export const consumerInfoFromNats = (info: NatsConsumerInfo): ConsumerInfo => ({
 
 const same = (a: unknown, b: unknown): boolean => {
   if (a === b) return true
+  // the server leaves out empty strings (description, filter subject)
+  if ((a === "" && b === undefined) || (a === undefined && b === "")) return true
   if (Duration.isDuration(a) && Duration.isDuration(b)) return Duration.equals(a, b)
   if (a instanceof Date && b instanceof Date) return a.getTime() === b.getTime()
   if (Array.isArray(a) || Array.isArray(b)) {
@@ -394,11 +396,11 @@ const streamFieldWords: ReadonlyArray<readonly [string, RegExp]> = [
   ["storage", /storage/i],
   ["maxConsumers", /max ?consumers/i],
   ["replicas", /replica/i],
-  ["subjects", /subject/i],
   ["duplicateWindow", /duplicates? window/i],
   ["maxAge", /max ?age/i],
   ["maxMsgsPerSubject", /per ?subject/i],
   ["maxMsgSize", /max ?msg ?size|message size/i],
+  ["subjects", /subject/i],
   ["maxBytes", /max ?bytes/i],
   ["maxMsgs", /max ?msgs|max messages/i],
   ["discard", /discard/i],
@@ -448,7 +450,7 @@ const offendingField = (
 /** Adds `field` to a `JetStreamApi` reason. */
 const withField = (error: E.NatsError, field: string | undefined): E.NatsError => {
   const r = error.reason
-  if (field === undefined || r._tag !== "JetStreamApi") return error
+  if (field === undefined || r._tag !== "JetStreamApi" || r.field !== undefined) return error
   return new E.NatsError({
     reason: new E.JetStreamApi({
       ...(r.message === undefined ? {} : { message: `${r.message} (field: ${field})` }),
@@ -576,8 +578,7 @@ export const makeWith = (jsm: NatsJetStreamManager): JetStreamManagerShape => {
             error,
             offendingField(changed, error.reason.message ?? "", streamFieldWords, immutableStreamFields)
           )
-        ),
-        Effect.annotateLogs({ stream: config.name, changed: changed.join(",") })
+        )
       )
   }
 

@@ -97,10 +97,12 @@ describe("JetStreamManager", () => {
         const before = yield* jsm.createOrUpdateStream(ordersConfig("MUT", "mut"))
         const after = yield* jsm.createOrUpdateStream({
           ...ordersConfig("MUT", "mut"),
+          subjects: ["mut.>", "mutation.>"],
           maxAge: Duration.days(1),
           description: "orders, one day",
           maxMsgs: 1000
         })
+        assert.deepStrictEqual(after.config.subjects, ["mut.>", "mutation.>"])
         assert.isTrue(Duration.equals(after.config.maxAge ?? Duration.zero, Duration.days(1)))
         assert.strictEqual(after.config.description, "orders, one day")
         assert.strictEqual(after.config.maxMsgs, 1000)
@@ -132,6 +134,27 @@ describe("JetStreamManager", () => {
         }
         const after = yield* jsm.streamInfo("IMM")
         assert.deepStrictEqual(after.config, before.config)
+      }))
+
+    it.effect("a create the server refuses names the field too", () =>
+      Effect.gen(function*() {
+        const jsm = yield* JetStreamManager.JetStreamManager
+        // a single node refuses replicas > 1 on create (10074)
+        const replicas = yield* reasonOf(jsm.createOrUpdateStream({ ...ordersConfig("REPL", "repl"), replicas: 3 }))
+        assert.strictEqual(replicas._tag, "JetStreamApi")
+        if (replicas._tag === "JetStreamApi") {
+          assert.strictEqual(replicas.field, "replicas")
+          assert.strictEqual(replicas.errCode, 10074)
+        }
+        // subjects another stream already captures (10065)
+        yield* jsm.createOrUpdateStream(ordersConfig("OVER1", "over"))
+        const overlap = yield* reasonOf(jsm.createOrUpdateStream({ name: "OVER2", subjects: ["over.x"] }))
+        assert.strictEqual(overlap._tag, "JetStreamApi")
+        if (overlap._tag === "JetStreamApi") {
+          assert.strictEqual(overlap.field, "subjects")
+          assert.strictEqual(overlap.errCode, 10065)
+        }
+        assert.strictEqual((yield* reasonOf(jsm.streamInfo("OVER2")))._tag, "StreamNotFound")
       }))
 
     it.effect("invalid configurations fail with InvalidArgument before anything is sent", () =>
