@@ -26,6 +26,34 @@ export * as Codec from "./schemas/Codec.ts"
 export * as ConnectionEvent from "./schemas/ConnectionEvent.ts"
 
 /**
+ * Typed JetStream stream configuration.
+ *
+ * @since 0.1.0
+ */
+export * as StreamConfig from "./schemas/StreamConfig.ts"
+
+/**
+ * Typed JetStream consumer configuration.
+ *
+ * @since 0.1.0
+ */
+export * as ConsumerConfig from "./schemas/ConsumerConfig.ts"
+
+/**
+ * JetStream administration: streams and consumers created or updated from typed config.
+ *
+ * @since 0.1.0
+ */
+export * as JetStreamManager from "./services/JetStreamManager.ts"
+
+/**
+ * What a subscription does when its buffer is full.
+ *
+ * @since 0.1.0
+ */
+export * as Overflow from "./schemas/Overflow.ts"
+
+/**
  * Ready-made layers: a client on a throwaway embedded server, or on `NATS_URL`.
  *
  * @since 0.1.0
