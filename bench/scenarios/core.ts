@@ -190,7 +190,8 @@ export const coreScenarios = (clients: Clients): ReadonlyArray<Scenario> => {
         let received = 0
         const t = performance.now()
         const consumer = yield* messages.pipe(
-          Stream.runForEachWhile(() => Effect.sync(() => ++received < count)),
+          Stream.take(count),
+          Stream.runForEachArray((chunk) => Effect.sync(() => void (received += chunk.length))),
           Effect.forkScoped
         )
         for (let i = 0; i < count; i++) rawPub.publish(subject, payload128)
@@ -248,14 +249,13 @@ export const coreScenarios = (clients: Clients): ReadonlyArray<Scenario> => {
           NatsClient.NatsClient,
           sub
         )
-        let received = 0
         let sum = 0
         const t = performance.now()
         const consumer = yield* messages.pipe(
-          Stream.runForEachWhile((e) =>
+          Stream.take(count),
+          Stream.runForEachArray((chunk) =>
             Effect.sync(() => {
-              sum += e.value.n
-              return ++received < count
+              for (const e of chunk) sum += e.value.n
             })
           ),
           Effect.forkScoped
