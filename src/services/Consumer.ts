@@ -36,11 +36,13 @@
  * **Shutdown.** Ending a Stream (or closing the handle's scope) stops pulling
  * at once (the pull subscription is removed), before the connection drains.
  *
- * **Push consumers.** Only pull consumers are offered: the push flow of the
- * classic examples (a `deliver_subject` durable) is reproduced with a durable
- * pull consumer and `consume`, which has the same continuous delivery and
- * gives flow control and backpressure. (Raw push consumers remain reachable
- * through `jetstream(client.connection).consumers.getPushConsumer`.)
+ * **Push consumers** work against nats-server 2.9 (checked with nats.js
+ * 3.4): `config` with `push: {...}` creates a durable push consumer (deliver
+ * subject, flow control, idle heartbeats) and `durable` with `push: true`
+ * binds to one; `consume` reads it through the same bounded bridge (nats.js
+ * answers flow control only once the Stream has taken the messages before
+ * it, so the server pauses too). `fetch` / `next` need a pull consumer.
+ * A deleted push consumer is noticed by its missed heartbeats.
  *
  * @since 0.1.0
  */
@@ -53,9 +55,11 @@ import type {
   FetchOptions as NatsFetchOptions,
   JetStreamManager,
   JsMsg,
-  OrderedConsumerOptions
+  OrderedConsumerOptions,
+  PushConsumer
 } from "@nats-io/jetstream"
 import { jetstream, jetstreamManager } from "@nats-io/jetstream"
+import { createInbox } from "@nats-io/nats-core"
 import type { Cause, Option, Schema, Scope } from "effect"
 import { Context, Duration, Effect, Layer, PubSub, Queue, Result, Schedule, Stream } from "effect"
 import type * as Arr from "effect/Array"
@@ -95,6 +99,8 @@ export interface CommonOptions {
  */
 export interface DurableOptions extends CommonOptions {
   readonly durable: string
+  /** The durable is a push consumer (it has a deliver subject). Default `false`. */
+  readonly push?: boolean | undefined
 }
 
 /**
@@ -108,6 +114,8 @@ export interface DurableOptions extends CommonOptions {
  */
 export interface ConfigOptions extends CommonOptions {
   readonly config: ConsumerConfig.ConsumerConfig
+  /** Make it a push consumer: the server delivers to a subject instead of answering pulls. */
+  readonly push?: PushOptions | undefined
 }
 
 /**
@@ -128,6 +136,24 @@ export interface OrderedOptions {
     readonly replayPolicy?: "instant" | "original" | undefined
     readonly headersOnly?: boolean | undefined
   }
+}
+
+/**
+ * Push consumer settings. Flow control is on (the server pauses until the
+ * client answers its flow control messages, which nats.js does only once
+ * the Stream has taken the messages before them), with idle heartbeats.
+ * Bound memory with the consumer's `maxAckPending` too.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface PushOptions {
+  /** Where the server delivers. Default: a fresh inbox. */
+  readonly deliverSubject?: string | undefined
+  /** Queue group sharing the deliveries. */
+  readonly deliverGroup?: string | undefined
+  /** Server heartbeat while idle. Default 5 seconds. */
+  readonly idleHeartbeat?: Duration.Input | undefined
 }
 
 /**
@@ -265,7 +291,9 @@ export interface ConsumerShape {
   /** The consumer's current name (it changes when an ephemeral or ordered consumer is recreated). */
   readonly name: Effect.Effect<string>
   /** The current raw nats.js consumer (escape hatch). */
-  readonly raw: Effect.Effect<JsConsumer>
+  readonly raw: Effect.Effect<JsConsumer | PushConsumer>
+  /** Whether this is a push consumer (`consume` only; `fetch` and `next` fail with `InvalidArgument`). */
+  readonly push: boolean
   /** The consumer's info from the server. */
   readonly info: Effect.Effect<ConsumerInfo, E.NatsError>
   /**
@@ -511,15 +539,26 @@ export const make: (
 
   const orderedOpts = "ordered" in options ? orderedOptions(options.ordered) : undefined
 
-  const lookup = (name: string, operation: string) =>
+  const push = "push" in options && options.push !== undefined && options.push !== false
+  const lookup = (name: string, operation: string): Effect.Effect<JsConsumer | PushConsumer, E.NatsError> =>
     Effect.tryPromise({
-      try: () => js.consumers.get(stream, name),
+      try: (): Promise<JsConsumer | PushConsumer> =>
+        push ? js.consumers.getPushConsumer(stream, name) : js.consumers.get(stream, name),
       catch: (cause) => consumerFromUnknown(cause, { operation, stream, consumer: name })
     })
 
   const createOrUpdate = (config: ConsumerConfig.ConsumerConfig, operation: string) =>
     Effect.gen(function*() {
-      const wire = ConsumerConfig.toNats(config)
+      const pushOptions = "push" in options && typeof options.push === "object" ? options.push : undefined
+      const wire = pushOptions === undefined ? ConsumerConfig.toNats(config) : {
+        ...ConsumerConfig.toNats(config),
+        deliver_subject: pushOptions.deliverSubject ?? createInbox(),
+        ...(pushOptions.deliverGroup === undefined ? {} : { deliver_group: pushOptions.deliverGroup }),
+        flow_control: true,
+        idle_heartbeat: Number(
+          Duration.toNanosUnsafe(Duration.fromInputUnsafe(pushOptions.idleHeartbeat ?? "5 seconds"))
+        )
+      }
       const durable = config.durable
       const ctx = { operation, stream, consumer: durable ?? "(ephemeral)" }
       const exists = durable === undefined ? false : yield* Effect.tryPromise({
@@ -539,7 +578,7 @@ export const make: (
       return yield* lookup(info.name, operation)
     })
 
-  const initial = (operation: string): Effect.Effect<JsConsumer, E.NatsError> =>
+  const initial = (operation: string): Effect.Effect<JsConsumer | PushConsumer, E.NatsError> =>
     "ordered" in options
       ? Effect.tryPromise({
         // a copy: nats.js writes its generated name prefix into the options
@@ -550,9 +589,9 @@ export const make: (
       ? lookup(options.durable, operation)
       : createOrUpdate(options.config, operation)
 
-  let current: JsConsumer = yield* initial("Consumer.make")
+  let current: JsConsumer | PushConsumer = yield* initial("Consumer.make")
   // the name the consumer had when it was looked up (cached info, no request)
-  const nameOf = (c: JsConsumer) => Effect.promise(() => c.info(true).then((info) => info.name))
+  const nameOf = (c: JsConsumer | PushConsumer) => Effect.promise(() => c.info(true).then((info) => info.name))
   let currentName = yield* nameOf(current)
 
   /** Brings the consumer back after it (or its stream) went missing. */
@@ -619,6 +658,7 @@ export const make: (
       sessions.add(s)
       // read with our own interruptible loop: `Stream.fromAsyncIterable` would
       // await `return()` on release, which hangs while nats.js' iterator waits
+      const queue = yield* Queue.bounded<JsMsg, E.NatsError | Cause.Done>(bufferSize)
       const statusIterator = s.messages.status()[Symbol.asyncIterator]()
       yield* Effect.addFinalizer(() => Effect.sync(() => void statusIterator.return?.().catch(() => undefined)))
       yield* Effect.forkScoped(
@@ -628,10 +668,19 @@ export const make: (
             if (result.done === true) return
             const status = toStatus(result.value)
             if (status !== undefined) publish(status)
+            // nats.js does not check a push consumer whose heartbeats stopped: is it gone?
+            if (push && status?._tag === "HeartbeatsMissed") {
+              yield* Effect.tryPromise({
+                try: () => jsm.consumers.info(stream, currentName),
+                catch: (cause) => consumerFromUnknown(cause, ctx)
+              }).pipe(
+                Effect.catchIf(isMissingResource, (error) => Queue.fail(queue, error)),
+                Effect.ignore
+              )
+            }
           }
         }).pipe(Effect.ignore)
       )
-      const queue = yield* Queue.bounded<JsMsg, E.NatsError | Cause.Done>(bufferSize)
       const pump = Effect.gen(function*() {
         while (true) {
           const result = yield* Effect.tryPromise({
@@ -727,7 +776,18 @@ export const make: (
       })
     }
     return withRecovery(
-      () => session(() => current.consume(natsOptions), "Consumer.consume", bufferSize, true),
+      () =>
+        session(
+          () => {
+            const c = current
+            return c.isPushConsumer()
+              ? (c as PushConsumer).consume({ abort_on_missing_resource: true })
+              : (c as JsConsumer).consume(natsOptions)
+          },
+          "Consumer.consume",
+          bufferSize,
+          true
+        ),
       options?.recovery ?? recoveryDefault
     )
   }
@@ -753,7 +813,24 @@ export const make: (
       expires: millis(options.maxWait ?? "30 seconds")
     }
     const once = () =>
-      session(() => current.fetch(natsOptions), operation, Math.max(1, Math.min(options.batch, 1024)), false).pipe(
+      session(
+        () => {
+          const c = current
+          return c.isPushConsumer()
+            ? Promise.reject(
+              new E.NatsError({
+                reason: new E.InvalidArgument({
+                  operation,
+                  message: `${currentName} is a push consumer: use consume (fetch and next need a pull consumer)`
+                })
+              })
+            )
+            : (c as JsConsumer).fetch(natsOptions)
+        },
+        operation,
+        Math.max(1, Math.min(options.batch, 1024)),
+        false
+      ).pipe(
         Stream.catch((error) => Stream.fromEffect(classify(error, operation)))
       )
     return kind === "config" ? withRecovery(once, recoveryDefault) : once()
@@ -797,6 +874,7 @@ export const make: (
     kind,
     name: Effect.suspend(() => nameOf(current)),
     raw: Effect.sync(() => current),
+    push,
     info: Effect.suspend(() =>
       Effect.tryPromise({
         try: () => current.info(),

@@ -1,7 +1,7 @@
 import { assert, describe, layer } from "@effect/vitest"
 import type { JetStreamManager, JsMsg } from "@nats-io/jetstream"
 import { jetstream, jetstreamManager } from "@nats-io/jetstream"
-import { Deferred, Duration, Effect, Fiber, Option, Ref, Schedule, Schema, Stream } from "effect"
+import { Deferred, Duration, Effect, Exit, Fiber, Option, Ref, Schedule, Schema, Scope, Stream } from "effect"
 import { Codec, LocalNats, NatsClient, NatsServer } from "../../src/index.ts"
 import * as ConsumerConfig from "../../src/schemas/ConsumerConfig.ts"
 import * as Consumer from "../../src/services/Consumer.ts"
@@ -266,6 +266,78 @@ describe("Consumer", () => {
         }).pipe(Stream.take(1), Stream.map((m) => m.value.n), Stream.runCollect)
         assert.deepStrictEqual(good, [2])
         assert.deepStrictEqual(yield* Ref.get(bad), ["1:oops:DecodeError"])
+      }))
+
+    it.effect("backpressure: a stalled Stream stops the pulls (nats.js prefetch + bufferSize bound what is delivered)", () =>
+      Effect.gen(function*() {
+        const jsm = yield* makeStream("slow")
+        yield* publishMany("slow.a", 2_000)
+        const consumer = yield* Consumer.make({ stream: "slow", config: { durable: "slow" } })
+        const got = yield* Deferred.make<void>()
+        const fiber = yield* consumer.consume({ maxMessages: 20, bufferSize: 10 }).pipe(
+          Stream.runForEach(() => Effect.andThen(Deferred.succeed(got, undefined), Effect.never)),
+          Effect.forkChild
+        )
+        yield* Deferred.await(got)
+        // give nats.js every chance to over-pull
+        yield* Effect.sleep("500 millis")
+        const ci = yield* consumerInfo(jsm, "slow", "slow")
+        yield* Fiber.interrupt(fiber)
+        // one message in the handler, 10 in the buffer, a pull of 20 in nats.js, one follow-up pull
+        assert.isAtMost(ci.delivered.consumer_seq, 60)
+        assert.isAtLeast(ci.num_pending, 1_900)
+      }))
+
+    it.effect("push consumer: consume delivers, acks are honoured; fetch is refused", () =>
+      Effect.gen(function*() {
+        const jsm = yield* makeStream("pushed")
+        yield* publishMany("pushed.a", 20)
+        const consumer = yield* Consumer.make({
+          stream: "pushed",
+          config: { durable: "pusher", maxAckPending: 50 },
+          push: {}
+        })
+        assert.isTrue(consumer.push)
+        const seqs = yield* consumer.consume({ codec: Codec.string }).pipe(
+          Stream.take(20),
+          Stream.mapEffect((m) => Effect.as(m.ack, m.streamSequence)),
+          Stream.runCollect
+        )
+        assert.deepStrictEqual(seqs, Array.from({ length: 20 }, (_, i) => i + 1))
+        const ci = yield* consumerInfo(jsm, "pushed", "pusher")
+        assert.strictEqual(ci.num_ack_pending, 0)
+        assert.isString(ci.config.deliver_subject)
+        const refused = yield* Effect.flip(Stream.runCollect(consumer.fetch({ batch: 1, maxWait: "1 second" })))
+        assert.strictEqual(refused.reason._tag, "InvalidArgument")
+        // bind to it by name
+        const bound = yield* Consumer.make({ stream: "pushed", durable: "pusher", push: true })
+        assert.isTrue(bound.push)
+      }))
+
+    it.effect("closing the handle's scope stops consuming before its connection drains; the stream ends cleanly", () =>
+      Effect.gen(function*() {
+        const server = yield* NatsServer.NatsServer
+        yield* makeStream("shutdown")
+        yield* publishMany("shutdown.a", 500)
+        const scope = yield* Scope.make()
+        const client = yield* NatsClient.make({ servers: server.urls, logEvents: false }).pipe(Scope.provide(scope))
+        const consumer = yield* Consumer.make({ stream: "shutdown", config: { durable: "closer" } }).pipe(
+          Effect.provideService(NatsClient.NatsClient, client),
+          Scope.provide(scope)
+        )
+        const halfway = yield* Deferred.make<void>()
+        let count = 0
+        const fiber = yield* consumer.consume().pipe(
+          Stream.runForEach((m) =>
+            Effect.andThen(m.ack, () => ++count === 100 ? Deferred.succeed(halfway, undefined) : Effect.void)
+          ),
+          Effect.forkChild
+        )
+        yield* Deferred.await(halfway)
+        yield* Scope.close(scope, Exit.void)
+        const exit = yield* Fiber.await(fiber)
+        assert.isTrue(Exit.isSuccess(exit), `consume ended with ${String(exit)}`)
+        assert.isAtLeast(count, 100)
       }))
 
     it.effect("binding to a missing durable fails with ConsumerNotFound; a missing stream with StreamNotFound", () =>
