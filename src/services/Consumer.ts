@@ -619,6 +619,9 @@ export const make: (
       closing = true
       for (const session of sessions) stopSession(session)
       sessions.clear()
+      // the handle's own ordered consumer (used by fetch / next) lives on the
+      // server for its 5 minute inactive threshold otherwise
+      if (kind === "ordered") void current.delete().catch(() => undefined)
     })
   )
 

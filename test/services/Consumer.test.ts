@@ -340,6 +340,32 @@ describe("Consumer", () => {
         assert.isAtLeast(count, 100)
       }))
 
+    it.effect("an ephemeral consumer from a config without a durable name; Consumer.layer provides the tag", () =>
+      Effect.gen(function*() {
+        const jsm = yield* makeStream("ephemeral")
+        yield* publishMany("ephemeral.a", 5)
+        const names = yield* Effect.gen(function*() {
+          const consumer = yield* Consumer.Consumer
+          const values = yield* consumer.consume({ codec: Codec.string }).pipe(
+            Stream.take(5),
+            Stream.mapEffect((m) => Effect.as(m.ack, m.value)),
+            Stream.runCollect
+          )
+          assert.deepStrictEqual(values, ["0", "1", "2", "3", "4"])
+          assert.strictEqual(consumer.kind, "config")
+          const name = yield* consumer.name
+          const ci = yield* consumer.info
+          assert.strictEqual(ci.name, name)
+          assert.isUndefined(ci.config.durable_name)
+          return name
+        }).pipe(
+          Effect.provide(Consumer.layer({ stream: "ephemeral", config: { inactiveThreshold: Duration.seconds(30) } }))
+        )
+        assert.isString(names)
+        const listed = yield* Effect.promise(() => jsm.consumers.list("ephemeral").next())
+        assert.include(listed.map((c) => c.name), names)
+      }))
+
     it.effect("binding to a missing durable fails with ConsumerNotFound; a missing stream with StreamNotFound", () =>
       Effect.gen(function*() {
         yield* makeStream("bind")
