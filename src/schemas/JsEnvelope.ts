@@ -1,0 +1,184 @@
+/**
+ * A JetStream message delivered to a consumer: the decoded value, its
+ * delivery metadata, and the acknowledgement operations as Effects.
+ *
+ * @since 0.1.0
+ */
+import type { JsMsg } from "@nats-io/jetstream"
+import type { MsgHdrs } from "@nats-io/nats-core"
+import { DateTime, Duration, Effect } from "effect"
+import { fromUnknown } from "../internal/errors.ts"
+import * as E from "./NatsError.ts"
+
+/**
+ * A message delivered by a JetStream consumer.
+ *
+ * The metadata getters read the message's reply subject (parsed once by
+ * nats.js, on first access), so an envelope costs one small object per
+ * message.
+ *
+ * Acknowledgements: `ack`, `nak`, `term` are final (a second one is ignored,
+ * as in nats.js); `working` may be repeated. With `AckPolicy` `explicit`
+ * (the default) every message must get one of `ack` / `nak` / `term`, or it
+ * is redelivered after the consumer's `ackWait`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface JsEnvelope<A> {
+  /** The decoded payload (the raw bytes when no codec was given). */
+  readonly value: A
+  readonly subject: string
+  readonly headers: MsgHdrs | undefined
+  /** How many times this message was delivered to the consumer: 1 for the first delivery. */
+  readonly deliveryCount: number
+  readonly redelivered: boolean
+  /** Sequence of the message in the stream. */
+  readonly streamSequence: number
+  /** Sequence of this delivery in the consumer. */
+  readonly consumerSequence: number
+  /** When the message was stored in the stream. */
+  readonly timestamp: DateTime.Utc
+  /** Messages left for the consumer after this one, when it was delivered. */
+  readonly pending: number
+  readonly stream: string
+  readonly consumer: string
+  /** The raw nats.js message (escape hatch). */
+  readonly msg: JsMsg
+  /** Acknowledge: processed, do not redeliver. */
+  readonly ack: Effect.Effect<void, E.NatsError>
+  /**
+   * Acknowledge and wait for the server to confirm it (double ack). Fails
+   * with `Timeout` when no confirmation comes within `timeout` (default: the
+   * JetStream context's timeout, 5 s), and with `InvalidArgument` when the
+   * message was already acknowledged.
+   */
+  readonly ackAck: (options?: { readonly timeout?: Duration.Input | undefined }) => Effect.Effect<void, E.NatsError>
+  /** Negative acknowledgement: redeliver, after `delay` when given (else at once). */
+  readonly nak: (delay?: Duration.Input) => Effect.Effect<void, E.NatsError>
+  /**
+   * Terminate: never redeliver. The reason is sent only to servers 2.11+,
+   * which record it; older servers ignore a `+TERM` that carries a reason
+   * (the message would be redelivered), so there it is dropped.
+   */
+  readonly term: (reason?: string) => Effect.Effect<void, E.NatsError>
+  /** Still working on it: resets the ack wait timer. */
+  readonly working: Effect.Effect<void, E.NatsError>
+}
+
+const respond = (msg: JsMsg, operation: string, f: (msg: JsMsg) => void): Effect.Effect<void, E.NatsError> =>
+  Effect.try({
+    try: () => f(msg),
+    catch: (cause) => fromUnknown(cause, { operation, subject: msg.subject })
+  })
+
+class JsEnvelopeImpl<A> implements JsEnvelope<A> {
+  readonly value: A
+  readonly msg: JsMsg
+  readonly termReasons: boolean
+  constructor(value: A, msg: JsMsg, termReasons: boolean) {
+    this.value = value
+    this.msg = msg
+    this.termReasons = termReasons
+  }
+  get subject() {
+    return this.msg.subject
+  }
+  get headers() {
+    return this.msg.headers
+  }
+  get deliveryCount() {
+    return this.msg.info.deliveryCount
+  }
+  get redelivered() {
+    return this.msg.info.redelivered
+  }
+  get streamSequence() {
+    return this.msg.info.streamSequence
+  }
+  get consumerSequence() {
+    return this.msg.info.deliverySequence
+  }
+  get timestamp() {
+    return DateTime.makeUnsafe(Math.floor(this.msg.info.timestampNanos / 1_000_000))
+  }
+  get pending() {
+    return this.msg.info.pending
+  }
+  get stream() {
+    return this.msg.info.stream
+  }
+  get consumer() {
+    return this.msg.info.consumer
+  }
+  get ack() {
+    return respond(this.msg, "ack", (m) => m.ack())
+  }
+  get working() {
+    return respond(this.msg, "working", (m) => m.working())
+  }
+  nak(delay?: Duration.Input) {
+    return respond(
+      this.msg,
+      "nak",
+      (m) => m.nak(delay === undefined ? undefined : Duration.toMillis(Duration.fromInputUnsafe(delay)))
+    )
+  }
+  term(reason?: string) {
+    const withReason = this.termReasons && reason !== undefined && reason.length > 0
+    return respond(this.msg, "term", (m) => withReason ? m.term(reason) : m.term())
+  }
+  ackAck(options?: { readonly timeout?: Duration.Input | undefined }) {
+    const msg = this.msg
+    const timeout = options?.timeout === undefined
+      ? undefined
+      : Duration.toMillis(Duration.fromInputUnsafe(options.timeout))
+    return Effect.flatMap(
+      Effect.tryPromise({
+        try: () => msg.ackAck(timeout === undefined ? undefined : { timeout }),
+        catch: (cause) =>
+          fromUnknown(cause, {
+            operation: "ackAck",
+            subject: msg.subject,
+            ...(timeout === undefined ? {} : { timeoutMillis: timeout })
+          })
+      }),
+      (confirmed): Effect.Effect<void, E.NatsError> =>
+        confirmed ? Effect.void : Effect.fail(
+          new E.NatsError({
+            reason: new E.InvalidArgument({
+              operation: "ackAck",
+              subject: msg.subject,
+              message: `message ${msg.seq} on ${msg.subject} was already acknowledged`
+            })
+          })
+        )
+    )
+  }
+}
+
+/**
+ * An envelope for a raw nats.js message and its decoded value.
+ * `termReasons`: whether the server records `term` reasons (2.11+, see
+ * `supportsTermReason`); default `false` (a reason is dropped).
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const make = <A>(value: A, msg: JsMsg, termReasons = false): JsEnvelope<A> =>
+  new JsEnvelopeImpl(value, msg, termReasons)
+
+/**
+ * Whether a server of this version accepts a reason with `term` (2.11+).
+ * nats-server 2.9 / 2.10 ignore a `+TERM` that carries a reason, and the
+ * message is redelivered.
+ *
+ * @category predicates
+ * @since 0.1.0
+ */
+export const supportsTermReason = (serverVersion: string | undefined): boolean => {
+  if (serverVersion === undefined) return false
+  const [major, minor] = serverVersion.split(".").map((part) => Number.parseInt(part, 10))
+  if (major === undefined || minor === undefined || Number.isNaN(major) || Number.isNaN(minor)) return false
+  return major > 2 || (major === 2 && minor >= 11)
+}
