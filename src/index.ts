@@ -47,6 +47,20 @@ export * as ConsumerConfig from "./schemas/ConsumerConfig.ts"
 export * as JetStreamManager from "./services/JetStreamManager.ts"
 
 /**
+ * JetStream consumers as handles and Layers: consume, fetch, next, ordered replay, status, recovery.
+ *
+ * @since 0.1.0
+ */
+export * as Consumer from "./services/Consumer.ts"
+
+/**
+ * A JetStream message with its decoded value, metadata and ack operations.
+ *
+ * @since 0.1.0
+ */
+export * as JsEnvelope from "./schemas/JsEnvelope.ts"
+
+/**
  * What a subscription does when its buffer is full.
  *
  * @since 0.1.0
