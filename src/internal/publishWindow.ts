@@ -35,9 +35,11 @@ export class PublishWindow<A> {
   ended = false
 
   readonly capacity: number
+  private readonly lowWater: number
 
   constructor(capacity: number) {
     this.capacity = capacity
+    this.lowWater = Math.floor(capacity / 2)
     this.slots = new Array<Slot<A> | undefined>(capacity)
   }
 
@@ -95,9 +97,10 @@ export class PublishWindow<A> {
     }
   }
 
+  /** Called after taking acks: resumes a waiting producer once the window is half empty. */
   wakeProducer(): void {
     const wake = this.producerWake
-    if (wake !== undefined) {
+    if (wake !== undefined && this.size <= this.lowWater) {
       this.producerWake = undefined
       wake()
     }
@@ -113,9 +116,14 @@ export class PublishWindow<A> {
     })
   })
 
-  /** Waits until there is room in the window. */
+  /**
+   * Waits until the window is at most half full, so that the producer sends
+   * in bursts of at least half a window: nats.js writes what is sent in one
+   * burst with one socket write (and the server answers in kind), while
+   * refilling one slot per ack degrades into a write per message.
+   */
   readonly awaitRoom: Effect.Effect<void> = Effect.callback<void>((resume) => {
-    if (!this.isFull) return resume(Effect.void)
+    if (this.size <= this.lowWater) return resume(Effect.void)
     this.producerWake = () => resume(Effect.void)
     return Effect.sync(() => {
       this.producerWake = undefined
