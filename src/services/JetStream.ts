@@ -195,9 +195,19 @@ export interface JetStreamShape {
   readonly publish: (subject: string, payload?: Payload, options?: PublishOptions) => Effect.Effect<PubAck, E.NatsError>
   /**
    * Publishes many messages pipelined: up to `window` acks outstanding, acks
-   * emitted in input order, every ack checked. The stream fails with
-   * `PublishAllError` at the first message (in input order) that fails; it
-   * sends nothing more once a failure is seen.
+   * emitted in input order, every ack checked.
+   *
+   * Failure: the stream fails with `PublishAllError` at the first message (in
+   * input order) that fails — after emitting the acks of every message before
+   * it. Nothing more is sent once a failure is seen; messages sent before it
+   * was seen (at most `window - 1` after the failed one) have their acks
+   * ignored and may be stored: republish from `error.index` with the same
+   * `msgId`s to be safe. A failure of the input itself comes after the acks
+   * of the messages read before it.
+   *
+   * Stopping early (interruption, `Stream.take`...) stops sending; acks in
+   * flight are ignored (every promise has its handlers, nothing leaks as an
+   * unhandled rejection).
    */
   readonly publishAll: <E2 = never, R = never>(
     messages: Iterable<OutgoingMessage> | Stream.Stream<OutgoingMessage, E2, R>,
@@ -531,11 +541,51 @@ export const publishTyped = <A, P extends Params>(
   ...[options]: NoParams extends P ? [options?: TypedPublishOptions<P>] : [options: TypedPublishOptions<P>]
 ): Effect.Effect<PubAck, E.NatsError | Codec.EncodeError, JetStream> =>
   JetStream.use((js): Effect.Effect<PubAck, E.NatsError | Codec.EncodeError> => {
-    const subject = self.template === undefined
-      ? Result.succeed<string>(self.subject)
-      : self.template.makeResult(options?.params ?? ({} as P))
-    if (Result.isFailure(subject)) return Effect.fail(subject.failure)
-    const payload = self.codec.encode(value)
-    if (Result.isFailure(payload)) return Effect.fail(Codec.withSubject(payload.failure, subject.success))
-    return js.publish(subject.success, payload.success, options)
+    const encoded = encodeTyped(self, value, options?.params)
+    return Result.isFailure(encoded)
+      ? Effect.fail(encoded.failure)
+      : js.publish(encoded.success.subject, encoded.success.payload, options)
   })
+
+/**
+ * Options of `typedMessage`; a templated subject also needs its `params`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type TypedMessageOptions<P extends Params> =
+  & Omit<OutgoingMessage, "subject" | "payload">
+  & (NoParams extends P ? { readonly params?: P | undefined } : { readonly params: P })
+
+/**
+ * Encodes a value with a typed subject's codec into a message for
+ * `publishAll` / `sink` (synchronously; a failure names the subject).
+ *
+ * @category publishing
+ * @since 0.1.0
+ */
+export const typedMessage = <A, P extends Params>(
+  self: TypedSubject<A, P>,
+  value: A,
+  ...[options]: NoParams extends P ? [options?: TypedMessageOptions<P>] : [options: TypedMessageOptions<P>]
+): Result.Result<OutgoingMessage, E.NatsError | Codec.EncodeError> => {
+  const encoded = encodeTyped(self, value, options?.params)
+  if (Result.isFailure(encoded) || options === undefined) return encoded
+  const { params: _params, ...rest } = options
+  return Result.succeed({ ...rest, ...encoded.success })
+}
+
+const encodeTyped = <A, P extends Params>(
+  self: TypedSubject<A, P>,
+  value: A,
+  params: P | undefined
+): Result.Result<{ readonly subject: string; readonly payload: Uint8Array }, E.NatsError | Codec.EncodeError> => {
+  const subject = self.template === undefined
+    ? Result.succeed<string>(self.subject)
+    : self.template.makeResult(params ?? ({} as P))
+  if (Result.isFailure(subject)) return Result.fail(subject.failure)
+  const payload = self.codec.encode(value)
+  return Result.isFailure(payload)
+    ? Result.fail(Codec.withSubject(payload.failure, subject.success))
+    : Result.succeed({ subject: subject.success, payload: payload.success })
+}

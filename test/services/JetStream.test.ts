@@ -1,7 +1,7 @@
 import { assert, describe, layer } from "@effect/vitest"
 import type { JetStreamManager, StreamConfig } from "@nats-io/jetstream"
 import { jetstreamManager } from "@nats-io/jetstream"
-import { Arbitrary, Effect, Exit, Fiber, Layer, Schedule, Schema, Stream } from "effect"
+import { Arbitrary, Effect, Exit, Fiber, Layer, Result, Schedule, Schema, Stream } from "effect"
 import { LocalNats, NatsClient, NatsError, NatsServer, Subject, TypedSubject } from "../../src/index.ts"
 import * as JetStream from "../../src/services/JetStream.ts"
 
@@ -166,6 +166,19 @@ describe("JetStream", () => {
         )
         assert.strictEqual(badParam._tag === "NatsError" ? badParam.reason._tag : badParam._tag, "InvalidSubject")
         assert.strictEqual(yield* messageCount(jsm, name), 1)
+        const typed = [1, 2, 3].map((i) =>
+          JetStream.typedMessage(OrderCreated, { id: `b${i}`, cents: i }, { params: { region: "us" }, msgId: `b${i}` })
+        )
+        const messages = typed.flatMap((r) => Result.isSuccess(r) ? [r.success] : [])
+        assert.strictEqual(messages.length, 3)
+        assert.strictEqual(messages[0]?.subject, `${prefix}.us.created`)
+        assert.strictEqual(messages[0]?.msgId, "b1")
+        const acks = yield* Stream.runCollect(
+          JetStream.JetStream.use((js) => Effect.succeed(js.publishAll(messages))).pipe(Stream.unwrap)
+        )
+        assert.deepStrictEqual(acks.map((a) => a.seq), [2, 3, 4])
+        const invalid = JetStream.typedMessage(OrderCreated, { id: "x", cents: 0.5 }, { params: { region: "us" } })
+        assert.isTrue(Result.isFailure(invalid))
       }))
 
     it.effect("publishAll: 100,000 messages, every ack checked, in order, none lost", () =>
@@ -283,23 +296,30 @@ describe("JetStream", () => {
         assert.strictEqual(yield* messageCount(jsm, name), 900)
       }))
 
-    it.effect("interrupting publishAll leaves no unhandled rejection", () =>
+    it.effect("interrupting publish / publishAll with acks in flight leaves no unhandled rejection", () =>
       Effect.gen(function*() {
         const js = yield* JetStream.JetStream
-        const { prefix } = yield* freshStream()
+        const client = yield* NatsClient.NatsClient
         const unhandled: Array<unknown> = []
         const onUnhandled = (reason: unknown) => unhandled.push(reason)
         process.on("unhandledRejection", onUnhandled)
         yield* Effect.addFinalizer(() => Effect.sync(() => process.off("unhandledRejection", onUnhandled)))
-        const messages = Array.from({ length: 5000 }, (_, i) => ({
-          subject: i % 2 === 0 ? `${prefix}.x` : "nobody.here",
-          payload: "x"
-        }))
+        // every publish here fails (no stream), after the interruption
+        const messages = Array.from({ length: 5000 }, () => ({ subject: "nobody.here", payload: "x" }))
+        const before = client.connection.stats().outMsgs
         const fiber = yield* js.publishAll(messages, { window: 512 }).pipe(Stream.runDrain, Effect.forkChild)
-        yield* Effect.sleep("5 millis")
+        for (let i = 0; i < 1000 && client.connection.stats().outMsgs - before < 100; i++) yield* Effect.yieldNow
+        assert.isAtLeast(client.connection.stats().outMsgs - before, 100)
         yield* Fiber.interrupt(fiber)
+        const exit = yield* Fiber.await(fiber)
+        assert.isTrue(Exit.hasInterrupts(exit), String(exit))
         const one = yield* js.publish("nobody.here", "x").pipe(Effect.forkChild)
+        yield* Effect.yieldNow
         yield* Fiber.interrupt(one)
+        // a failing batch: the acks after the first failure are in flight when the stream fails
+        const failed = yield* Effect.flip(Stream.runDrain(js.publishAll(messages, { window: 512 })))
+        assert.strictEqual(failed._tag, "PublishAllError")
+        yield* Effect.promise(() => client.connection.flush())
         yield* Effect.sleep("300 millis")
         assert.deepStrictEqual(unhandled, [])
       }))
