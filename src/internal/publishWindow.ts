@@ -1,0 +1,139 @@
+/**
+ * A bounded window of outstanding JetStream publish acks, emptied in order.
+ *
+ * One producer (a fiber reading the input) sends messages while fewer than
+ * `capacity` acks are outstanding; one consumer takes settled acks from the
+ * head, in the order the messages were sent. Every publish promise gets its
+ * handlers when it is created, so nothing is left unhandled when either side
+ * is interrupted. No Effect is allocated per message: the sides only wait
+ * (with `Effect.callback`) when the window is full or the head is pending.
+ *
+ * @internal
+ */
+import { Effect } from "effect"
+
+/** The outcome of one message, in the order it was sent. */
+export interface Slot<A> {
+  readonly index: number
+  readonly subject: string
+  readonly msgId: string | undefined
+  /** 0 pending, 1 acked, 2 failed */
+  state: 0 | 1 | 2
+  value: A | undefined
+  error: unknown
+}
+
+export class PublishWindow<A> {
+  private readonly slots: Array<Slot<A> | undefined>
+  private head = 0
+  private size = 0
+  private consumerWake: (() => void) | undefined = undefined
+  private producerWake: (() => void) | undefined = undefined
+  /** A message failed: the producer sends nothing more. */
+  failed = false
+  /** The input ended. */
+  ended = false
+
+  readonly capacity: number
+  private readonly lowWater: number
+
+  constructor(capacity: number) {
+    this.capacity = capacity
+    this.lowWater = Math.floor(capacity / 2)
+    this.slots = new Array<Slot<A> | undefined>(capacity)
+  }
+
+  get isFull(): boolean {
+    return this.size >= this.capacity
+  }
+
+  /** The oldest outstanding (or settled, not yet taken) message. */
+  peek(): Slot<A> | undefined {
+    return this.size === 0 ? undefined : this.slots[this.head]
+  }
+
+  shift(): void {
+    this.slots[this.head] = undefined
+    this.head = this.head + 1 === this.capacity ? 0 : this.head + 1
+    this.size--
+  }
+
+  /** Tracks a promise; its outcome lands in a new slot at the tail. */
+  track(index: number, subject: string, msgId: string | undefined, promise: Promise<A>): void {
+    const slot: Slot<A> = { index, subject, msgId, state: 0, value: undefined, error: undefined }
+    this.push(slot)
+    promise.then(
+      (value) => {
+        slot.state = 1
+        slot.value = value
+        if (this.slots[this.head] === slot) this.wakeConsumer()
+      },
+      (error: unknown) => {
+        slot.state = 2
+        slot.error = error
+        this.failed = true
+        if (this.slots[this.head] === slot) this.wakeConsumer()
+      }
+    )
+  }
+
+  /** Adds a message that failed before it was sent. */
+  reject(index: number, subject: string, msgId: string | undefined, error: unknown): void {
+    this.failed = true
+    this.push({ index, subject, msgId, state: 2, value: undefined, error })
+    if (this.size === 1) this.wakeConsumer()
+  }
+
+  end(): void {
+    this.ended = true
+    this.wakeConsumer()
+  }
+
+  wakeConsumer(): void {
+    const wake = this.consumerWake
+    if (wake !== undefined) {
+      this.consumerWake = undefined
+      wake()
+    }
+  }
+
+  /** Called after taking acks: resumes a waiting producer once the window is half empty. */
+  wakeProducer(): void {
+    const wake = this.producerWake
+    if (wake !== undefined && this.size <= this.lowWater) {
+      this.producerWake = undefined
+      wake()
+    }
+  }
+
+  /** Waits until the head has settled, or, with no message outstanding, until the input ended. */
+  readonly awaitHead: Effect.Effect<void> = Effect.callback<void>((resume) => {
+    const head = this.peek()
+    if (head === undefined ? this.ended : head.state !== 0) return resume(Effect.void)
+    this.consumerWake = () => resume(Effect.void)
+    return Effect.sync(() => {
+      this.consumerWake = undefined
+    })
+  })
+
+  /**
+   * Waits until the window is at most half full, so that the producer sends
+   * in bursts of at least half a window: nats.js writes what is sent in one
+   * burst with one socket write (and the server answers in kind), while
+   * refilling one slot per ack degrades into a write per message.
+   */
+  readonly awaitRoom: Effect.Effect<void> = Effect.callback<void>((resume) => {
+    if (this.size <= this.lowWater) return resume(Effect.void)
+    this.producerWake = () => resume(Effect.void)
+    return Effect.sync(() => {
+      this.producerWake = undefined
+    })
+  })
+
+  private push(slot: Slot<A>): void {
+    let tail = this.head + this.size
+    if (tail >= this.capacity) tail -= this.capacity
+    this.slots[tail] = slot
+    this.size++
+  }
+}
