@@ -40,6 +40,13 @@ export * as StreamConfig from "./schemas/StreamConfig.ts"
 export * as ConsumerConfig from "./schemas/ConsumerConfig.ts"
 
 /**
+ * JetStream publish: acked, deduplicated, with expectations; pipelined publishAll / sink.
+ *
+ * @since 0.1.0
+ */
+export * as JetStream from "./services/JetStream.ts"
+
+/**
  * JetStream administration: streams and consumers created or updated from typed config.
  *
  * @since 0.1.0

@@ -15,9 +15,9 @@
  *
  * @internal
  */
-import type { Cause } from "effect"
-import { Duration, Effect, Exit, Schedule } from "effect"
-import * as Pull from "effect/Pull"
+import type { Cause, Schedule } from "effect"
+import type { Step } from "./scheduleStep.ts"
+import { stepper } from "./scheduleStep.ts"
 
 /** Wait returned once the schedule has ended, while the connection closes. */
 const PARKED_MILLIS = 60_000
@@ -40,22 +40,21 @@ export const makeReconnectDriver = (
   let attempt = 0
   let exhausted = false
   let delays: Array<number> = []
-  let step: ((now: number, input: number) => Pull.Pull<[unknown, Duration.Duration], never, unknown>) | undefined
+  let next: ((input: number) => Step) | undefined
 
   const delayFor = (n: number): number => {
     if (n === 0) return 0
     while (delays.length < n && !exhausted) {
-      const next = step ??= Effect.runSync(Schedule.toStep(schedule))
-      const exit = Effect.runSyncExit(next(Date.now(), delays.length + 1))
-      if (Exit.isSuccess(exit)) {
-        delays.push(Duration.toMillis(exit.value[1]))
-      } else if (Pull.isDoneCause(exit.cause)) {
+      next ??= stepper(schedule)
+      const step = next(delays.length + 1)
+      if (step._tag === "Delay") {
+        delays.push(step.millis)
+      } else if (step._tag === "Done") {
         exhausted = true
         onExhausted()
       } else {
-        // Not an end but a failure (a defect, or a step that is not
-        // synchronous): report it and wait a fixed delay for this attempt.
-        onStepFailure(exit.cause)
+        // A failure, not an end: report it and wait a fixed delay for this attempt.
+        onStepFailure(step.cause)
         delays.push(FALLBACK_MILLIS)
       }
     }
@@ -71,7 +70,7 @@ export const makeReconnectDriver = (
       attempt = 0
       exhausted = false
       delays = []
-      step = undefined
+      next = undefined
     },
     attempt: () => attempt
   }
