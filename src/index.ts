@@ -103,6 +103,13 @@ export * as NatsError from "./schemas/NatsError.ts"
 export * as NatsServer from "./layers/NatsServer.ts"
 
 /**
+ * Runs a typed handler over a JetStream consumer: bounded concurrency, retry by Schedule, dead-letter, graceful shutdown.
+ *
+ * @since 0.1.0
+ */
+export * as Processor from "./services/Processor.ts"
+
+/**
  * Typed request/reply endpoints.
  *
  * @since 0.1.0
