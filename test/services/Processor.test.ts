@@ -230,6 +230,7 @@ describe("Processor", () => {
           consumer,
           codec: Order,
           handlerTimeout: "200 millis",
+          doubleAck: true,
           retry: Schedule.spaced("50 millis"),
           handler: (_order, envelope) =>
             Effect.sync(() => counts.push(envelope.deliveryCount)).pipe(
