@@ -304,3 +304,29 @@ export const fromStringSchema = <A>(
     }
   }
 }
+
+/**
+ * A codec, or a Schema to encode as JSON.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Input<A> = Codec<A> | Schema.Codec<A, unknown, never, never>
+
+/**
+ * Whether a value is a `Codec` (rather than a Schema).
+ *
+ * @category guards
+ * @since 0.1.0
+ */
+export const isCodec = (u: unknown): u is Codec<unknown> =>
+  typeof u === "object" && u !== null && "decode" in u && "encode" in u && "contentType" in u
+
+/**
+ * The codec itself, or the JSON codec of a Schema.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const fromInput = <A>(input: Input<A>): Codec<A> =>
+  isCodec(input) ? input as Codec<A> : json(input as Schema.Codec<A, unknown, never, never>)

@@ -60,12 +60,13 @@ import type {
 } from "@nats-io/jetstream"
 import { jetstream, jetstreamManager } from "@nats-io/jetstream"
 import { createInbox } from "@nats-io/nats-core"
-import type { Cause, Option, Schema, Scope } from "effect"
+import type { Cause, Option, Scope } from "effect"
 import { Context, Duration, Effect, Layer, PubSub, Queue, Result, Schedule, Stream } from "effect"
 import type * as Arr from "effect/Array"
 import type * as Pull from "effect/Pull"
 import { consumerFromUnknown, isMissingResource } from "../internal/consumerErrors.ts"
 import type { ConsumerContext } from "../internal/consumerErrors.ts"
+import { millis } from "../internal/duration.ts"
 import { jsFromUnknown } from "../internal/jsErrors.ts"
 import * as Codec from "../schemas/Codec.ts"
 import * as ConsumerConfig from "../schemas/ConsumerConfig.ts"
@@ -183,7 +184,7 @@ export type OnDecodeError<R = never> =
  * @category models
  * @since 0.1.0
  */
-export type CodecInput<A> = Codec.Codec<A> | Schema.Codec<A, unknown, never, never>
+export type CodecInput<A> = Codec.Input<A>
 
 /**
  * Decoding options.
@@ -349,14 +350,6 @@ export const defaultRecovery: Schedule.Schedule<unknown, unknown> = Schedule.exp
   Schedule.upTo({ times: 20 })
 )
 
-const isCodec = (u: unknown): u is Codec.Codec<unknown> =>
-  typeof u === "object" && u !== null && "decode" in u && "encode" in u && "contentType" in u
-
-const toCodec = <A>(input: CodecInput<A>): Codec.Codec<A> =>
-  isCodec(input) ? input as Codec.Codec<A> : Codec.json(input as Schema.Codec<A, unknown, never, never>)
-
-const millis = (d: Duration.Input): number => Duration.toMillis(Duration.fromInputUnsafe(d))
-
 const toStatus = (n: ConsumerNotification): ConsumerStatus | undefined => {
   switch (n.type) {
     case "heartbeats_missed":
@@ -441,7 +434,7 @@ export const decodeMessages = <A, E, R, R2 = never>(
   onDecodeError: OnDecodeError<R2> = "logAndSkip",
   termReasons = false
 ): Stream.Stream<JsEnvelope.JsEnvelope<A>, E | Codec.DecodeError, R | R2> => {
-  const codec = toCodec(codecInput)
+  const codec = Codec.fromInput(codecInput)
   const onFailure = (error: Codec.DecodeError, msg: JsMsg): Effect.Effect<void, Codec.DecodeError, R2> =>
     onDecodeError === "fail"
       ? Effect.fail(error)

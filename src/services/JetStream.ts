@@ -9,10 +9,11 @@
 import type { JetStreamClient, JetStreamPublishOptions, StreamExpectations } from "@nats-io/jetstream"
 import { jetstream } from "@nats-io/jetstream"
 import type { MsgHdrs, MsgHdrsImpl, Payload } from "@nats-io/nats-core"
-import type { Schedule, Scope } from "effect"
-import { Cause, Context, Duration, Effect, Exit, Layer, Result, Schema, Sink, Stream } from "effect"
+import type { Duration, Schedule, Scope } from "effect"
+import { Cause, Context, Effect, Exit, Layer, Result, Schema, Sink, Stream } from "effect"
 import type * as Arr from "effect/Array"
 import * as Pull from "effect/Pull"
+import { millis } from "../internal/duration.ts"
 import { jsFromUnknown } from "../internal/jsErrors.ts"
 import { PublishWindow } from "../internal/publishWindow.ts"
 import * as Codec from "../schemas/Codec.ts"
@@ -233,8 +234,6 @@ export interface JetStreamOptions {
 }
 
 const natsError = (reason: E.NatsErrorReason) => new E.NatsError({ reason })
-
-const millis = (d: Duration.Input): number => Duration.toMillis(Duration.fromInputUnsafe(d))
 
 const payloadSize = (payload: Payload | undefined): number =>
   payload === undefined ? 0 : typeof payload === "string" ? Buffer.byteLength(payload) : payload.length

@@ -24,6 +24,7 @@ import {
   Schedule,
   Stream
 } from "effect"
+import { millis } from "../internal/duration.ts"
 import { fromUnknown } from "../internal/errors.ts"
 import { makeReconnectDriver } from "../internal/reconnect.ts"
 import { acquire, subscribeStream } from "../internal/subscription.ts"
@@ -354,8 +355,6 @@ const payloadSize = (payload: Payload | undefined): number =>
   payload === undefined ? 0 : typeof payload === "string" ? Buffer.byteLength(payload) : payload.length
 
 const natsError = (reason: E.NatsErrorReason) => new E.NatsError({ reason })
-
-const millis = (d: Duration.Input): number => Duration.toMillis(Duration.fromInputUnsafe(d))
 
 /**
  * The default first-connect schedule: 4 quick exponential retries from 100 ms.

@@ -196,9 +196,6 @@ const oneLine = (u: unknown): string => {
   return text.replace(/[\r\n]+/g, " ").slice(0, 1024)
 }
 
-const isCodec = (u: unknown): u is Codec.Codec<unknown> =>
-  typeof u === "object" && u !== null && "decode" in u && "encode" in u && "contentType" in u
-
 /**
  * Starts processing in the current scope and returns at once; the scope's
  * close runs the graceful shutdown. Requires `JetStream` for dead-lettering.
@@ -212,9 +209,7 @@ export const make = <A, E, R>(
   Effect.gen(function*() {
     const js = yield* JetStream
     const { consumer } = options
-    const codec = isCodec(options.codec)
-      ? options.codec as Codec.Codec<A>
-      : Codec.json(options.codec as Parameters<typeof Codec.json<A, unknown>>[0])
+    const codec = Codec.fromInput(options.codec)
     const concurrency = Math.max(1, options.concurrency ?? 1)
     const info = yield* consumer.info
     const ackWaitMillis = Math.max(1, Math.floor((info.config.ack_wait ?? 30_000_000_000) / 1_000_000))

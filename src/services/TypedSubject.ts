@@ -102,9 +102,6 @@ export type TypedPublishOptions<P extends Params> = NoParams extends P ?
   PublishOptions & { readonly params?: P | undefined }
   : PublishOptions & { readonly params: P }
 
-const isCodec = (u: unknown): u is Codec.Codec<unknown> =>
-  typeof u === "object" && u !== null && "decode" in u && "encode" in u && "contentType" in u
-
 /**
  * Creates a typed subject from a subject (or a template from
  * `Subject.template`) and a Schema (JSON codec) or a `Codec`.
@@ -127,7 +124,7 @@ export const make: {
   subject: string | SubjectTemplate<Params>,
   schemaOrCodec: Schema.Codec<unknown, unknown> | Codec.Codec<unknown>
 ) => {
-  const codec = isCodec(schemaOrCodec) ? schemaOrCodec : Codec.json(schemaOrCodec)
+  const codec = Codec.fromInput(schemaOrCodec)
   return typeof subject === "string"
     ? { subject, template: undefined, pattern: subject, codec }
     : { subject: subject.template, template: subject, pattern: subject.pattern, codec }
