@@ -28,8 +28,9 @@
  *
  * Shutdown (the scope closes): intake stops first (no more pulls), in-flight
  * handlers get `gracePeriod` to finish and are acked as usual; those still
- * running after it are interrupted and nak'ed without delay; then the
- * connection may drain. Prefetched messages never handed to a handler are
+ * running after it are interrupted and nak'ed without delay; the connection
+ * is flushed, so every ack and nak has reached the server when the scope has
+ * closed; then the connection may drain. Prefetched messages never handed to a handler are
  * not acked and are redelivered after the consumer's ack wait.
  *
  * Every outcome is logged with the subject and stream sequence, and counted
@@ -62,6 +63,7 @@ import * as JsEnvelope from "../schemas/JsEnvelope.ts"
 import type { NatsError } from "../schemas/NatsError.ts"
 import type { CodecInput, ConsumerShape } from "./Consumer.ts"
 import { JetStream } from "./JetStream.ts"
+import { NatsClient } from "./NatsClient.ts"
 
 /**
  * Why a handler did not succeed.
@@ -198,16 +200,18 @@ const oneLine = (u: unknown): string => {
 
 /**
  * Starts processing in the current scope and returns at once; the scope's
- * close runs the graceful shutdown. Requires `JetStream` for dead-lettering.
+ * close runs the graceful shutdown. Requires `JetStream` for dead-lettering
+ * and `NatsClient` to flush the acks on shutdown.
  *
  * @category constructors
  * @since 0.1.0
  */
 export const make = <A, E, R>(
   options: ProcessorOptions<A, E, R>
-): Effect.Effect<Fiber.Fiber<void, NatsError>, NatsError, JetStream | R | Scope.Scope> =>
+): Effect.Effect<Fiber.Fiber<void, NatsError>, NatsError, JetStream | NatsClient | R | Scope.Scope> =>
   Effect.gen(function*() {
     const js = yield* JetStream
+    const client = yield* NatsClient
     const { consumer } = options
     const codec = Codec.fromInput(options.codec)
     const concurrency = Math.max(1, options.concurrency ?? 1)
@@ -376,7 +380,10 @@ export const make = <A, E, R>(
           yield* Effect.logWarning(
             `nats: processor on ${consumer.stream}: ${active} handler(s) still running after the grace period; interrupting`
           )
+          yield* FiberSet.clear(running)
         }
+        // 4. the acks (and naks) are on the wire before the scope is done.
+        yield* Effect.ignore(client.flush)
       })
     )
     return fiber
@@ -391,4 +398,4 @@ export const make = <A, E, R>(
  */
 export const layer = <A, E, R>(
   options: ProcessorOptions<A, E, R>
-): Layer.Layer<never, NatsError, JetStream | R> => Layer.effectDiscard(make(options))
+): Layer.Layer<never, NatsError, JetStream | NatsClient | R> => Layer.effectDiscard(make(options))

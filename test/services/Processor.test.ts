@@ -47,8 +47,11 @@ const settled = (stream: string) =>
     if (state.pending + state.ackPending > 0) return yield* Effect.fail(state)
     return state
   }).pipe(
-    Effect.retry(Schedule.spaced("50 millis").pipe(Schedule.upTo({ times: 200 }))),
-    Effect.catch((state) => Effect.succeed(state))
+    Effect.retry({
+      schedule: Schedule.spaced("50 millis").pipe(Schedule.upTo({ times: 200 })),
+      while: (e) => !("_tag" in e)
+    }),
+    Effect.catch((e) => "_tag" in e ? Effect.fail(e) : Effect.succeed(e))
   )
 
 /** Resolves once `n` calls of `hit` were made. */
