@@ -67,10 +67,15 @@ export const program = (orders = 120, batch = 50, maxWait: Duration.Input = "2 s
     const acked = batches.reduce((n, b) => n + b.size, 0)
     const full = batches.filter((b) => b.size === batch)
     const last = batches[batches.length - 1]
+    const millis = full.map((b) => b.millis)
     yield* Effect.log(
-      `${pendingBefore} pending; ${full.length} full batch(es) of ${batch} (${
-        full.map((b) => `${b.millis.toFixed(0)} ms`).join(", ")
-      }), then a batch of ${last?.size ?? 0} after ${
+      `${pendingBefore} pending; ${full.length} full batch(es) of ${batch}${
+        full.length === 0
+          ? ""
+          : ` (${(millis.reduce((t, m) => t + m, 0) / full.length).toFixed(1)} ms on average, at most ${
+            Math.max(...millis).toFixed(0)
+          } ms)`
+      }, then a batch of ${last?.size ?? 0} after ${
         (last?.millis ?? 0).toFixed(0)
       } ms (max wait); ${acked} acked; now ${info.numPending} pending, ${info.numAckPending} awaiting ack`
     )

@@ -9,7 +9,7 @@
  *
  * Run: npm run example -- jetstream-push-consumer
  */
-import { Duration, Effect, Schema, Stream } from "effect"
+import { Duration, Effect, Option, Schedule, Schema, Stream } from "effect"
 import type { ConsumerConfig } from "../src/index.ts"
 import { Consumer, JetStream, JetStreamManager } from "../src/index.ts"
 import { ensureOrdersStream, layer } from "./jetstream-setup.ts"
@@ -86,7 +86,16 @@ export const program = (count = 10, failOnce = 3) =>
     const deliveries = all.filter((d) => ours.has(d.order_id))
     const others = all.length - deliveries.length
     const redelivered = deliveries.filter((d) => d.deliveryCount > 1)
-    const info = yield* jsm.consumerInfo("ORDERS", "order-processor")
+    // `ack` is fire-and-forget (as in the article; `ackAck` would wait for the server's
+    // confirmation): the consumer's info may lag the last acks by a moment.
+    const info = yield* jsm.consumerInfo("ORDERS", "order-processor").pipe(
+      Effect.repeat({ schedule: Schedule.spaced("20 millis"), until: (i) => i.numAckPending === 0 }),
+      Effect.timeoutOption("2 seconds"),
+      Effect.flatMap(Option.match({
+        onNone: () => jsm.consumerInfo("ORDERS", "order-processor"),
+        onSome: Effect.succeed
+      }))
+    )
     yield* Effect.log(
       `${deliveries.filter((d) => d.outcome === "acked").length} orders acked in ${deliveries.length} deliveries; ${
         redelivered.map((d) => `${d.order_id} redelivered (deliveryCount ${d.deliveryCount}) and acked`).join(", ")
