@@ -4,9 +4,13 @@
  * Run: npm run demo
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Console, Deferred, Effect, Fiber, References, Schedule, Stream } from "effect"
+import { Console, Deferred, Effect, Fiber, Layer, References, Schedule, Stream } from "effect"
 import { LocalNats, NatsClient, NatsServer, Rpc } from "../src/index.ts"
 import * as Connection from "./connection.ts"
+import * as JsPublish from "./jetstream-publish.ts"
+import * as JsPullBatch from "./jetstream-pull-batch.ts"
+import * as JsPushConsumer from "./jetstream-push-consumer.ts"
+import * as JsSetup from "./jetstream-setup.ts"
 import * as Pricing from "./pricing.ts"
 import * as QueueWorker from "./queue-worker.ts"
 import * as Wildcards from "./wildcards.ts"
@@ -79,13 +83,67 @@ const story = Effect.gen(function*() {
     yield* Console.log(`the same subscription received: ${messages.join(" | ")}`)
   }))
 
+  yield* chapter("6. JetStream: the ORDERS stream")
+  const setup = yield* JsSetup.program
+  yield* Console.log(JsSetup.describeStream(setup.first))
+  yield* Console.log(
+    `created or updated twice: ${setup.unchanged ? "the second call found nothing to change" : "it changed!"}`
+  )
+  const published = yield* JsPublish.program(2000)
+  const rate = (run: JsPublish.Run) =>
+    `${run.published} in ${run.millis.toFixed(0)} ms (${run.perSecond.toFixed(0)} msg/s)`
+  yield* Console.log(`one by one (each ack awaited): ${rate(published.sequential)}`)
+  yield* Console.log(
+    `publishAll (window ${published.window}):       ${rate(published.pipelined)}, ${
+      published.speedUp.toFixed(1)
+    }x faster`
+  )
+  yield* Console.log(
+    `every ack checked: ${published.sequential.stored} + ${published.pipelined.stored} stored, ${
+      published.sequential.duplicates + published.pipelined.duplicates
+    } duplicates; the same msgIds again: ${published.again.duplicates} duplicates, ${published.again.stored} stored`
+  )
+  const pushed = yield* Effect.scoped(JsPushConsumer.program(10, 3)).pipe(
+    // the nak is logged as a warning; this chapter tells it
+    Effect.provideService(References.MinimumLogLevel, "Error")
+  )
+  yield* Console.log(
+    `push consumer ${pushed.info.name} (${pushed.info.config.filterSubject}, max deliver ${
+      pushed.info.config.maxDeliver ?? "-"
+    }): ${
+      pushed.deliveries.map((d) => `${d.order_id}#${d.deliveryCount}${d.outcome === "nak" ? " nak" : ""}`).join(", ")
+    }`
+  )
+  yield* Console.log(
+    `${pushed.count} orders acked in ${pushed.deliveries.length} deliveries; redelivered: ${
+      pushed.redelivered.map((d) => `${d.order_id} (deliveryCount ${d.deliveryCount})`).join(", ")
+    }`
+  )
+  const pulled = yield* Effect.scoped(JsPullBatch.program(120))
+  const full = pulled.batches.filter((b) => b.size === 50)
+  const last = pulled.batches[pulled.batches.length - 1]
+  yield* Console.log(
+    `pull consumer order-batch-processor: ${pulled.pendingBefore} pending, fetched 50 at a time (max wait 2 s):`
+  )
+  yield* Console.log(
+    `  ${full.length} full batches, ${
+      (full.reduce((t, b) => t + b.millis, 0) / Math.max(1, full.length)).toFixed(1)
+    } ms each on average; the last, ${last?.size ?? 0} messages, after ${
+      ((last?.millis ?? 0) / 1000).toFixed(1)
+    } s; ${pulled.acked} acked, ${pulled.info.numPending} left`
+  )
+
   yield* chapter("Done")
   yield* Console.log("releasing: subscriptions drain, the connection closes, the server stops and its store is removed")
 })
 
 NodeRuntime.runMain(
   story.pipe(
-    Effect.provide(LocalNats.layer({ client: { ...Connection.options, logEvents: false } })),
+    Effect.provide(
+      JsSetup.JetStreamLayer.pipe(
+        Layer.provideMerge(LocalNats.layer({ client: { ...Connection.options, logEvents: false } }))
+      )
+    ),
     // The chapters print their own summary; keep the examples' info logs quiet.
     Effect.provideService(References.MinimumLogLevel, "Warn")
   )

@@ -9,7 +9,11 @@ const examples: Record<string, () => Promise<{ readonly main: Effect.Effect<unkn
   connection: () => import("./connection.ts"),
   wildcards: () => import("./wildcards.ts"),
   "queue-worker": () => import("./queue-worker.ts"),
-  pricing: () => import("./pricing.ts")
+  pricing: () => import("./pricing.ts"),
+  "jetstream-setup": () => import("./jetstream-setup.ts"),
+  "jetstream-publish": () => import("./jetstream-publish.ts"),
+  "jetstream-push-consumer": () => import("./jetstream-push-consumer.ts"),
+  "jetstream-pull-batch": () => import("./jetstream-pull-batch.ts")
 }
 
 const name = process.argv[2]

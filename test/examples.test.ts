@@ -1,0 +1,84 @@
+import { assert, describe, layer } from "@effect/vitest"
+import { Duration, Effect, Layer } from "effect"
+import * as JsPublish from "../examples/jetstream-publish.ts"
+import * as JsPullBatch from "../examples/jetstream-pull-batch.ts"
+import * as JsPushConsumer from "../examples/jetstream-push-consumer.ts"
+import * as JsSetup from "../examples/jetstream-setup.ts"
+import { JetStreamManager, LocalNats } from "../src/index.ts"
+
+const Env = JsSetup.JetStreamLayer.pipe(Layer.provideMerge(LocalNats.layer({ client: { logEvents: false } })))
+
+describe("JetStream examples", () => {
+  layer(Env, { excludeTestServices: true })("on a real server", (it) => {
+    it.effect("jetstream-setup: ORDERS has the article's configuration; a second setup changes nothing", () =>
+      Effect.gen(function*() {
+        const { first, second, unchanged } = yield* JsSetup.program
+        assert.isTrue(unchanged)
+        const config = second.config
+        assert.strictEqual(config.name, "ORDERS")
+        assert.deepStrictEqual(config.subjects, ["orders.>"])
+        assert.isTrue(config.maxAge !== undefined && Duration.equals(config.maxAge, Duration.days(7)))
+        assert.strictEqual(config.storage, "file")
+        assert.strictEqual(config.replicas, 1)
+        assert.strictEqual(config.retention, "limits")
+        assert.strictEqual(config.discard, "old")
+        assert.strictEqual(first.created.getTime(), second.created.getTime())
+        const jsm = yield* JetStreamManager.JetStreamManager
+        const info = yield* jsm.streamInfo("ORDERS")
+        assert.strictEqual(info.created.getTime(), first.created.getTime())
+      }))
+
+    it.effect("jetstream-publish: N stored one by one and N pipelined, no duplicates; republished ids store nothing", () =>
+      Effect.gen(function*() {
+        const result = yield* JsPublish.program(500, 64)
+        for (const run of [result.sequential, result.pipelined]) {
+          assert.strictEqual(run.published, 500)
+          assert.strictEqual(run.stored, 500)
+          assert.strictEqual(run.duplicates, 0)
+          assert.isTrue(run.consecutive)
+        }
+        assert.strictEqual(result.again.published, 500)
+        assert.strictEqual(result.again.duplicates, 500)
+        assert.strictEqual(result.again.stored, 0)
+      }))
+
+    it.effect("jetstream-push-consumer: every order acked, the failing one redelivered once", () =>
+      Effect.gen(function*() {
+        const result = yield* Effect.scoped(JsPushConsumer.program(10, 3))
+        assert.isTrue(result.push)
+        const acked = result.deliveries.filter((d) => d.outcome === "acked")
+        assert.strictEqual(new Set(acked.map((d) => d.order_id)).size, 10)
+        assert.strictEqual(acked.length, 10)
+        const naks = result.deliveries.filter((d) => d.outcome === "nak")
+        assert.strictEqual(naks.length, 1)
+        assert.strictEqual(naks[0]?.deliveryCount, 1)
+        assert.strictEqual(result.redelivered.length, 1)
+        assert.strictEqual(result.redelivered[0]?.order_id, naks[0]?.order_id)
+        assert.strictEqual(result.redelivered[0]?.deliveryCount, 2)
+        assert.strictEqual(result.redelivered[0]?.outcome, "acked")
+        const config = result.info.config
+        assert.strictEqual(config.durable, "order-processor")
+        assert.strictEqual(config.filterSubject, "orders.created")
+        assert.strictEqual(config.ackPolicy, "explicit")
+        assert.strictEqual(config.maxDeliver, 5)
+        assert.isTrue(config.ackWait !== undefined && Duration.equals(config.ackWait, Duration.seconds(30)))
+        assert.strictEqual(result.info.numAckPending, 0)
+      }))
+
+    it.effect("jetstream-pull-batch: batches of at most 50, every fetched message acked", () =>
+      Effect.gen(function*() {
+        const result = yield* Effect.scoped(JsPullBatch.program(120))
+        assert.isAtLeast(result.pendingBefore, 120)
+        assert.strictEqual(result.acked, result.pendingBefore)
+        for (const batch of result.batches.slice(0, -1)) assert.strictEqual(batch.size, 50)
+        const last = result.batches[result.batches.length - 1]
+        assert.isDefined(last)
+        assert.isBelow(last?.size ?? 50, 50)
+        // a partial batch returns when its max wait is up
+        assert.isAtLeast(last?.millis ?? 0, 1900)
+        assert.strictEqual(result.info.numPending, 0)
+        assert.strictEqual(result.info.numAckPending, 0)
+        assert.strictEqual(result.info.config.ackPolicy, "explicit")
+      }))
+  })
+})
