@@ -13,7 +13,8 @@ const examples: Record<string, () => Promise<{ readonly main: Effect.Effect<unkn
   "jetstream-setup": () => import("./jetstream-setup.ts"),
   "jetstream-publish": () => import("./jetstream-publish.ts"),
   "jetstream-push-consumer": () => import("./jetstream-push-consumer.ts"),
-  "jetstream-pull-batch": () => import("./jetstream-pull-batch.ts")
+  "jetstream-pull-batch": () => import("./jetstream-pull-batch.ts"),
+  "order-processor": () => import("./order-processor.ts")
 }
 
 const name = process.argv[2]
