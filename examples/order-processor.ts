@@ -105,7 +105,9 @@ export const program = (orders = 20) =>
     const outcome: Outcome = { published: orders + 1, processed, retried, deadLettered }
     yield* Effect.log(
       `${outcome.published} published: ${processed} processed, retried once: ${retried.length}; dead-lettered: ${
-        deadLettered.map((d) => `seq ${d.sequence} (${d.reason}: ${d.error})`).join("; ")
+        deadLettered.map((d) =>
+          `seq ${d.sequence} (${d.reason}: ${d.error})`
+        ).join("; ")
       }`
     )
     return outcome

@@ -23,8 +23,11 @@
  *   reason, so the reason travels in the dead-letter headers and the logs.)
  *
  * Concurrency `n` (default 1, in order): at most `n` handlers run at once;
- * the messages held un-acked in memory never exceed `n` plus the consumer's
- * prefetch (`prefetch`, default `max(2n, 16)`) plus its small stream buffer.
+ * the messages held un-acked in memory never exceed `n` plus the prefetch
+ * window (`prefetch`, default `max(2n, 8)`, plus the one message waiting for
+ * a free handler). A message being handled (and settled) sends `working`
+ * every `workingInterval`; messages still waiting in the prefetch window do
+ * not, so with slow handlers keep `prefetch` small.
  *
  * Shutdown (the scope closes): intake stops first (no more pulls), in-flight
  * handlers get `gracePeriod` to finish and are acked as usual; those still
@@ -60,7 +63,7 @@ import {
 import { nthStep } from "../internal/scheduleStep.ts"
 import * as Codec from "../schemas/Codec.ts"
 import * as JsEnvelope from "../schemas/JsEnvelope.ts"
-import type { NatsError } from "../schemas/NatsError.ts"
+import { InvalidArgument, NatsError } from "../schemas/NatsError.ts"
 import type { CodecInput, ConsumerShape } from "./Consumer.ts"
 import { JetStream } from "./JetStream.ts"
 import { NatsClient } from "./NatsClient.ts"
@@ -97,7 +100,12 @@ export interface ProcessorOptions<A, E, R> {
   readonly handler: (value: A, envelope: JsEnvelope.JsEnvelope<A>) => Effect.Effect<void, E, R>
   /** Handlers running at once. Default 1 (messages handled in order). */
   readonly concurrency?: number | undefined
-  /** Messages the consumer pulls ahead. Default `max(2 × concurrency, 16)`. */
+  /**
+   * Messages the consumer pulls ahead. Default `max(2 × concurrency, 8)`.
+   * Messages waiting in this window are not kept alive yet: with handlers
+   * that take a good part of the ack wait, keep it small (1) so that a
+   * message never waits longer than the ack wait before its handler starts.
+   */
   readonly prefetch?: number | undefined
   /**
    * Redelivery delays: the delay before delivery `n + 1` is this schedule's
@@ -116,7 +124,7 @@ export interface ProcessorOptions<A, E, R> {
   readonly doubleAck?: boolean | undefined
   /** Time given to in-flight handlers when the scope closes. Default 30 seconds. */
   readonly gracePeriod?: Duration.Input | undefined
-  /** How often a running handler sends `working`. Default: half the consumer's ack wait. */
+  /** How often a message being handled sends `working`. Default: a third of the consumer's ack wait. */
   readonly workingInterval?: Duration.Input | undefined
 }
 
@@ -141,13 +149,7 @@ export const inFlight = Metric.gauge("effect_nats_processor_in_flight", {
   description: "Handlers of effect-nats processors running now"
 })
 
-const outcome = (name: string) => Metric.withAttributes(messages, { outcome: name })
-const acked = outcome("acked")
-const retried = outcome("retried")
-const deadLettered = outcome("dead_lettered")
-const termed = outcome("termed")
-const decodeFailed = outcome("decode_failed")
-const interrupted = outcome("interrupted")
+type Outcome = "acked" | "retried" | "dead_lettered" | "termed" | "decode_failed" | "interrupted"
 
 /**
  * The default redelivery schedule: exponential from 1 s, jittered, capped at
@@ -216,27 +218,59 @@ export const make = <A, E, R>(
     const codec = Codec.fromInput(options.codec)
     const concurrency = Math.max(1, options.concurrency ?? 1)
     const info = yield* consumer.info
+    const invalid = (message: string) =>
+      new NatsError({ reason: new InvalidArgument({ operation: "Processor.make", message }) })
+    if (consumer.kind === "ordered" || info.config.ack_policy !== "explicit") {
+      return yield* invalid(
+        `a processor needs a consumer with explicit acks (consumer ${info.name} has ack policy ${info.config.ack_policy})`
+      )
+    }
+    if (options.deadLetter !== undefined) {
+      // The dead-letter subject must be captured, and not by the stream being
+      // processed (a dead letter would come back as a new message, forever).
+      const subject = options.deadLetter.subject
+      const captured = yield* Effect.tryPromise({
+        try: () => js.client.jetstreamManager().then((jsm) => jsm.streams.find(subject)),
+        catch: () => invalid(`no stream captures the dead-letter subject ${subject}`)
+      })
+      if (captured === consumer.stream) {
+        return yield* invalid(`the dead-letter subject ${subject} is captured by the processed stream ${captured}`)
+      }
+    }
+    const counted = (name: Outcome) =>
+      Metric.update(
+        Metric.withAttributes(messages, { outcome: name, stream: consumer.stream, consumer: info.name }),
+        1
+      )
     const ackWaitMillis = Math.max(1, Math.floor((info.config.ack_wait ?? 30_000_000_000) / 1_000_000))
     const maxDeliver = info.config.max_deliver ?? -1
     const workingEvery = options.workingInterval === undefined
-      ? Duration.millis(Math.max(50, Math.floor(ackWaitMillis / 2)))
+      ? Duration.millis(Math.max(50, Math.floor(ackWaitMillis / 3)))
       : Duration.fromInputUnsafe(options.workingInterval)
     const retry: Schedule.Schedule<unknown, Failure<E>> = options.retry ?? defaultRetry
     const timeout = options.handlerTimeout === undefined ? undefined : Duration.fromInputUnsafe(options.handlerTimeout)
 
+    // A dead-letter publish is retried a few times before giving up on it for this delivery.
+    const deadLetterRetry = Schedule.exponential("100 millis").pipe(Schedule.upTo({ times: 4 }))
+
     const where = (msg: JsMsg) => `${msg.subject} (stream ${msg.info.stream} seq ${msg.info.streamSequence})`
 
-    const deadLetter = (msg: JsMsg, reason: string, error: string) =>
+    const deadLetter = (msg: JsMsg, reason: string, error: string, outcome: Outcome = "dead_lettered") =>
       Effect.gen(function*() {
         if (options.deadLetter === undefined) {
           yield* Effect.logWarning(`nats: terminated ${where(msg)}: ${reason}: ${error}`)
           yield* JsEnvelope.make(msg.data, msg).term(`${reason}: ${error}`)
-          yield* Metric.update(termed, 1)
+          yield* counted(outcome === "dead_lettered" ? "termed" : outcome)
           return
         }
         const h = makeHeaders()
         if (msg.headers !== undefined) {
-          for (const [key, values] of msg.headers) for (const value of values) h.append(key, value)
+          // JetStream control headers (Nats-Expected-*, Nats-Rollup, Nats-Msg-Id...)
+          // would act on the dead-letter stream: they are not copied.
+          for (const [key, values] of msg.headers) {
+            if (key.toLowerCase().startsWith("nats-")) continue
+            for (const value of values) h.append(key, value)
+          }
         }
         h.set(DeadLetterHeaders.reason, reason)
         h.set(DeadLetterHeaders.error, error)
@@ -248,18 +282,26 @@ export const make = <A, E, R>(
         // The msgId makes a dead-letter publish repeated after a crash a duplicate.
         yield* js.publish(options.deadLetter.subject, msg.data, {
           headers: h,
-          msgId: `dlq:${msg.info.stream}:${msg.info.streamSequence}`
+          msgId: `dlq:${msg.info.stream}:${msg.info.consumer}:${msg.info.streamSequence}`,
+          retry: deadLetterRetry
         })
         yield* JsEnvelope.make(msg.data, msg).term(`${reason}: ${error}`)
-        yield* Metric.update(deadLettered, 1)
+        yield* counted(outcome)
         yield* Effect.logWarning(
           `nats: dead-lettered ${where(msg)} to ${options.deadLetter.subject}: ${reason}: ${error}`
         )
       }).pipe(
-        // The dead-letter publish failed: nothing is lost, try again later.
+        // The dead-letter publish still failed after its retries: nak it so that
+        // it comes back (unless max_deliver is reached: then it is only logged).
         Effect.catch((cause) =>
-          Effect.logError(`nats: could not dead-letter ${where(msg)}; nak'ed to try again`, cause).pipe(
-            Effect.andThen(Effect.ignore(JsEnvelope.make(msg.data, msg).nak(Duration.millis(ackWaitMillis))))
+          Effect.logError(
+            maxDeliver > 0 && msg.info.deliveryCount >= maxDeliver
+              ? `nats: could not dead-letter ${where(msg)}, which reached max_deliver: it is LOST to this consumer`
+              : `nats: could not dead-letter ${where(msg)}; nak'ed to try again`,
+            cause
+          ).pipe(
+            Effect.andThen(Effect.ignore(JsEnvelope.make(msg.data, msg).nak(Duration.millis(ackWaitMillis)))),
+            Effect.andThen(counted("retried"))
           )
         )
       )
@@ -271,7 +313,7 @@ export const make = <A, E, R>(
       if (decision === "term") {
         return Effect.logWarning(`nats: terminated ${where(msg)}: ${error}`).pipe(
           Effect.andThen(envelope.term(error)),
-          Effect.andThen(Metric.update(termed, 1))
+          Effect.andThen(counted("termed"))
         )
       }
       if (decision === "deadLetter") return deadLetter(msg, "rejected", error)
@@ -280,14 +322,22 @@ export const make = <A, E, R>(
       const step = nthStep(retry, count, failure)
       if (step._tag === "Done") return deadLetter(msg, "retries_exhausted", error)
       const delay = step._tag === "Delay" ? step.millis : ackWaitMillis
-      return Effect.logInfo(`nats: retrying ${where(msg)} (delivery ${count}) in ${delay} ms: ${error}`).pipe(
+      const stepFailed = step._tag === "Failed"
+        ? Effect.logWarning(`nats: the retry schedule failed; using the ack wait as the delay`, step.cause)
+        : Effect.void
+      return stepFailed.pipe(
+        Effect.andThen(Effect.logInfo(`nats: retrying ${where(msg)} (delivery ${count}) in ${delay} ms: ${error}`)),
         Effect.andThen(envelope.nak(Duration.millis(delay))),
-        Effect.andThen(Metric.update(retried, 1))
+        Effect.andThen(counted("retried"))
       )
     }
 
-    const keepAlive = (envelope: JsEnvelope.JsEnvelope<A>) =>
-      envelope.working.pipe(Effect.ignore, Effect.repeat(Schedule.spaced(workingEvery)), Effect.delay(workingEvery))
+    const keepAlive = (msg: JsMsg) =>
+      JsEnvelope.make(undefined, msg).working.pipe(
+        Effect.ignore,
+        Effect.repeat(Schedule.spaced(workingEvery)),
+        Effect.delay(workingEvery)
+      )
 
     const runHandler = (envelope: JsEnvelope.JsEnvelope<A>): Effect.Effect<Failure<E> | undefined, never, R> => {
       const handled = Effect.suspend(() => options.handler(envelope.value, envelope))
@@ -301,9 +351,10 @@ export const make = <A, E, R>(
           })
         )
       return bounded.pipe(
-        Effect.raceFirst(Effect.andThen(keepAlive(envelope), Effect.never)),
         Effect.catchCause((cause): Effect.Effect<Failure<E>> => {
-          if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause) as never
+          // Interrupted by the shutdown: let the interruption through (the
+          // message is nak'ed). Any other interruption is a failure.
+          if (Cause.hasInterruptsOnly(cause) && shuttingDown) return Effect.failCause(cause) as never
           const failure = Cause.findErrorOption(cause)
           return Effect.succeed(
             Option.isSome(failure)
@@ -314,19 +365,19 @@ export const make = <A, E, R>(
       )
     }
 
-    const process = (msg: JsMsg): Effect.Effect<void, never, R> => {
+    const settle = (msg: JsMsg): Effect.Effect<void, never, R> => {
       const decoded = codec.decode(msg.data)
       if (Result.isFailure(decoded)) {
-        return Metric.update(decodeFailed, 1).pipe(
-          Effect.andThen(deadLetter(msg, "decode", Codec.withSubject(decoded.failure, msg.subject).message))
-        )
+        const error = Codec.withSubject(decoded.failure, msg.subject).message
+        return deadLetter(msg, "decode", error, "decode_failed")
       }
       const envelope = JsEnvelope.make(decoded.success, msg)
       return runHandler(envelope).pipe(
         Effect.flatMap((failure) =>
           failure === undefined
             ? (options.doubleAck === true ? envelope.ackAck() : envelope.ack).pipe(
-              Effect.andThen(Metric.update(acked, 1))
+              Effect.andThen(counted("acked")),
+              Effect.andThen(Effect.logDebug(`nats: acked ${where(msg)}`))
             )
             : onFailure(envelope, failure)
         ),
@@ -334,14 +385,22 @@ export const make = <A, E, R>(
         Effect.onInterrupt(() =>
           Effect.logWarning(`nats: interrupted ${where(msg)}; nak'ed for redelivery`).pipe(
             Effect.andThen(Effect.ignore(envelope.nak())),
-            Effect.andThen(Metric.update(interrupted, 1))
+            Effect.andThen(counted("interrupted"))
           )
-        ),
-        Effect.annotateLogs({ subject: msg.subject, sequence: msg.info.streamSequence })
+        )
       )
     }
 
-    const prefetch = options.prefetch ?? Math.max(2 * concurrency, 16)
+    // The whole of it (decode, handler, ack or nak or dead-letter publish)
+    // runs under the keep-alive, so the server never redelivers behind its back.
+    const process = (msg: JsMsg): Effect.Effect<void, never, R> =>
+      settle(msg).pipe(
+        Effect.raceFirst(Effect.andThen(keepAlive(msg), Effect.never)),
+        Effect.annotateLogs({ subject: msg.subject, sequence: msg.info.streamSequence })
+      )
+
+    let shuttingDown = false
+    const prefetch = options.prefetch ?? Math.max(2 * concurrency, 8)
     const permits = yield* Semaphore.make(concurrency)
     // Scoped: its release interrupts handlers still running after the grace
     // period (they nak themselves on interruption).
@@ -350,9 +409,9 @@ export const make = <A, E, R>(
     const track = (delta: number) =>
       Effect.suspend(() => {
         active += delta
-        return Metric.update(inFlight, active)
+        return Metric.modify(inFlight, delta)
       })
-    const intake = consumer.consume({ maxMessages: prefetch, bufferSize: concurrency }).pipe(
+    const intake = consumer.consume({ maxMessages: prefetch, bufferSize: 1 }).pipe(
       Stream.runForEach((envelope) =>
         Semaphore.take(permits, 1).pipe(
           Effect.andThen(track(1)),
@@ -368,30 +427,37 @@ export const make = <A, E, R>(
           : Effect.logError(`nats: processor on ${consumer.stream} stopped`, cause)
       )
     )
-    const fiber = yield* Effect.forkDetach(intake)
     const grace = options.gracePeriod ?? "30 seconds"
-    yield* Effect.addFinalizer(() =>
-      Effect.gen(function*() {
-        // 1. stop pulling; 2. let in-flight handlers finish (and settle) within
-        // the grace period; 3. the FiberSet's release interrupts the rest.
-        yield* Fiber.interrupt(fiber)
-        const finished = yield* FiberSet.awaitEmpty(running).pipe(Effect.timeoutOption(grace))
-        if (Option.isNone(finished)) {
-          yield* Effect.logWarning(
-            `nats: processor on ${consumer.stream}: ${active} handler(s) still running after the grace period; interrupting`
-          )
-          yield* FiberSet.clear(running)
-        }
-        // 4. the acks (and naks) are on the wire before the scope is done.
-        yield* Effect.ignore(client.flush)
-      })
-    )
-    return fiber
+    // Forked and given its finalizer in one uninterruptible step: the intake
+    // fiber never outlives the scope.
+    return yield* Effect.uninterruptible(Effect.gen(function*() {
+      const fiber = yield* Effect.forkDetach(intake)
+      yield* Effect.addFinalizer(() =>
+        Effect.gen(function*() {
+          // 1. stop pulling; 2. let in-flight handlers finish (and settle)
+          // within the grace period; 3. interrupt the rest (they nak).
+          yield* Fiber.interrupt(fiber)
+          const finished = yield* FiberSet.awaitEmpty(running).pipe(Effect.timeoutOption(grace))
+          if (Option.isNone(finished)) {
+            yield* Effect.logWarning(
+              `nats: processor on ${consumer.stream}: ${active} handler(s) still running after the grace period; interrupting`
+            )
+            shuttingDown = true
+            yield* FiberSet.clear(running).pipe(Effect.timeoutOption("10 seconds"))
+          }
+          // 4. the acks (and naks) are on the wire before the scope is done.
+          yield* Effect.ignore(client.flush)
+        })
+      )
+      return fiber
+    }))
   })
 
 /**
  * The processor as a Layer: runs for the life of the layer; its release runs
- * the graceful shutdown.
+ * the graceful shutdown. If it stops on its own (its consumer could not be
+ * recovered), the error is logged; to react to it, use `make` and join the
+ * returned fiber.
  *
  * @category layers
  * @since 0.1.0
