@@ -11,6 +11,7 @@ import * as JsPublish from "./jetstream-publish.ts"
 import * as JsPullBatch from "./jetstream-pull-batch.ts"
 import * as JsPushConsumer from "./jetstream-push-consumer.ts"
 import * as JsSetup from "./jetstream-setup.ts"
+import * as OrderProcessor from "./order-processor.ts"
 import * as Pricing from "./pricing.ts"
 import * as QueueWorker from "./queue-worker.ts"
 import * as Wildcards from "./wildcards.ts"
@@ -132,6 +133,20 @@ const story = Effect.gen(function*() {
       ((last?.millis ?? 0) / 1000).toFixed(1)
     } s; ${pulled.acked} acked, ${pulled.info.numPending} left`
   )
+
+  yield* chapter("7. The orders.created worker on the Processor")
+  const processed = yield* Effect.scoped(OrderProcessor.program(20)).pipe(
+    // retries and dead letters are logged; this chapter tells them
+    Effect.provideService(References.MinimumLogLevel, "Error")
+  )
+  yield* Console.log(
+    `${processed.published} messages: ${processed.processed} orders processed (concurrency 4), ${processed.retried.length} of them after one retry (nak with a 100 ms delay): ${
+      processed.retried.join(", ")
+    }`
+  )
+  for (const dead of processed.deadLettered) {
+    yield* Console.log(`  dead-lettered stream seq ${dead.sequence}: ${dead.reason} (${dead.error})`)
+  }
 
   yield* chapter("Done")
   yield* Console.log("releasing: subscriptions drain, the connection closes, the server stops and its store is removed")

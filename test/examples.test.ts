@@ -4,6 +4,7 @@ import * as JsPublish from "../examples/jetstream-publish.ts"
 import * as JsPullBatch from "../examples/jetstream-pull-batch.ts"
 import * as JsPushConsumer from "../examples/jetstream-push-consumer.ts"
 import * as JsSetup from "../examples/jetstream-setup.ts"
+import * as OrderProcessor from "../examples/order-processor.ts"
 import { JetStreamManager, LocalNats } from "../src/index.ts"
 
 const Env = JsSetup.JetStreamLayer.pipe(Layer.provideMerge(LocalNats.layer({ client: { logEvents: false } })))
@@ -79,6 +80,14 @@ describe("JetStream examples", () => {
         assert.strictEqual(result.info.numPending, 0)
         assert.strictEqual(result.info.numAckPending, 0)
         assert.strictEqual(result.info.config.ackPolicy, "explicit")
+      }))
+
+    it.effect("order-processor: good orders processed (some after a retry); the declined and the poison dead-lettered", () =>
+      Effect.gen(function*() {
+        const outcome = yield* OrderProcessor.program(20)
+        assert.strictEqual(outcome.processed, 19)
+        assert.deepStrictEqual(outcome.retried.length, 4)
+        assert.deepStrictEqual(outcome.deadLettered.map((d) => d.reason).sort(), ["decode", "retries_exhausted"])
       }))
   })
 })

@@ -192,12 +192,23 @@ const describe = <E>(failure: Failure<E>): string => {
 }
 
 const oneLine = (u: unknown): string => {
-  const text = u instanceof Error
-    ? `${u.name}: ${u.message}`
-    : typeof u === "object" && u !== null && "_tag" in u
-    ? `${String(u._tag)}${"message" in u && typeof u.message === "string" ? `: ${u.message}` : ""}`
-    : String(u)
+  let text: string
+  if (typeof u === "object" && u !== null && "_tag" in u) {
+    const { _tag, message, ...fields } = u as { readonly _tag: unknown; readonly message?: unknown }
+    const detail = typeof message === "string" && message.length > 0 ? message : safeJson(fields)
+    text = `${String(_tag)}${detail === "{}" ? "" : `: ${detail}`}`
+  } else {
+    text = u instanceof Error ? `${u.name}: ${u.message}` : String(u)
+  }
   return text.replace(/[\r\n]+/g, " ").slice(0, 1024)
+}
+
+const safeJson = (u: unknown): string => {
+  try {
+    return JSON.stringify(u) ?? ""
+  } catch {
+    return String(u)
+  }
 }
 
 /**
