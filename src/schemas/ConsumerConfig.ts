@@ -8,7 +8,7 @@
  */
 import type { ConsumerConfig as NatsConsumerConfig } from "@nats-io/jetstream"
 import { Duration, Schema } from "effect"
-import { Name } from "./StreamConfig.ts"
+import { Name, ServerDuration } from "./StreamConfig.ts"
 
 const PositiveInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
 /** A limit where -1 means unlimited. */
@@ -84,11 +84,11 @@ export const ConsumerConfig = Schema.Struct({
   filterSubject: Schema.optional(Schema.String),
   ackPolicy: Schema.optional(AckPolicy),
   /** Redelivered if not acked within this time. */
-  ackWait: Schema.optional(Schema.Duration),
+  ackWait: Schema.optional(ServerDuration),
   /** Deliveries before giving up on a message; -1 is unlimited. */
   maxDeliver: Schema.optional(Limit),
   /** Redelivery delays by delivery count (overrides `ackWait` for redeliveries). */
-  backoff: Schema.optional(Schema.Array(Schema.Duration)),
+  backoff: Schema.optional(Schema.Array(ServerDuration)),
   deliverPolicy: Schema.optional(DeliverPolicy),
   replayPolicy: Schema.optional(ReplayPolicy),
   /** Messages delivered but not yet acked, at most. */
@@ -98,9 +98,9 @@ export const ConsumerConfig = Schema.Struct({
   /** Largest batch a pull may ask for. */
   maxBatch: Schema.optional(PositiveInt),
   /** Longest expiry a pull may ask for. */
-  maxExpires: Schema.optional(Schema.Duration),
+  maxExpires: Schema.optional(ServerDuration),
   /** An ephemeral consumer is removed after this long without activity. */
-  inactiveThreshold: Schema.optional(Schema.Duration),
+  inactiveThreshold: Schema.optional(ServerDuration),
   headersOnly: Schema.optional(Schema.Boolean),
   replicas: Schema.optional(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 5 }))),
   memoryStorage: Schema.optional(Schema.Boolean)

@@ -25,6 +25,20 @@ export const Name = Schema.String.check(
   )
 )
 
+/**
+ * A duration for the server: finite and not negative.
+ *
+ * @category schemas
+ * @since 0.1.0
+ */
+export const ServerDuration = Schema.Duration.check(
+  Schema.makeFilter(
+    (d: Duration.Duration) =>
+      Duration.isFinite(d) && !Duration.isNegative(d) ? undefined : "a duration that is finite and not negative",
+    { identifier: "ServerDuration" }
+  )
+)
+
 /** A limit where -1 means unlimited. */
 const Limit = Schema.Int.check(Schema.isGreaterThanOrEqualTo(-1))
 
@@ -69,7 +83,7 @@ export const StreamConfig = Schema.Struct({
   storage: Schema.optional(Storage),
   replicas: Schema.optional(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 5 }))),
   /** Oldest message kept; zero means no age limit. */
-  maxAge: Schema.optional(Schema.Duration),
+  maxAge: Schema.optional(ServerDuration),
   /** Total size in bytes; -1 is unlimited. */
   maxBytes: Schema.optional(Limit),
   maxMsgs: Schema.optional(Limit),
@@ -80,7 +94,7 @@ export const StreamConfig = Schema.Struct({
   discard: Schema.optional(Discard),
   discardNewPerSubject: Schema.optional(Schema.Boolean),
   /** Window in which a repeated `msgId` is a duplicate (default 2 minutes). */
-  duplicateWindow: Schema.optional(Schema.Duration),
+  duplicateWindow: Schema.optional(ServerDuration),
   denyDelete: Schema.optional(Schema.Boolean),
   denyPurge: Schema.optional(Schema.Boolean),
   allowRollup: Schema.optional(Schema.Boolean),

@@ -719,6 +719,8 @@ export const make: (
       const start = previous === undefined ? Stream.empty : Stream.fromEffect(recover(++attempt, previous)).pipe(
         Stream.drain
       )
+      // The failure is recorded whether the recovery step or the session
+      // failed, so that every retry recovers first.
       return Stream.concat(
         start,
         make().pipe(
@@ -726,12 +728,13 @@ export const make: (
             Effect.sync(() => {
               attempt = 0
             })
-          ),
-          Stream.tapError((error) =>
-            Effect.sync(() => {
-              if (isMissingResource(error)) failure = error
-            })
           )
+        )
+      ).pipe(
+        Stream.tapError((error) =>
+          Effect.sync(() => {
+            if (isMissingResource(error)) failure = error
+          })
         )
       )
     })
