@@ -25,9 +25,10 @@
  * Concurrency `n` (default 1, in order): at most `n` handlers run at once;
  * the messages held un-acked in memory never exceed `n` plus the prefetch
  * window (`prefetch`, default `max(2n, 8)`, plus the one message waiting for
- * a free handler). A message being handled (and settled) sends `working`
- * every `workingInterval`; messages still waiting in the prefetch window do
- * not, so with slow handlers keep `prefetch` small.
+ * a free handler). Every message the processor holds (waiting for a handler,
+ * handled or being settled) gets `working` every `workingInterval`; messages
+ * still in the prefetch window do not, so with slow handlers keep `prefetch`
+ * small.
  *
  * Shutdown (the scope closes): intake stops first (no more pulls), in-flight
  * handlers get `gracePeriod` to finish and are acked as usual; those still
@@ -343,12 +344,19 @@ export const make = <A, E, R>(
       )
     }
 
-    const keepAlive = (msg: JsMsg) =>
-      JsEnvelope.make(undefined, msg).working.pipe(
-        Effect.ignore,
-        Effect.repeat(Schedule.spaced(workingEvery)),
-        Effect.delay(workingEvery)
-      )
+    // Messages received and not yet settled (waiting for a handler, being
+    // handled, being settled): one sweeper sends `working` for all of them
+    // every `workingEvery`, so the server never redelivers them behind our back.
+    const held = new Set<JsMsg>()
+    const sweeper = Effect.sync(() => {
+      for (const msg of held) {
+        try {
+          msg.working()
+        } catch {
+          // the connection is closing: the message will be redelivered
+        }
+      }
+    }).pipe(Effect.repeat(Schedule.spaced(workingEvery)), Effect.delay(workingEvery))
 
     const runHandler = (envelope: JsEnvelope.JsEnvelope<A>): Effect.Effect<Failure<E> | undefined, never, R> => {
       const handled = Effect.suspend(() => options.handler(envelope.value, envelope))
@@ -402,11 +410,9 @@ export const make = <A, E, R>(
       )
     }
 
-    // The whole of it (decode, handler, ack or nak or dead-letter publish)
-    // runs under the keep-alive, so the server never redelivers behind its back.
     const process = (msg: JsMsg): Effect.Effect<void, never, R> =>
       settle(msg).pipe(
-        Effect.raceFirst(Effect.andThen(keepAlive(msg), Effect.never)),
+        Effect.ensuring(Effect.sync(() => held.delete(msg))),
         Effect.annotateLogs({ subject: msg.subject, sequence: msg.info.streamSequence })
       )
 
@@ -424,7 +430,7 @@ export const make = <A, E, R>(
       })
     const intake = consumer.consume({ maxMessages: prefetch, bufferSize: 1 }).pipe(
       Stream.runForEach((envelope) =>
-        Semaphore.take(permits, 1).pipe(
+        Effect.andThen(Effect.sync(() => held.add(envelope.msg)), Semaphore.take(permits, 1)).pipe(
           Effect.andThen(track(1)),
           Effect.andThen(FiberSet.run(
             running,
@@ -443,6 +449,7 @@ export const make = <A, E, R>(
     // fiber never outlives the scope.
     return yield* Effect.uninterruptible(Effect.gen(function*() {
       const fiber = yield* Effect.forkDetach(intake)
+      const keepAlive = yield* Effect.forkDetach(sweeper)
       yield* Effect.addFinalizer(() =>
         Effect.gen(function*() {
           // 1. stop pulling; 2. let in-flight handlers finish (and settle)
@@ -456,6 +463,7 @@ export const make = <A, E, R>(
             shuttingDown = true
             yield* FiberSet.clear(running).pipe(Effect.timeoutOption("10 seconds"))
           }
+          yield* Fiber.interrupt(keepAlive)
           // 4. the acks (and naks) are on the wire before the scope is done.
           yield* Effect.ignore(client.flush)
         })

@@ -402,10 +402,10 @@ describe("Processor", () => {
       }))
 
     it.effect(
-      "slow handlers with prefetch = concurrency: several messages, none redelivered",
+      "slow handlers with a small prefetch: several messages, none redelivered",
       () =>
         Effect.gen(function*() {
-          const consumer = yield* setup("proc-slow2", { ackWait: "1 second" })
+          const consumer = yield* setup("proc-slow2", { ackWait: "1500 millis" })
           yield* publishOrders("proc-slow2.o", [1, 2, 3, 4, 5, 6])
           const counts: Array<string> = []
           const done = yield* countdown(6)
@@ -413,10 +413,10 @@ describe("Processor", () => {
             consumer,
             codec: Order,
             concurrency: 2,
-            prefetch: 2,
+            prefetch: 1,
             handler: (order, envelope) =>
               Effect.sync(() => counts.push(`${order.id}/${envelope.deliveryCount}`)).pipe(
-                Effect.andThen(Effect.sleep("600 millis")),
+                Effect.andThen(Effect.sleep("400 millis")),
                 Effect.andThen(done.hit)
               )
           })
