@@ -12,6 +12,7 @@ import type { Context, Result, Scenario } from "./harness.ts"
 import { fmt, runScenario } from "./harness.ts"
 import { coreScenarios, openClients } from "./scenarios/core.ts"
 import { jetstreamScenarios, openJetStream, withOneByOne } from "./scenarios/jetstream.ts"
+import { memoryScenarios } from "./scenarios/memory.ts"
 
 const args = process.argv.slice(2)
 const quick = args.includes("--quick")
@@ -30,7 +31,11 @@ const clients = await openClients(server.url)
 
 const jsClients = await openJetStream(clients)
 
-const scenarios: ReadonlyArray<Scenario> = [...coreScenarios(clients), ...jetstreamScenarios(clients, jsClients)]
+const scenarios: ReadonlyArray<Scenario> = [
+  ...coreScenarios(clients),
+  ...jetstreamScenarios(clients, jsClients),
+  ...memoryScenarios(clients)
+]
   .filter((s) => only === undefined || only.has(s.name))
 
 const started = Date.now()
