@@ -18,6 +18,9 @@ export interface ChildReport {
   readonly received: number
   readonly seconds: number
   readonly complete: boolean
+  /** Peaks over the baseline of the parts of RSS: V8 heap and array buffers (the payloads, socket reads). */
+  readonly peakHeapMb: number
+  readonly peakArrayBuffersMb: number
 }
 
 const [side = "raw", url = "", subject = "", countText = "0", bufferText = "10000"] = process.argv.slice(2)
@@ -27,6 +30,10 @@ const send = (message: object) => process.send?.(message)
 
 let baseline = 0
 let peak = 0
+let baseHeap = 0
+let peakHeap = 0
+let baseBuffers = 0
+let peakBuffers = 0
 let received = 0
 let started = 0
 
@@ -41,30 +48,38 @@ const busy = (micros: number) => {
 const handle = (data: Uint8Array): boolean => {
   received++
   busy(20)
-  if ((received & 255) === 0) {
-    const rss = process.memoryUsage.rss()
-    if (rss > peak) peak = rss
-  }
+  if ((received & 255) === 0) sample()
   return new DataView(data.buffer, data.byteOffset, 4).getUint32(0) === count - 1
+}
+
+const sample = () => {
+  const m = process.memoryUsage()
+  if (m.rss > peak) peak = m.rss
+  if (m.heapUsed > peakHeap) peakHeap = m.heapUsed
+  if (m.arrayBuffers > peakBuffers) peakBuffers = m.arrayBuffers
 }
 
 const ready = () => {
   globalThis.gc?.()
-  baseline = process.memoryUsage.rss()
+  const m = process.memoryUsage()
+  baseline = m.rss
   peak = baseline
+  baseHeap = peakHeap = m.heapUsed
+  baseBuffers = peakBuffers = m.arrayBuffers
   started = performance.now()
   send({ type: "ready", baselineMb: baseline / 2 ** 20 })
 }
 
 const report = (complete: boolean) => {
-  const rss = process.memoryUsage.rss()
-  if (rss > peak) peak = rss
+  sample()
   const done: ChildReport = {
     type: "done",
     peakGrowthMb: (peak - baseline) / 2 ** 20,
     received,
     seconds: (performance.now() - started) / 1000,
-    complete
+    complete,
+    peakHeapMb: (peakHeap - baseHeap) / 2 ** 20,
+    peakArrayBuffersMb: (peakBuffers - baseBuffers) / 2 ** 20
   }
   send(done)
 }

@@ -9,10 +9,9 @@
  */
 import type { JetStreamClient, JetStreamManager, JsMsg, PubAck } from "@nats-io/jetstream"
 import { jetstream, jetstreamManager } from "@nats-io/jetstream"
-import { Effect, Exit, Scope, Stream } from "effect"
+import { Deferred, Effect, Exit, Scope, Stream } from "effect"
 import { Codec, Consumer, JetStream, NatsClient, Processor } from "../../src/index.ts"
 import type { Context, Result, Scenario } from "../harness.ts"
-import { until } from "../harness.ts"
 import type { Clients } from "./core.ts"
 
 const payload128 = new Uint8Array(128).fill(120)
@@ -190,14 +189,16 @@ export const jetstreamScenarios = (clients: Clients, jsc: JetStreamClients): Rea
     const name = await durable("raw")
     const consumer = await jetstream(rawSub).consumers.get(WORK_STREAM, name)
     let received = 0
+    let done = () => {}
+    const finished = new Promise<void>((resolve) => done = resolve)
     const t = performance.now()
     const messages = await consumer.consume({
       callback: (m: JsMsg) => {
         m.ack()
-        received++
+        if (++received === count) done()
       }
     })
-    await until(() => received >= count)
+    await finished
     await rawSub.flush()
     const r = rate(count, t)
     await messages.close()
@@ -277,15 +278,18 @@ export const jetstreamScenarios = (clients: Clients, jsc: JetStreamClients): Rea
       return withConsumer(count, (consumer) =>
         Effect.scoped(Effect.gen(function*() {
           let handled = 0
+          const finished = yield* Deferred.make<void>()
           const t = performance.now()
           yield* Processor.make({
             consumer,
             codec: Codec.bytes,
             concurrency,
             // trivial: counts, so the benchmark knows when it is done (the ack follows at once)
-            handler: () => Effect.sync(() => void handled++)
+            handler: () => ++handled === count ? Deferred.succeed(finished, undefined) : Effect.void
           }).pipe(Effect.provideService(JetStream.JetStream, ours))
-          yield* Effect.promise(() => until(() => handled >= count))
+          yield* Deferred.await(finished)
+          // the last ack follows its handler in the same fiber
+          yield* Effect.yieldNow
           yield* sub.flush
           return { "msgs/s": rate(count, t) }
         })))

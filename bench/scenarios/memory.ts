@@ -46,6 +46,13 @@ export const memoryScenarios = (clients: Clients): ReadonlyArray<Scenario> => {
           const report = message as ChildReport
           if (!report.complete) console.log(`   ${side}: did not see the last message (received ${report.received})`)
           if (side === "effect") dropped.push(n - report.received)
+          if (process.env.BENCH_VERBOSE === "1") {
+            console.log(
+              `   ${side}: received ${report.received} in ${report.seconds.toFixed(1)} s, peak heap +${
+                report.peakHeapMb.toFixed(1)
+              } MB, array buffers +${report.peakArrayBuffersMb.toFixed(1)} MB`
+            )
+          }
           resolve({ rss_mb: report.peakGrowthMb })
         }
       })
