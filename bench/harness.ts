@@ -35,6 +35,8 @@ export interface Scenario {
   /** The physical limit for this path (a bare socket), when there is one. */
   readonly limit?: ((ctx: Context) => Promise<Measurement>) | undefined
   readonly reps?: number | undefined
+  /** Extra facts for the JSON result (e.g. which raw baseline was chosen), read after the runs. */
+  readonly extra?: (() => Record<string, unknown>) | undefined
 }
 
 export interface Result {
@@ -50,6 +52,7 @@ export interface Result {
   readonly pairRatios: ReadonlyArray<number>
   readonly limit?: number | undefined
   readonly ofLimit?: number | undefined
+  readonly extra?: Record<string, unknown> | undefined
 }
 
 export const median = (xs: ReadonlyArray<number>): number => {
@@ -109,7 +112,8 @@ export const runScenario = async (scenario: Scenario, ctx: Context, log: (line: 
       rawRange: [Math.min(...rs), Math.max(...rs)],
       effectRange: [Math.min(...es), Math.max(...es)],
       pairRatios: es.map((x, i) => x / (rs[i] ?? NaN)),
-      ...(l === undefined ? {} : { limit: l, ofLimit: e / l })
+      ...(l === undefined ? {} : { limit: l, ofLimit: e / l }),
+      ...(scenario.extra === undefined ? {} : { extra: scenario.extra() })
     }
   })
 }

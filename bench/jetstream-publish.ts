@@ -1,4 +1,10 @@
 /**
+ * A focused JetStream publish tool (kept beside the harness): sweeps the
+ * windows of both raw idioms and of `publishAll`, and compares with and without
+ * nats.js async traces. The harness's `js-publish-sync` / `js-publish-pipelined`
+ * scenarios (bench/scenarios/jetstream.ts) use the same raw baselines (ring and
+ * batches, the better one at its best window, measured once per run).
+ *
  * JetStream publish throughput: raw nats.js vs effect-nats, same server, same
  * connection, same 128-byte payloads, variants alternated over a few reps.
  *

@@ -11,6 +11,8 @@ import { NatsServer } from "../src/index.ts"
 import type { Context, Result, Scenario } from "./harness.ts"
 import { fmt, runScenario } from "./harness.ts"
 import { coreScenarios, openClients } from "./scenarios/core.ts"
+import { jetstreamScenarios, openJetStream, withOneByOne } from "./scenarios/jetstream.ts"
+import { memoryScenarios } from "./scenarios/memory.ts"
 
 const args = process.argv.slice(2)
 const quick = args.includes("--quick")
@@ -27,19 +29,26 @@ const server = await Effect.runPromise(
 const ctx: Context = { url: server.url, quick }
 const clients = await openClients(server.url)
 
-const scenarios: ReadonlyArray<Scenario> = [...coreScenarios(clients)].filter((s) =>
-  only === undefined || only.has(s.name)
-)
+const jsClients = await openJetStream(clients)
+
+const scenarios: ReadonlyArray<Scenario> = [
+  ...coreScenarios(clients),
+  ...jetstreamScenarios(clients, jsClients),
+  ...memoryScenarios(clients)
+]
+  .filter((s) => only === undefined || only.has(s.name))
 
 const started = Date.now()
 log(`effect-nats benchmarks (${quick ? "quick" : "full"}) on nats-server ${server.version}, node ${process.version}`)
-const results: Array<Result> = []
+const measured: Array<Result> = []
 try {
-  for (const scenario of scenarios) results.push(...await runScenario(scenario, ctx, log))
+  for (const scenario of scenarios) measured.push(...await runScenario(scenario, ctx, log))
 } finally {
   await clients.close()
   await Effect.runPromise(Scope.close(scope, Exit.void))
 }
+
+const results = withOneByOne(measured)
 
 const meta = {
   date: new Date().toISOString(),
@@ -62,7 +71,8 @@ const summary = results.map((r) => ({
   raw_range: r.rawRange,
   effect_range: r.effectRange,
   pair_ratios: r.pairRatios,
-  ...(r.limit === undefined ? {} : { limit: r.limit, effect_of_limit: r.ofLimit })
+  ...(r.limit === undefined ? {} : { limit: r.limit, effect_of_limit: r.ofLimit }),
+  ...r.extra
 }))
 
 Fs.mkdirSync(Path.join(root, "bench/results"), { recursive: true })
@@ -83,7 +93,14 @@ const table = [
   )
 ].join("\n")
 
-log("\n" + table)
+const fmtExtra = (v: unknown) => typeof v === "number" ? fmt(v) : String(v)
+const extras = results.filter((r) => r.extra !== undefined && Object.keys(r.extra).length > 0).map((r) =>
+  `- \`${r.scenario}\` ${r.metric}: ${
+    Object.entries(r.extra ?? {}).map(([k, v]) => `${k} = ${fmtExtra(v)}`).join("; ")
+  }`
+).join("\n")
+
+log("\n" + table + (extras === "" ? "" : "\n\n" + extras))
 if (!quick) {
   const file = Path.join(root, "BENCHMARKS.md")
   const previous = Fs.existsSync(file) ? Fs.readFileSync(file, "utf8") : ""
@@ -100,7 +117,7 @@ Each scenario: a warm-up of each side, then raw and effect-nats alternately (A B
 The ratio is effect/raw (higher is better for msgs/s, lower for latency). Raw results: \`bench/results/latest.json\`.
 
 ${table}
-
+${extras === "" ? "" : "\n" + extras + "\n"}
 ${notes}`
   )
 }
