@@ -68,7 +68,7 @@ const processor = (concurrency: number, prefetch?: number) =>
         concurrency,
         ...(prefetch === undefined ? {} : { prefetch }),
         handler: () => ++handled === count ? Deferred.succeed(done, undefined) : Effect.void
-      }).pipe(Effect.provideService(JetStream.JetStream, ours))
+      }).pipe(Effect.provideService(JetStream.JetStream, ours), Effect.provideService(NatsClient.NatsClient, client))
       yield* Deferred.await(done)
       yield* client.flush
       return rate(t)

@@ -286,7 +286,7 @@ export const jetstreamScenarios = (clients: Clients, jsc: JetStreamClients): Rea
             concurrency,
             // trivial: counts, so the benchmark knows when it is done (the ack follows at once)
             handler: () => ++handled === count ? Deferred.succeed(finished, undefined) : Effect.void
-          }).pipe(Effect.provideService(JetStream.JetStream, ours))
+          }).pipe(Effect.provideService(JetStream.JetStream, ours), Effect.provideService(NatsClient.NatsClient, sub))
           yield* Deferred.await(finished)
           // the last ack follows its handler in the same fiber
           yield* Effect.yieldNow

@@ -60,8 +60,8 @@ import type {
 } from "@nats-io/jetstream"
 import { jetstream, jetstreamManager } from "@nats-io/jetstream"
 import { createInbox } from "@nats-io/nats-core"
-import type { Cause, Option, Scope } from "effect"
-import { Context, Duration, Effect, Layer, PubSub, Queue, Result, Schedule, Stream } from "effect"
+import type { Option, Scope } from "effect"
+import { Cause, Context, Duration, Effect, Layer, PubSub, Queue, Result, Schedule, Stream } from "effect"
 import type * as Arr from "effect/Array"
 import type * as Pull from "effect/Pull"
 import { consumerFromUnknown, isMissingResource } from "../internal/consumerErrors.ts"
@@ -677,32 +677,37 @@ export const make: (
           }
         }).pipe(Effect.ignore)
       )
-      const pump = Effect.gen(function*() {
-        while (true) {
-          const result = yield* Effect.tryPromise({
-            try: () => s.iterator.next(),
-            catch: (cause) => consumerFromUnknown(cause, ctx)
-          })
+      // The pump is a plain async loop (no Effect per message): a message goes
+      // into the queue at once when there is room; only a full queue waits,
+      // through an Effect offer that suspends (nothing more is pulled meanwhile).
+      const endedUnexpectedly = () =>
+        new E.NatsError({
+          reason: nc.isClosed()
+            ? new E.ConnectionClosed({ operation, message: `connection closed while consuming ${ctx.consumer}` })
+            : new E.Unknown({ operation, message: `consume of ${ctx.consumer} ended unexpectedly` })
+        })
+      const runFork = Effect.runForkWith(yield* Effect.context<never>())
+      const pump = async (): Promise<void> => {
+        while (!s.stopped) {
+          const result = await s.iterator.next()
           if (result.done === true) {
-            if (continuous && !closing && !s.stopped) {
-              return yield* Effect.fail(
-                new E.NatsError({
-                  reason: nc.isClosed()
-                    ? new E.ConnectionClosed({
-                      operation,
-                      message: `connection closed while consuming ${ctx.consumer}`
-                    })
-                    : new E.Unknown({ operation, message: `consume of ${ctx.consumer} ended unexpectedly` })
-                })
-              )
-            }
-            yield* Queue.end(queue)
+            if (continuous && !closing && !s.stopped) Queue.failCauseUnsafe(queue, Cause.fail(endedUnexpectedly()))
+            else Queue.endUnsafe(queue)
             return
           }
-          if (!(yield* Queue.offer(queue, result.value))) return
+          if (!Queue.offerUnsafe(queue, result.value)) {
+            const offered = await new Promise<boolean>((resolve) => {
+              runFork(Queue.offer(queue, result.value)).addObserver((exit) =>
+                resolve(exit._tag === "Success" && exit.value)
+              )
+            })
+            if (!offered) return
+          }
         }
-      }).pipe(Effect.catch((error) => Queue.fail(queue, error)))
-      yield* Effect.forkScoped(pump)
+      }
+      yield* Effect.sync(() => {
+        pump().catch((cause) => Queue.failCauseUnsafe(queue, Cause.fail(consumerFromUnknown(cause, ctx))))
+      })
       return Stream.fromQueue(queue)
     }))
 

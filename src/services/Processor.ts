@@ -24,8 +24,8 @@
  *
  * Concurrency `n` (default 1, in order): at most `n` handlers run at once;
  * the messages held un-acked in memory never exceed `n` plus the prefetch
- * window (`prefetch`, default `max(2n, 8)`, plus the one message waiting for
- * a free handler). Every message the processor holds (waiting for a handler,
+ * window (`prefetch` pulled ahead by nats.js and as many buffered, default
+ * `max(2n, 16)`). Every message the processor holds (waiting for a handler,
  * handled or being settled) gets `working` every `workingInterval`; messages
  * still in the prefetch window do not, so with slow handlers keep `prefetch`
  * small.
@@ -102,7 +102,7 @@ export interface ProcessorOptions<A, E, R> {
   /** Handlers running at once. Default 1 (messages handled in order). */
   readonly concurrency?: number | undefined
   /**
-   * Messages the consumer pulls ahead. Default `max(2 × concurrency, 8)`.
+   * Messages the consumer pulls ahead (and buffers). Default `max(2 × concurrency, 16)`.
    * Messages waiting in this window are not kept alive yet: with handlers
    * that take a good part of the ack wait, keep it small (1) so that a
    * message never waits longer than the ack wait before its handler starts.
@@ -417,7 +417,7 @@ export const make = <A, E, R>(
       )
 
     let shuttingDown = false
-    const prefetch = options.prefetch ?? Math.max(2 * concurrency, 8)
+    const prefetch = options.prefetch ?? Math.max(2 * concurrency, 16)
     const permits = yield* Semaphore.make(concurrency)
     // Scoped: its release interrupts handlers still running after the grace
     // period (they nak themselves on interruption).
@@ -428,15 +428,21 @@ export const make = <A, E, R>(
         active += delta
         return Metric.modify(inFlight, delta)
       })
-    const intake = consumer.consume({ maxMessages: prefetch, bufferSize: 1 }).pipe(
-      Stream.runForEach((envelope) =>
-        Effect.andThen(Effect.sync(() => held.add(envelope.msg)), Semaphore.take(permits, 1)).pipe(
-          Effect.andThen(track(1)),
-          Effect.andThen(FiberSet.run(
-            running,
-            process(envelope.msg).pipe(Effect.ensuring(Effect.andThen(track(-1), Semaphore.release(permits, 1))))
-          ))
-        )
+    const start = (msg: JsMsg) =>
+      Semaphore.take(permits, 1).pipe(
+        Effect.andThen(track(1)),
+        Effect.andThen(FiberSet.run(
+          running,
+          process(msg).pipe(Effect.ensuring(Effect.andThen(track(-1), Semaphore.release(permits, 1))))
+        ))
+      )
+    const intake = consumer.consume({ maxMessages: prefetch, bufferSize: prefetch }).pipe(
+      Stream.runForEachArray((chunk) =>
+        Effect.suspend(() => {
+          // held (kept alive) from the moment they leave the consumer's buffer
+          for (const envelope of chunk) held.add(envelope.msg)
+          return Effect.forEach(chunk, (envelope) => start(envelope.msg), { discard: true })
+        })
       ),
       Effect.tapCause((cause) =>
         Cause.hasInterruptsOnly(cause)
