@@ -477,7 +477,8 @@ const rawEnvelopes = <E, R>(
 
 interface Session {
   readonly messages: ConsumerMessages
-  readonly iterator: AsyncIterator<JsMsg>
+  /** Absent when nats.js delivers through a callback. */
+  readonly iterator: AsyncIterator<JsMsg> | undefined
   stopped: boolean
 }
 
@@ -493,7 +494,7 @@ const stopSession = (session: Session): void => {
     // the connection is already closed
   }
   try {
-    session.iterator.return?.().catch(() => undefined)
+    session.iterator?.return?.().catch(() => undefined)
   } catch {
     // ignored
   }
@@ -624,19 +625,30 @@ export const make: (
    * full the nats.js iterator is not advanced and nothing more is pulled.
    */
   const session = (
-    open: () => Promise<ConsumerMessages>,
+    open: (deliver: ((msg: JsMsg) => void) | undefined) => Promise<ConsumerMessages>,
     operation: string,
     bufferSize: number,
     continuous: boolean,
-    onStop?: () => void
+    onStop?: () => void,
+    /** Whether nats.js may deliver through a callback (the server bounds what is in flight). */
+    callbackMode: () => Promise<boolean> = () => Promise.resolve(false)
   ): Stream.Stream<JsMsg, E.NatsError> =>
     Stream.unwrap(Effect.gen(function*() {
       const ctx = ctxOf(operation)
+      const callback = yield* Effect.tryPromise({
+        try: callbackMode,
+        catch: (cause) => consumerFromUnknown(cause, ctx)
+      })
+      // In callback mode the queue is not bounded here: the server bounds what
+      // is delivered and not yet acked (max_ack_pending). Otherwise it is
+      // bounded, and the pump waits for room before it reads the next message.
+      const queue = yield* Queue.make<JsMsg, E.NatsError | Cause.Done>(callback ? {} : { capacity: bufferSize })
+      const deliver = callback ? (msg: JsMsg) => void Queue.offerUnsafe(queue, msg) : undefined
       const s = yield* Effect.acquireRelease(
-        Effect.tryPromise({ try: open, catch: (cause) => consumerFromUnknown(cause, ctx) }).pipe(
+        Effect.tryPromise({ try: () => open(deliver), catch: (cause) => consumerFromUnknown(cause, ctx) }).pipe(
           Effect.map((messages): Session => ({
             messages,
-            iterator: messages[Symbol.asyncIterator](),
+            iterator: callback ? undefined : messages[Symbol.asyncIterator](),
             stopped: false
           }))
         ),
@@ -652,9 +664,6 @@ export const make: (
           })
       )
       sessions.add(s)
-      // read with our own interruptible loop: `Stream.fromAsyncIterable` would
-      // await `return()` on release, which hangs while nats.js' iterator waits
-      const queue = yield* Queue.bounded<JsMsg, E.NatsError | Cause.Done>(bufferSize)
       const statusIterator = s.messages.status()[Symbol.asyncIterator]()
       yield* Effect.addFinalizer(() => Effect.sync(() => void statusIterator.return?.().catch(() => undefined)))
       yield* Effect.forkScoped(
@@ -687,9 +696,23 @@ export const make: (
             : new E.Unknown({ operation, message: `consume of ${ctx.consumer} ended unexpectedly` })
         })
       const runFork = Effect.runForkWith(yield* Effect.context<never>())
+      const iterator = s.iterator
+      if (iterator === undefined) {
+        // callback mode: the end of the messages ends (or fails) the stream
+        s.messages.closed().then(
+          (err) => {
+            if (err instanceof Error) Queue.failCauseUnsafe(queue, Cause.fail(consumerFromUnknown(err, ctx)))
+            else if (continuous && !closing && !s.stopped) {
+              Queue.failCauseUnsafe(queue, Cause.fail(endedUnexpectedly()))
+            } else Queue.endUnsafe(queue)
+          },
+          (cause) => Queue.failCauseUnsafe(queue, Cause.fail(consumerFromUnknown(cause, ctx)))
+        )
+        return Stream.fromQueue(queue)
+      }
       const pump = async (): Promise<void> => {
         while (!s.stopped) {
-          const result = await s.iterator.next()
+          const result = await iterator.next()
           if (result.done === true) {
             if (continuous && !closing && !s.stopped) Queue.failCauseUnsafe(queue, Cause.fail(endedUnexpectedly()))
             else Queue.endUnsafe(queue)
@@ -782,15 +805,26 @@ export const make: (
     return withRecovery(
       () =>
         session(
-          () => {
+          (deliver) => {
             const c = current
             return c.isPushConsumer()
               ? (c as PushConsumer).consume({ abort_on_missing_resource: true })
-              : (c as JsConsumer).consume(natsOptions)
+              : (c as JsConsumer).consume(deliver === undefined ? natsOptions : { ...natsOptions, callback: deliver })
           },
           "Consumer.consume",
           bufferSize,
-          true
+          true,
+          undefined,
+          // A pull consumer with explicit acks and a max_ack_pending: the server
+          // never has more than that many messages out, so nats.js may deliver
+          // through its callback (much faster than its async iterator).
+          async () => {
+            const c = current
+            if (c.isPushConsumer()) return false
+            const ci = await (c as JsConsumer).info(true)
+            const limit = ci.config.max_ack_pending ?? 0
+            return ci.config.ack_policy === "explicit" && limit > 0 && limit <= 65_536
+          }
         ),
       options?.recovery ?? recoveryDefault
     )

@@ -37,7 +37,9 @@
  * closed; then the connection may drain. Prefetched messages never handed to a handler are
  * not acked and are redelivered after the consumer's ack wait.
  *
- * Every outcome is logged with the subject and stream sequence, and counted
+ * Every outcome but a plain ack is logged with the subject and stream
+ * sequence (acks are counted only: a log line per acked message would cost
+ * more than the processing), and every outcome is counted
  * in `Processor.messages` (attribute `outcome`: `acked`, `retried`,
  * `dead_lettered`, `termed`, `decode_failed`, `interrupted`) and
  * `Processor.inFlight`.
@@ -249,11 +251,17 @@ export const make = <A, E, R>(
         return yield* invalid(`the dead-letter subject ${subject} is captured by the processed stream ${captured}`)
       }
     }
-    const counted = (name: Outcome) =>
-      Metric.update(
-        Metric.withAttributes(messages, { outcome: name, stream: consumer.stream, consumer: info.name }),
-        1
-      )
+    // one counter per outcome, built once (not per message)
+    const outcomes: Record<Outcome, Effect.Effect<void>> = Object.fromEntries(
+      (["acked", "retried", "dead_lettered", "termed", "decode_failed", "interrupted"] as const).map((name) => [
+        name,
+        Metric.update(
+          Metric.withAttributes(messages, { outcome: name, stream: consumer.stream, consumer: info.name }),
+          1
+        )
+      ])
+    ) as Record<Outcome, Effect.Effect<void>>
+    const counted = (name: Outcome) => outcomes[name]
     const ackWaitMillis = Math.max(1, Math.floor((info.config.ack_wait ?? 30_000_000_000) / 1_000_000))
     const maxDeliver = info.config.max_deliver ?? -1
     const workingEvery = options.workingInterval === undefined
@@ -395,8 +403,7 @@ export const make = <A, E, R>(
         Effect.flatMap((failure) =>
           failure === undefined
             ? (options.doubleAck === true ? envelope.ackAck() : envelope.ack).pipe(
-              Effect.andThen(counted("acked")),
-              Effect.andThen(Effect.logDebug(`nats: acked ${where(msg)}`))
+              Effect.andThen(counted("acked"))
             )
             : onFailure(envelope, failure)
         ),
@@ -411,10 +418,7 @@ export const make = <A, E, R>(
     }
 
     const process = (msg: JsMsg): Effect.Effect<void, never, R> =>
-      settle(msg).pipe(
-        Effect.ensuring(Effect.sync(() => held.delete(msg))),
-        Effect.annotateLogs({ subject: msg.subject, sequence: msg.info.streamSequence })
-      )
+      Effect.ensuring(settle(msg), Effect.sync(() => held.delete(msg)))
 
     let shuttingDown = false
     const prefetch = options.prefetch ?? Math.max(2 * concurrency, 16)

@@ -268,11 +268,11 @@ describe("Consumer", () => {
         assert.deepStrictEqual(yield* Ref.get(bad), ["1:oops:DecodeError"])
       }))
 
-    it.effect("backpressure: a stalled Stream stops the pulls (nats.js prefetch + bufferSize bound what is delivered)", () =>
+    it.effect("backpressure with explicit acks: a stalled Stream holds at most max_ack_pending messages", () =>
       Effect.gen(function*() {
         const jsm = yield* makeStream("slow")
         yield* publishMany("slow.a", 2_000)
-        const consumer = yield* Consumer.make({ stream: "slow", config: { durable: "slow" } })
+        const consumer = yield* Consumer.make({ stream: "slow", config: { durable: "slow", maxAckPending: 50 } })
         const got = yield* Deferred.make<void>()
         const fiber = yield* consumer.consume({ maxMessages: 20, bufferSize: 10 }).pipe(
           Stream.runForEach(() => Effect.andThen(Deferred.succeed(got, undefined), Effect.never)),
@@ -282,6 +282,25 @@ describe("Consumer", () => {
         // give nats.js every chance to over-pull
         yield* Effect.sleep("500 millis")
         const ci = yield* consumerInfo(jsm, "slow", "slow")
+        yield* Fiber.interrupt(fiber)
+        // the server delivers no more than max_ack_pending un-acked messages
+        assert.isAtMost(ci.delivered.consumer_seq, 50)
+        assert.isAtLeast(ci.num_pending, 1_950)
+      }))
+
+    it.effect("backpressure without acks: nats.js prefetch + bufferSize bound what is delivered", () =>
+      Effect.gen(function*() {
+        const jsm = yield* makeStream("slow2")
+        yield* publishMany("slow2.a", 2_000)
+        const consumer = yield* Consumer.make({ stream: "slow2", config: { durable: "slow2", ackPolicy: "none" } })
+        const got = yield* Deferred.make<void>()
+        const fiber = yield* consumer.consume({ maxMessages: 20, bufferSize: 10 }).pipe(
+          Stream.runForEach(() => Effect.andThen(Deferred.succeed(got, undefined), Effect.never)),
+          Effect.forkChild
+        )
+        yield* Deferred.await(got)
+        yield* Effect.sleep("500 millis")
+        const ci = yield* consumerInfo(jsm, "slow2", "slow2")
         yield* Fiber.interrupt(fiber)
         // one message in the handler, 10 in the buffer, a pull of 20 in nats.js, one follow-up pull
         assert.isAtMost(ci.delivered.consumer_seq, 60)
