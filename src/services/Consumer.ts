@@ -5,15 +5,18 @@
  * batches, `next`, decoded payloads, status events, and recovery by a
  * `Schedule`.
  *
- * **Backpressure.** `consume` reads nats.js' *iterator* (not its callback).
- * nats.js queues its follow-up pull requests behind the messages it already
- * received, so a new pull is only sent once the iterator has handed out the
- * messages before it: memory is bounded by nats.js' prefetch (`maxMessages` /
- * `maxBytes`) plus the Stream's own buffer (`bufferSize`). When the Stream's
- * buffer is full the bridge suspends, the iterator is not advanced and
- * nothing more is pulled; no message is ever dropped. Messages still
- * buffered when the Stream ends were never handed out and are never acked:
- * the server redelivers them after the consumer's `ackWait`.
+ * **Backpressure.** For a pull consumer with explicit acks and a
+ * `max_ack_pending` (the server's default is 1,000), `consume` takes nats.js'
+ * callback delivery (about twice as fast as its async iterator): the server
+ * never has more than `max_ack_pending` messages delivered and not acked, so
+ * that is the bound on what a stalled Stream holds. Otherwise (acks `none` or
+ * `all`, no limit, push consumers) it reads nats.js' *iterator*: nats.js
+ * queues its follow-up pulls behind the messages it already received, so
+ * memory is bounded by its prefetch (`maxMessages` / `maxBytes`) plus the
+ * Stream's own buffer (`bufferSize`); when that buffer is full the iterator
+ * is not advanced and nothing more is pulled. No message is ever dropped.
+ * Messages still buffered when the Stream ends were never handed out and are
+ * never acked: the server redelivers them after the consumer's `ackWait`.
  *
  * **Decode failures** (`onDecodeError`, same policies as `TypedSubject`):
  * `"fail"` fails the Stream with the `DecodeError` and leaves the message
