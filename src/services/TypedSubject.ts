@@ -64,6 +64,25 @@ export interface Envelope<A, P extends Params = NoParams> {
   readonly msg: Msg
 }
 
+// The subject and headers are read from the message only when asked for:
+// nats.js decodes them lazily, and most handlers never look.
+class EnvelopeImpl<A, P extends Params> implements Envelope<A, P> {
+  readonly value: A
+  readonly params: P
+  readonly msg: Msg
+  constructor(value: A, params: P, msg: Msg) {
+    this.value = value
+    this.params = params
+    this.msg = msg
+  }
+  get subject(): string {
+    return this.msg.subject
+  }
+  get headers(): MsgHdrs | undefined {
+    return this.msg.headers
+  }
+}
+
 /**
  * What a subscription does with a payload that does not decode:
  *
@@ -193,7 +212,7 @@ export const decodeStream = <A, P extends Params, E, R, R2 = never>(
               ? noParams
               : Option.getOrUndefined(template.parse(msg.subject))
             if (Result.isSuccess(decoded) && params !== undefined) {
-              out.push({ value: decoded.success, subject: msg.subject, params, headers: msg.headers, msg })
+              out.push(new EnvelopeImpl(decoded.success, params, msg))
               continue
             }
             const error = Result.isFailure(decoded)
