@@ -814,7 +814,7 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
 
     const request = (subject: string, payload?: Payload, options?: RequestOptions): Effect.Effect<Msg, E.NatsError> =>
       Effect.suspend(() => {
-        const invalid = checkSubject(subject, "request")
+        const invalid = checkSubjectCached(subject, "request")
         if (invalid !== undefined) return Effect.fail(invalid)
         const hdrs = options?.headers === undefined ? undefined : toHeaders(options.headers)
         const tooBig = checkPayload(subject, payload, hdrs, "request")
@@ -902,15 +902,16 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
         }, hooks)
         yield* flush
         let stopping = false
-        const run = requests.messages.pipe(
-          Stream.mapEffect(respond, { concurrency: options?.concurrency ?? 1, unordered: true }),
-          Stream.runDrain,
-          Effect.andThen(Effect.suspend(() =>
-            stopping || releasing ? Effect.void : Effect.fail(natsError(
-              new E.ConnectionClosed({ operation: "serve", subject, message: `responder on ${subject} stopped` })
+        const concurrency = options?.concurrency ?? 1
+        const run = (concurrency === 1
+          ? Stream.runForEach(requests.messages, respond)
+          : requests.messages.pipe(Stream.mapEffect(respond, { concurrency, unordered: true }), Stream.runDrain)).pipe(
+            Effect.andThen(Effect.suspend(() =>
+              stopping || releasing ? Effect.void : Effect.fail(natsError(
+                new E.ConnectionClosed({ operation: "serve", subject, message: `responder on ${subject} stopped` })
+              ))
             ))
-          ))
-        )
+          )
         const fiber = yield* Effect.forkDetach(run)
         // Graceful stop, before the subscription's own release: no new requests,
         // those buffered and in flight are answered within the grace period.
