@@ -7,7 +7,8 @@
  * @since 0.1.0
  */
 import type { ConsumerConfig as NatsConsumerConfig } from "@nats-io/jetstream"
-import { Duration, Schema } from "effect"
+import { Schema } from "effect"
+import { nanos } from "../internal/duration.ts"
 import { Name, ServerDuration } from "./StreamConfig.ts"
 
 const PositiveInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
@@ -113,8 +114,6 @@ export const ConsumerConfig = Schema.Struct({
  * @since 0.1.0
  */
 export type ConsumerConfig = typeof ConsumerConfig.Type
-
-const nanos = (d: Duration.Duration): number => Number(Duration.toNanosUnsafe(d))
 
 const deliverToNats = (policy: DeliverPolicy): Partial<NatsConsumerConfig> => {
   switch (policy._tag) {

@@ -7,6 +7,7 @@
  */
 import type { StreamConfig as NatsStreamConfig } from "@nats-io/jetstream"
 import { Duration, Schema } from "effect"
+import { nanos } from "../internal/duration.ts"
 
 /**
  * A name for a stream or consumer: non-empty, no whitespace, `.`, `*`, `>`,
@@ -109,8 +110,6 @@ export const StreamConfig = Schema.Struct({
  * @since 0.1.0
  */
 export type StreamConfig = typeof StreamConfig.Type
-
-const nanos = (d: Duration.Duration): number => Number(Duration.toNanosUnsafe(d))
 
 /**
  * The nats.js (wire) form of a configuration: snake_case, durations in

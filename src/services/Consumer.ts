@@ -34,7 +34,10 @@
  * recreates the consumer; a handle bound by `durable` name looks it up again
  * (someone else must recreate it). When the schedule gives up, the Stream
  * fails with `ConsumerNotFound` / `StreamNotFound`. Ordered consumers are
- * recreated by nats.js itself.
+ * recreated by nats.js itself. A recreated consumer starts where its config
+ * says (`deliverPolicy`, all messages by default): the server has forgotten
+ * what the deleted one had acked, so messages may be delivered again —
+ * handlers should be idempotent (or the config should start later).
  *
  * **Shutdown.** Ending a Stream (or closing the handle's scope) stops pulling
  * at once (the pull subscription is removed), before the connection drains.

@@ -42,6 +42,7 @@ import type {
 import { jetstreamManager } from "@nats-io/jetstream"
 import type { MsgHdrs } from "@nats-io/nats-core"
 import { Context, Duration, Effect, Layer, Option, Schema, Stream } from "effect"
+import { fromNanos } from "../internal/duration.ts"
 import type { JsContext } from "../internal/jsErrors.ts"
 import { jsFromUnknown } from "../internal/jsErrors.ts"
 import * as ConsumerConfig from "../schemas/ConsumerConfig.ts"
@@ -235,8 +236,6 @@ export interface JetStreamManagerShape {
 // Conversions
 // -----------------------------------------------------------------------------
 
-const durationOfNanos = (n: number): Duration.Duration => Duration.nanos(BigInt(Math.round(n)))
-
 const dateOf = (s: string | undefined): Date | undefined => {
   if (s === undefined) return undefined
   const d = new Date(s)
@@ -299,18 +298,18 @@ export const consumerConfigFromNats = (config: NatsConsumerConfig): ConsumerConf
     ...opt("description", config.description),
     ...opt("filterSubject", config.filter_subject),
     ackPolicy: config.ack_policy === "none" || config.ack_policy === "all" ? config.ack_policy : "explicit",
-    ...opt("ackWait", config.ack_wait === undefined ? undefined : durationOfNanos(config.ack_wait)),
+    ...opt("ackWait", config.ack_wait === undefined ? undefined : fromNanos(config.ack_wait)),
     ...opt("maxDeliver", config.max_deliver),
-    ...opt("backoff", config.backoff?.map(durationOfNanos)),
+    ...opt("backoff", config.backoff?.map(fromNanos)),
     deliverPolicy: deliverFromNats(config),
     ...opt("replayPolicy", config.replay_policy),
     ...opt("maxAckPending", config.max_ack_pending),
     ...opt("maxWaiting", config.max_waiting),
     ...opt("maxBatch", config.max_batch),
-    ...opt("maxExpires", config.max_expires === undefined ? undefined : durationOfNanos(config.max_expires)),
+    ...opt("maxExpires", config.max_expires === undefined ? undefined : fromNanos(config.max_expires)),
     ...opt(
       "inactiveThreshold",
-      config.inactive_threshold === undefined ? undefined : durationOfNanos(config.inactive_threshold)
+      config.inactive_threshold === undefined ? undefined : fromNanos(config.inactive_threshold)
     ),
     headersOnly: config.headers_only ?? false,
     ...opt("replicas", config.num_replicas),
