@@ -28,9 +28,16 @@ const publishMany = (subject: string, count: number, from = 0) =>
     const js = jetstream(client.connection)
     for (let start = 0; start < count; start += 500) {
       const end = Math.min(count, start + 500)
-      yield* Effect.promise(() =>
+      // a msgId per message: a retried batch (after a restart) stores nothing twice
+      yield* Effect.tryPromise(() =>
         Promise.all(
-          Array.from({ length: end - start }, (_, i) => js.publish(subject, encoder.encode(String(from + start + i))))
+          Array.from(
+            { length: end - start },
+            (_, i) =>
+              js.publish(subject, encoder.encode(String(from + start + i)), {
+                msgID: `${subject}:${from + start + i}`
+              })
+          )
         )
       )
     }
