@@ -275,8 +275,10 @@ export const make = <A, E, R>(
 
     const where = (msg: JsMsg) => `${msg.subject} (stream ${msg.info.stream} seq ${msg.info.streamSequence})`
 
-    const deadLetter = (msg: JsMsg, reason: string, error: string, outcome: Outcome = "dead_lettered") =>
+    const deadLetter = (msg: JsMsg, reason: string, cause: string, outcome: Outcome = "dead_lettered") =>
       Effect.gen(function*() {
+        // one line: it travels in a header
+        const error = oneLine(cause)
         if (options.deadLetter === undefined) {
           yield* Effect.logWarning(`nats: terminated ${where(msg)}: ${reason}: ${error}`)
           yield* JsEnvelope.make(msg.data, msg).term(`${reason}: ${error}`)

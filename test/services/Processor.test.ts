@@ -138,7 +138,10 @@ describe("Processor", () => {
         yield* jsm.createOrUpdateStream({ name: "proc-dlq", subjects: ["proc-dlq.>"] })
         const consumer = yield* setup("proc-poison", { ackWait: "1 second" })
         const js = yield* JetStream.JetStream
-        yield* js.publish("proc-poison.o", encoder.encode("{not json"), { headers: { "x-origin": "test" } })
+        // valid JSON of the wrong shape: the Schema's message spans several lines
+        yield* js.publish("proc-poison.o", encoder.encode(JSON.stringify({ id: "x" })), {
+          headers: { "x-origin": "test" }
+        })
         yield* publishOrders("proc-poison.o", [7, 8])
         const calls = new Map<number, number>()
         const good = yield* countdown(1)
@@ -179,7 +182,8 @@ describe("Processor", () => {
           })
         )
         const poison = byReason.get("decode")
-        assert.strictEqual(decoder.decode(poison?.data), "{not json")
+        assert.strictEqual(decoder.decode(poison?.data), JSON.stringify({ id: "x" }))
+        assert.include(poison?.headers?.get(Processor.DeadLetterHeaders.error) ?? "", "id")
         assert.strictEqual(poison?.headers?.get("x-origin"), "test")
         assert.strictEqual(poison?.headers?.get(Processor.DeadLetterHeaders.subject), "proc-poison.o")
         assert.strictEqual(poison?.headers?.get(Processor.DeadLetterHeaders.stream), "proc-poison")
