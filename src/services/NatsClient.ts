@@ -832,7 +832,7 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
         ).pipe(Effect.withSpan("NatsClient.request", {
           kind: "client",
           attributes: { "messaging.system": "nats", "messaging.destination.name": subject }
-        }))
+        }, { captureStackTrace: false })) // a stack trace per request would cost more than its own work
       })
 
     const requestMany = (

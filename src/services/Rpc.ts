@@ -121,7 +121,9 @@ export const call = <Req, Res, Err>(
           : Effect.fail(Codec.withSubject(response.failure, endpoint.subject))
       }
     )
-  }).pipe(Effect.withSpan("Rpc.call", { attributes: { "messaging.destination.name": endpoint.subject } }))
+  }).pipe(Effect.withSpan("Rpc.call", {
+    attributes: { "messaging.system": "nats", "messaging.destination.name": endpoint.subject }
+  }, { captureStackTrace: false }))
 
 const typedErrorReply = (payload: Uint8Array): Reply => {
   const h = makeHeaders()
