@@ -51,6 +51,7 @@ import { headers as makeHeaders } from "@nats-io/nats-core"
 import type { Scope } from "effect"
 import {
   Cause,
+  Deferred,
   Duration,
   Effect,
   Fiber,
@@ -442,12 +443,22 @@ export const make = <A, E, R>(
           process(msg).pipe(Effect.ensuring(Effect.andThen(track(-1), Semaphore.release(permits, 1))))
         ))
       )
-    const intake = consumer.consume({ maxMessages: prefetch, bufferSize: prefetch }).pipe(
+    // Concurrency 1 handles a chunk in order in the intake fiber itself (no
+    // fork per message: a chunk of quick handlers settles in one go, and its
+    // acks leave in one write); the shutdown then stops the pulls with
+    // `stopIntake` and lets the chunk in hand finish.
+    const inline = concurrency === 1
+    const stopIntake = yield* Deferred.make<void>()
+    const inOrder = (msg: JsMsg) => Effect.andThen(track(1), Effect.ensuring(process(msg), track(-1)))
+    const messagesIn = consumer.consume({ maxMessages: prefetch, bufferSize: prefetch })
+    const intake = (inline ? Stream.interruptWhen(messagesIn, Deferred.await(stopIntake)) : messagesIn).pipe(
       Stream.runForEachArray((chunk) =>
         Effect.suspend(() => {
           // held (kept alive) from the moment they leave the consumer's buffer
           for (const envelope of chunk) held.add(envelope.msg)
-          return Effect.forEach(chunk, (envelope) => start(envelope.msg), { discard: true })
+          return inline
+            ? Effect.forEach(chunk, (envelope) => inOrder(envelope.msg), { discard: true })
+            : Effect.forEach(chunk, (envelope) => start(envelope.msg), { discard: true })
         })
       ),
       Effect.tapCause((cause) =>
@@ -466,14 +477,34 @@ export const make = <A, E, R>(
         Effect.gen(function*() {
           // 1. stop pulling; 2. let in-flight handlers finish (and settle)
           // within the grace period; 3. interrupt the rest (they nak).
-          yield* Fiber.interrupt(fiber)
-          const finished = yield* FiberSet.awaitEmpty(running).pipe(Effect.timeoutOption(grace))
-          if (Option.isNone(finished)) {
-            yield* Effect.logWarning(
-              `nats: processor on ${consumer.stream}: ${active} handler(s) still running after the grace period; interrupting`
-            )
-            shuttingDown = true
-            yield* FiberSet.clear(running).pipe(Effect.timeoutOption("10 seconds"))
+          const tooLong = Effect.logWarning(
+            `nats: processor on ${consumer.stream}: ${active} handler(s) still running after the grace period; interrupting`
+          )
+          if (inline) {
+            yield* Deferred.succeed(stopIntake, undefined)
+            const finished = yield* Fiber.await(fiber).pipe(Effect.timeoutOption(grace))
+            if (Option.isNone(finished)) {
+              yield* tooLong
+              shuttingDown = true
+              yield* Fiber.interrupt(fiber).pipe(Effect.timeoutOption("10 seconds"))
+            }
+            // the rest of the chunk in hand was never started: back to the server now
+            for (const msg of held) {
+              try {
+                msg.nak()
+              } catch {
+                // the connection is closing: redelivered after the ack wait
+              }
+            }
+            held.clear()
+          } else {
+            yield* Fiber.interrupt(fiber)
+            const finished = yield* FiberSet.awaitEmpty(running).pipe(Effect.timeoutOption(grace))
+            if (Option.isNone(finished)) {
+              yield* tooLong
+              shuttingDown = true
+              yield* FiberSet.clear(running).pipe(Effect.timeoutOption("10 seconds"))
+            }
           }
           yield* Fiber.interrupt(keepAlive)
           // 4. the acks (and naks) are on the wire before the scope is done.

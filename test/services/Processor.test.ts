@@ -269,56 +269,58 @@ describe("Processor", () => {
         assert.deepStrictEqual(counts, [1, 2])
       }))
 
-    it.effect(
-      "shutdown mid-way through 5,000 slow messages loses nothing; a restarted processor finishes",
-      () =>
-        Effect.gen(function*() {
-          const consumer = yield* setup("proc-stop", { ackWait: "2 seconds" })
-          yield* publishOrders("proc-stop.o", Array.from({ length: 5_000 }, (_, i) => i))
-          const completedFirstRun = new Set<number>()
-          const processedAgain: Array<number> = []
-          const all = new Set<number>()
-          const allDone = yield* Deferred.make<void>()
-          let stopping = false
-          const some = yield* countdown(500)
-          const run = (first: boolean) =>
-            Processor.make({
-              consumer,
-              codec: Order,
-              concurrency: 8,
-              gracePeriod: "5 seconds",
-              handler: (order: Order) =>
-                Effect.gen(function*() {
-                  if (!first && completedFirstRun.has(order.id)) processedAgain.push(order.id)
-                  yield* Effect.sleep("2 millis")
-                  all.add(order.id)
-                  if (all.size === 5_000) yield* Deferred.succeed(allDone, undefined)
-                  if (first) {
-                    completedFirstRun.add(order.id)
-                    if (!stopping) yield* some.hit
-                  }
-                })
-            })
-          const scope1 = yield* Scope.make()
-          yield* run(true).pipe(Scope.provide(scope1))
-          yield* some.await
-          stopping = true
-          yield* Scope.close(scope1, Exit.void)
-          assert.isBelow(completedFirstRun.size, 5_000)
+    for (const [concurrency, total] of [[8, 5_000], [1, 1_000]] as const) {
+      it.effect(
+        `concurrency ${concurrency}: shutdown mid-way through ${total} slow messages loses nothing; a restarted processor finishes`,
+        () =>
+          Effect.gen(function*() {
+            const consumer = yield* setup(`proc-stop${concurrency}`, { ackWait: "2 seconds" })
+            yield* publishOrders(`proc-stop${concurrency}.o`, Array.from({ length: total }, (_, i) => i))
+            const completedFirstRun = new Set<number>()
+            const processedAgain: Array<number> = []
+            const all = new Set<number>()
+            const allDone = yield* Deferred.make<void>()
+            let stopping = false
+            const some = yield* countdown(total / 10)
+            const run = (first: boolean) =>
+              Processor.make({
+                consumer,
+                codec: Order,
+                concurrency,
+                gracePeriod: "5 seconds",
+                handler: (order: Order) =>
+                  Effect.gen(function*() {
+                    if (!first && completedFirstRun.has(order.id)) processedAgain.push(order.id)
+                    yield* Effect.sleep("2 millis")
+                    all.add(order.id)
+                    if (all.size === total) yield* Deferred.succeed(allDone, undefined)
+                    if (first) {
+                      completedFirstRun.add(order.id)
+                      if (!stopping) yield* some.hit
+                    }
+                  })
+              })
+            const scope1 = yield* Scope.make()
+            yield* run(true).pipe(Scope.provide(scope1))
+            yield* some.await
+            stopping = true
+            yield* Scope.close(scope1, Exit.void)
+            assert.isBelow(completedFirstRun.size, total)
 
-          // a new processor on the same consumer finishes the rest
-          yield* run(false)
-          yield* Deferred.await(allDone)
-          assert.strictEqual(all.size, 5_000)
-          // settled: the first run's prefetched, never-handled messages came
-          // back after the ack wait and were handled too
-          const final = yield* settled("proc-stop")
-          assert.deepStrictEqual([final.pending, final.ackPending], [0, 0])
-          // nothing acked before the shutdown was handled again
-          assert.deepStrictEqual(processedAgain, [])
-        }),
-      60_000
-    )
+            // a new processor on the same consumer finishes the rest
+            yield* run(false)
+            yield* Deferred.await(allDone)
+            assert.strictEqual(all.size, total)
+            // settled: the first run's prefetched, never-handled messages came
+            // back after the ack wait and were handled too
+            const final = yield* settled(`proc-stop${concurrency}`)
+            assert.deepStrictEqual([final.pending, final.ackPending], [0, 0])
+            // nothing acked before the shutdown was handled again
+            assert.deepStrictEqual(processedAgain, [])
+          }),
+        60_000
+      )
+    }
 
     it.effect("a handler still running after the grace period is interrupted and nak'ed, then redelivered", () =>
       Effect.gen(function*() {
