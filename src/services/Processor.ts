@@ -54,6 +54,7 @@ import {
   Deferred,
   Duration,
   Effect,
+  Exit,
   Fiber,
   FiberSet,
   Layer,
@@ -448,17 +449,29 @@ export const make = <A, E, R>(
     // acks leave in one write); the shutdown then stops the pulls with
     // `stopIntake` and lets the chunk in hand finish.
     const inline = concurrency === 1
-    const stopIntake = yield* Deferred.make<void>()
+    // While a chunk is handled in order `busy` is set; the shutdown sets
+    // `stopping` (no further chunk starts), waits for the chunk in hand, then
+    // interrupts the idle intake.
+    let stopping = false
+    let busy = false
+    let chunkDone: Deferred.Deferred<void> | undefined
+    const endChunk = Effect.sync(() => {
+      busy = false
+      if (chunkDone !== undefined) Deferred.doneUnsafe(chunkDone, Exit.void)
+    })
     const inOrder = (msg: JsMsg) => Effect.andThen(track(1), Effect.ensuring(process(msg), track(-1)))
-    const messagesIn = consumer.consume({ maxMessages: prefetch, bufferSize: prefetch })
-    const intake = (inline ? Stream.interruptWhen(messagesIn, Deferred.await(stopIntake)) : messagesIn).pipe(
+    const intake = consumer.consume({ maxMessages: prefetch, bufferSize: prefetch }).pipe(
       Stream.runForEachArray((chunk) =>
         Effect.suspend(() => {
           // held (kept alive) from the moment they leave the consumer's buffer
           for (const envelope of chunk) held.add(envelope.msg)
-          return inline
-            ? Effect.forEach(chunk, (envelope) => inOrder(envelope.msg), { discard: true })
-            : Effect.forEach(chunk, (envelope) => start(envelope.msg), { discard: true })
+          if (!inline) return Effect.forEach(chunk, (envelope) => start(envelope.msg), { discard: true })
+          if (stopping) return Effect.void
+          busy = true
+          return Effect.ensuring(
+            Effect.forEach(chunk, (envelope) => inOrder(envelope.msg), { discard: true }),
+            endChunk
+          )
         })
       ),
       Effect.tapCause((cause) =>
@@ -481,13 +494,17 @@ export const make = <A, E, R>(
             `nats: processor on ${consumer.stream}: ${active} handler(s) still running after the grace period; interrupting`
           )
           if (inline) {
-            yield* Deferred.succeed(stopIntake, undefined)
-            const finished = yield* Fiber.await(fiber).pipe(Effect.timeoutOption(grace))
-            if (Option.isNone(finished)) {
-              yield* tooLong
-              shuttingDown = true
-              yield* Fiber.interrupt(fiber).pipe(Effect.timeoutOption("10 seconds"))
+            stopping = true
+            if (busy) {
+              const done = yield* Deferred.make<void>()
+              chunkDone = done
+              const finished = yield* Deferred.await(done).pipe(Effect.timeoutOption(grace))
+              if (Option.isNone(finished)) {
+                yield* tooLong
+                shuttingDown = true
+              }
             }
+            yield* Fiber.interrupt(fiber).pipe(Effect.timeoutOption("10 seconds"))
             // the rest of the chunk in hand was never started: back to the server now
             for (const msg of held) {
               try {
