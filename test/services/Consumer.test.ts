@@ -49,6 +49,29 @@ const publishRaw = (subject: string, payload: string) =>
     yield* Effect.promise(() => jetstream(client.connection).publish(subject, encoder.encode(payload)))
   })
 
+/**
+ * 2,000 messages, a consume Stream whose first element never finishes (the
+ * consumer takes `maxMessages: 20, bufferSize: 10`): the consumer's info once
+ * nats.js had every chance to over-pull.
+ */
+const stalled = (name: string, config: ConsumerConfig.ConsumerConfig) =>
+  Effect.gen(function*() {
+    const jsm = yield* makeStream(name)
+    yield* publishMany(`${name}.a`, 2_000)
+    const consumer = yield* Consumer.make({ stream: name, config })
+    const got = yield* Deferred.make<void>()
+    const fiber = yield* consumer.consume({ maxMessages: 20, bufferSize: 10 }).pipe(
+      Stream.runForEach(() => Effect.andThen(Deferred.succeed(got, undefined), Effect.never)),
+      Effect.forkChild
+    )
+    yield* Deferred.await(got)
+    // nothing to await: the claim is that nothing more comes
+    yield* Effect.sleep("500 millis")
+    const ci = yield* consumerInfo(jsm, name, config.durable ?? "")
+    yield* Fiber.interrupt(fiber)
+    return ci
+  })
+
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes)
 
 const Payload = Schema.Struct({ n: Schema.Number })
@@ -277,19 +300,7 @@ describe("Consumer", () => {
 
     it.effect("backpressure with explicit acks: a stalled Stream holds at most max_ack_pending messages", () =>
       Effect.gen(function*() {
-        const jsm = yield* makeStream("slow")
-        yield* publishMany("slow.a", 2_000)
-        const consumer = yield* Consumer.make({ stream: "slow", config: { durable: "slow", maxAckPending: 50 } })
-        const got = yield* Deferred.make<void>()
-        const fiber = yield* consumer.consume({ maxMessages: 20, bufferSize: 10 }).pipe(
-          Stream.runForEach(() => Effect.andThen(Deferred.succeed(got, undefined), Effect.never)),
-          Effect.forkChild
-        )
-        yield* Deferred.await(got)
-        // give nats.js every chance to over-pull
-        yield* Effect.sleep("500 millis")
-        const ci = yield* consumerInfo(jsm, "slow", "slow")
-        yield* Fiber.interrupt(fiber)
+        const ci = yield* stalled("slow", { durable: "slow", maxAckPending: 50 })
         // the server delivers no more than max_ack_pending un-acked messages
         assert.isAtMost(ci.delivered.consumer_seq, 50)
         assert.isAtLeast(ci.num_pending, 1_950)
@@ -297,18 +308,7 @@ describe("Consumer", () => {
 
     it.effect("backpressure without acks: nats.js prefetch + bufferSize bound what is delivered", () =>
       Effect.gen(function*() {
-        const jsm = yield* makeStream("slow2")
-        yield* publishMany("slow2.a", 2_000)
-        const consumer = yield* Consumer.make({ stream: "slow2", config: { durable: "slow2", ackPolicy: "none" } })
-        const got = yield* Deferred.make<void>()
-        const fiber = yield* consumer.consume({ maxMessages: 20, bufferSize: 10 }).pipe(
-          Stream.runForEach(() => Effect.andThen(Deferred.succeed(got, undefined), Effect.never)),
-          Effect.forkChild
-        )
-        yield* Deferred.await(got)
-        yield* Effect.sleep("500 millis")
-        const ci = yield* consumerInfo(jsm, "slow2", "slow2")
-        yield* Fiber.interrupt(fiber)
+        const ci = yield* stalled("slow2", { durable: "slow2", ackPolicy: "none" })
         // one message in the handler, 10 in the buffer, a pull of 20 in nats.js, one follow-up pull
         assert.isAtMost(ci.delivered.consumer_seq, 60)
         assert.isAtLeast(ci.num_pending, 1_900)
