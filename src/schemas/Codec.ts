@@ -117,6 +117,12 @@ const textEncoder = new TextEncoder()
 // `ignoreBOM`: a leading U+FEFF is kept, so `string` round-trips every string.
 const textDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
 
+const decodeMismatch = (issue: Schema.SchemaError, contentType: string): DecodeError =>
+  new DecodeError({ message: `Payload does not match the schema: ${issue.message}`, contentType, cause: issue })
+
+const encodeMismatch = (issue: Schema.SchemaError, contentType: string): EncodeError =>
+  new EncodeError({ message: `Value does not match the schema: ${issue.message}`, contentType, cause: issue })
+
 const errorMessage = (u: unknown): string => u instanceof Error ? u.message : String(u)
 
 const isWellFormed: (s: string) => boolean = (() => {
@@ -220,22 +226,14 @@ export const json = <A, I>(schema: Schema.Codec<A, I, never, never>): Codec<A> =
       return Result.isSuccess(result)
         ? Result.succeed(result.success)
         : Result.fail(
-          new DecodeError({
-            message: `Payload does not match the schema: ${result.failure.message}`,
-            contentType,
-            cause: result.failure
-          })
+          decodeMismatch(result.failure, contentType)
         )
     },
     encode: (value) => {
       const result = encodeValue(value)
       if (Result.isFailure(result)) {
         return Result.fail(
-          new EncodeError({
-            message: `Value does not match the schema: ${result.failure.message}`,
-            contentType,
-            cause: result.failure
-          })
+          encodeMismatch(result.failure, contentType)
         )
       }
       let text: string | undefined
@@ -283,11 +281,7 @@ export const fromStringSchema = <A>(
       return Result.isSuccess(result)
         ? Result.succeed(result.success)
         : Result.fail(
-          new DecodeError({
-            message: `Payload does not match the schema: ${result.failure.message}`,
-            contentType,
-            cause: result.failure
-          })
+          decodeMismatch(result.failure, contentType)
         )
     },
     encode: (value) => {
@@ -295,11 +289,7 @@ export const fromStringSchema = <A>(
       return Result.isSuccess(result)
         ? utf8Encode(result.success, contentType)
         : Result.fail(
-          new EncodeError({
-            message: `Value does not match the schema: ${result.failure.message}`,
-            contentType,
-            cause: result.failure
-          })
+          encodeMismatch(result.failure, contentType)
         )
     }
   }
