@@ -757,13 +757,11 @@ export const make: (
       // failed, so that every retry recovers first.
       return Stream.concat(
         start,
-        make().pipe(
-          Stream.tap(() =>
-            Effect.sync(() => {
-              attempt = 0
-            })
-          )
-        )
+        // chunk-wise (a `Stream.tap` would hand on one message per chunk)
+        Stream.mapArray(make(), (chunk) => {
+          attempt = 0
+          return chunk
+        })
       ).pipe(
         Stream.tapError((error) =>
           Effect.sync(() => {
