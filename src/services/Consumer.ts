@@ -227,6 +227,12 @@ export interface ConsumeOptions {
   readonly bufferSize?: number | undefined
   /** Overrides the handle's recovery schedule. */
   readonly recovery?: Schedule.Schedule<unknown, E.NatsError> | undefined
+  /**
+   * Called synchronously with each message as it enters the Stream's buffer
+   * (before the Stream hands it out): to keep buffered messages alive
+   * (`working`) or to count them. It must not throw.
+   */
+  readonly onReceive?: ((msg: JsMsg) => void) | undefined
 }
 
 /**
@@ -637,7 +643,8 @@ export const make: (
     continuous: boolean,
     onStop?: () => void,
     /** Whether nats.js may deliver through a callback (the server bounds what is in flight). */
-    callbackMode: () => Promise<boolean> = () => Promise.resolve(false)
+    callbackMode: () => Promise<boolean> = () => Promise.resolve(false),
+    onReceive?: (msg: JsMsg) => void
   ): Stream.Stream<JsMsg, E.NatsError> =>
     Stream.unwrap(Effect.gen(function*() {
       const ctx = ctxOf(operation)
@@ -649,7 +656,14 @@ export const make: (
       // is delivered and not yet acked (max_ack_pending). Otherwise it is
       // bounded, and the pump waits for room before it reads the next message.
       const queue = yield* Queue.make<JsMsg, E.NatsError | Cause.Done>(callback ? {} : { capacity: bufferSize })
-      const deliver = callback ? (msg: JsMsg) => void Queue.offerUnsafe(queue, msg) : undefined
+      const deliver = !callback
+        ? undefined
+        : onReceive === undefined
+        ? (msg: JsMsg) => void Queue.offerUnsafe(queue, msg)
+        : (msg: JsMsg) => {
+          onReceive(msg)
+          Queue.offerUnsafe(queue, msg)
+        }
       const s = yield* Effect.acquireRelease(
         Effect.tryPromise({ try: () => open(deliver), catch: (cause) => consumerFromUnknown(cause, ctx) }).pipe(
           Effect.map((messages): Session => ({
@@ -724,6 +738,7 @@ export const make: (
             else Queue.endUnsafe(queue)
             return
           }
+          onReceive?.(result.value)
           if (!Queue.offerUnsafe(queue, result.value)) {
             const offered = await new Promise<boolean>((resolve) => {
               runFork(Queue.offer(queue, result.value)).addObserver((exit) =>
@@ -802,7 +817,9 @@ export const make: (
           bufferSize,
           true,
           // the server would keep the replay's consumer for its 5 minute inactive threshold
-          () => void replay?.delete().catch(() => undefined)
+          () => void replay?.delete().catch(() => undefined),
+          undefined,
+          options?.onReceive
         )
       })
     }
@@ -828,7 +845,8 @@ export const make: (
             const ci = await (c as JsConsumer).info(true)
             const limit = ci.config.max_ack_pending ?? 0
             return ci.config.ack_policy === "explicit" && limit > 0 && limit <= 65_536
-          }
+          },
+          options?.onReceive
         ),
       options?.recovery ?? recoveryDefault
     )

@@ -22,49 +22,40 @@
  *   the reason logged. (nats-server 2.9 drops a `+TERM` that carries a
  *   reason, so the reason travels in the dead-letter headers and the logs.)
  *
- * Concurrency `n` (default 1, in order): at most `n` handlers run at once;
- * the messages held un-acked in memory never exceed `n` plus the prefetch
- * window (`prefetch` pulled ahead by nats.js and as many buffered, default
- * `max(2n, 16)`). Every message the processor holds (waiting for a handler,
- * handled or being settled) gets `working` every `workingInterval`; messages
- * still in the prefetch window do not, so with slow handlers keep `prefetch`
- * small.
+ * Concurrency `n` (default 1, in order): `n` worker fibers take the
+ * received messages in turn, so at most `n` handlers run at once; a worker
+ * handles the messages at hand one after the other (no fiber per message),
+ * and the acks of a burst leave in one socket write. Messages are pulled
+ * `prefetch` at a time (default `max(2n, 100)`); what is received and not yet
+ * settled is bounded by the consumer's `max_ack_pending` (server default
+ * 1,000; set it on the consumer to share work evenly between several
+ * processes). Every message the processor holds, from the moment it is
+ * received (waiting for a worker, handled, being settled), gets `working`
+ * every `workingInterval`, so a message waiting behind slow handlers is not
+ * redelivered behind the processor's back.
  *
- * Shutdown (the scope closes): intake stops first (no more pulls), in-flight
- * handlers get `gracePeriod` to finish and are acked as usual; those still
- * running after it are interrupted and nak'ed without delay; the connection
- * is flushed, so every ack and nak has reached the server when the scope has
- * closed; then the connection may drain. Prefetched messages never handed to a handler are
- * not acked and are redelivered after the consumer's ack wait.
+ * Shutdown (the scope closes): intake stops first (no more pulls) and no
+ * worker starts another message; in-flight handlers get `gracePeriod` to
+ * finish and are acked as usual; those still running after it are
+ * interrupted and nak'ed without delay; received messages no handler started
+ * are nak'ed without delay too; the connection is flushed, so every ack and
+ * nak has reached the server when the scope has closed; then the connection
+ * may drain.
  *
  * Every outcome but a plain ack is logged with the subject and stream
  * sequence (acks are counted only: a log line per acked message would cost
  * more than the processing), and every outcome is counted
  * in `Processor.messages` (attribute `outcome`: `acked`, `retried`,
  * `dead_lettered`, `termed`, `decode_failed`, `interrupted`) and
- * `Processor.inFlight`.
+ * `Processor.inFlight`. Acks and the in-flight gauge are reported in batches:
+ * whenever a worker runs out of messages and every 256 messages.
  *
  * @since 0.1.0
  */
 import type { JsMsg } from "@nats-io/jetstream"
 import { headers as makeHeaders } from "@nats-io/nats-core"
 import type { Scope } from "effect"
-import {
-  Cause,
-  Deferred,
-  Duration,
-  Effect,
-  Exit,
-  Fiber,
-  FiberSet,
-  Layer,
-  Metric,
-  Option,
-  Result,
-  Schedule,
-  Semaphore,
-  Stream
-} from "effect"
+import { Cause, Duration, Effect, Exit, Fiber, Layer, Metric, Option, Queue, Result, Schedule, Stream } from "effect"
 import { nthStep } from "../internal/scheduleStep.ts"
 import * as Codec from "../schemas/Codec.ts"
 import * as JsEnvelope from "../schemas/JsEnvelope.ts"
@@ -106,10 +97,10 @@ export interface ProcessorOptions<A, E, R> {
   /** Handlers running at once. Default 1 (messages handled in order). */
   readonly concurrency?: number | undefined
   /**
-   * Messages the consumer pulls ahead (and buffers). Default `max(2 × concurrency, 16)`.
-   * Messages waiting in this window are not kept alive yet: with handlers
-   * that take a good part of the ack wait, keep it small (1) so that a
-   * message never waits longer than the ack wait before its handler starts.
+   * Messages asked for in one pull. Default `max(2 × concurrency, 100)`.
+   * Received messages are kept alive while they wait, so a large value is
+   * safe with slow handlers; to bound what one process takes from a shared
+   * consumer, set the consumer's `max_ack_pending`.
    */
   readonly prefetch?: number | undefined
   /**
@@ -254,14 +245,14 @@ export const make = <A, E, R>(
       }
     }
     // one counter per outcome, built once (not per message)
-    const outcomes: Record<Outcome, Effect.Effect<void>> = Object.fromEntries(
+    const counters = Object.fromEntries(
       (["acked", "retried", "dead_lettered", "termed", "decode_failed", "interrupted"] as const).map((name) => [
         name,
-        Metric.update(
-          Metric.withAttributes(messages, { outcome: name, stream: consumer.stream, consumer: info.name }),
-          1
-        )
+        Metric.withAttributes(messages, { outcome: name, stream: consumer.stream, consumer: info.name })
       ])
+    ) as Record<Outcome, Metric.Metric<number, unknown>>
+    const outcomes = Object.fromEntries(
+      Object.entries(counters).map(([name, counter]) => [name, Metric.update(counter, 1)])
     ) as Record<Outcome, Effect.Effect<void>>
     const counted = (name: Outcome) => outcomes[name]
     const ackWaitMillis = Math.max(1, Math.floor((info.config.ack_wait ?? 30_000_000_000) / 1_000_000))
@@ -370,31 +361,52 @@ export const make = <A, E, R>(
       }
     }).pipe(Effect.repeat(Schedule.spaced(workingEvery)), Effect.delay(workingEvery))
 
+    // The handler's outcome: `undefined` for success, else why it did not succeed.
     const runHandler = (envelope: JsEnvelope.JsEnvelope<A>): Effect.Effect<Failure<E> | undefined, never, R> => {
       const handled = Effect.suspend(() => options.handler(envelope.value, envelope))
-      const bounded = timeout === undefined
-        ? Effect.map(handled, () => undefined)
+      const bounded: Effect.Effect<Failure<E> | undefined, E, R> = timeout === undefined
+        ? Effect.as(handled, undefined)
         : handled.pipe(
-          Effect.map(() => undefined),
+          Effect.as(undefined),
           Effect.timeoutOrElse({
             duration: timeout,
             orElse: () => Effect.succeed<Failure<E>>({ _tag: "TimedOut", after: timeout })
           })
         )
-      return bounded.pipe(
-        Effect.catchCause((cause): Effect.Effect<Failure<E>> => {
-          // Interrupted by the shutdown: let the interruption through (the
-          // message is nak'ed). Any other interruption is a failure.
-          if (Cause.hasInterruptsOnly(cause) && shuttingDown) return Effect.failCause(cause) as never
-          const failure = Cause.findErrorOption(cause)
-          return Effect.succeed(
-            Option.isSome(failure)
-              ? { _tag: "Failed", error: failure.value }
-              : { _tag: "Died", defect: Cause.squash(cause) }
-          )
-        })
-      )
+      return Effect.catchCause(bounded, (cause): Effect.Effect<Failure<E>> => {
+        // Interrupted by the shutdown: let the interruption through (the
+        // message is nak'ed). Any other interruption is a failure.
+        if (Cause.hasInterruptsOnly(cause) && shuttingDown) return Effect.failCause(cause) as never
+        const failure = Cause.findErrorOption(cause)
+        return Effect.succeed(
+          Option.isSome(failure)
+            ? { _tag: "Failed", error: failure.value }
+            : { _tag: "Died", defect: Cause.squash(cause) }
+        )
+      })
     }
+
+    // Acks are counted in a plain number and reported to the metrics in
+    // batches (when a worker runs out of messages, and every 256 messages):
+    // a metric update per message would cost more than the ack.
+    let ackedUnreported = 0
+    let active = 0
+    let activeReported = 0
+    let sinceReport = 0
+    const report = Effect.suspend(() => {
+      sinceReport = 0
+      const acked = ackedUnreported
+      const delta = active - activeReported
+      ackedUnreported = 0
+      activeReported = active
+      return Effect.andThen(
+        acked === 0 ? Effect.void : Metric.update(counters.acked, acked),
+        delta === 0 ? Effect.void : Metric.modify(inFlight, delta)
+      )
+    })
+
+    const couldNotSettle = (msg: JsMsg, error: unknown) =>
+      Effect.logError(`nats: could not settle ${where(msg)}; it will be redelivered`, error)
 
     const settle = (msg: JsMsg): Effect.Effect<void, never, R> => {
       const decoded = codec.decode(msg.data)
@@ -403,132 +415,127 @@ export const make = <A, E, R>(
         return deadLetter(msg, "decode", error, "decode_failed")
       }
       const envelope = JsEnvelope.make(decoded.success, msg)
-      return runHandler(envelope).pipe(
-        Effect.flatMap((failure) =>
-          failure === undefined
-            ? (options.doubleAck === true ? envelope.ackAck() : envelope.ack).pipe(
-              Effect.andThen(counted("acked"))
-            )
-            : onFailure(envelope, failure)
-        ),
-        Effect.catch((error) => Effect.logError(`nats: could not settle ${where(msg)}; it will be redelivered`, error)),
-        Effect.onInterrupt(() =>
-          Effect.logWarning(`nats: interrupted ${where(msg)}; nak'ed for redelivery`).pipe(
-            Effect.andThen(Effect.ignore(envelope.nak())),
-            Effect.andThen(counted("interrupted"))
+      return Effect.flatMap(runHandler(envelope), (failure) => {
+        if (failure !== undefined) return Effect.catch(onFailure(envelope, failure), (e) => couldNotSettle(msg, e))
+        if (options.doubleAck === true) {
+          return envelope.ackAck().pipe(
+            Effect.andThen(counted("acked")),
+            Effect.catch((e) => couldNotSettle(msg, e))
           )
-        )
-      )
+        }
+        try {
+          msg.ack()
+        } catch (e) {
+          return couldNotSettle(msg, e)
+        }
+        ackedUnreported++
+        return Effect.void
+      })
     }
 
-    const process = (msg: JsMsg): Effect.Effect<void, never, R> =>
-      Effect.ensuring(settle(msg), Effect.sync(() => held.delete(msg)))
+    const interruptedMsg = (msg: JsMsg) =>
+      Effect.logWarning(`nats: interrupted ${where(msg)}; nak'ed for redelivery`).pipe(
+        Effect.andThen(Effect.ignore(JsEnvelope.make(msg.data, msg).nak())),
+        Effect.andThen(counted("interrupted"))
+      )
+
+    const process = (msg: JsMsg): Effect.Effect<void, never, R> => {
+      active++
+      return Effect.onExit(settle(msg), (exit) => {
+        active--
+        held.delete(msg)
+        return Exit.hasInterrupts(exit) ? interruptedMsg(msg) : Effect.void
+      })
+    }
 
     let shuttingDown = false
-    const prefetch = options.prefetch ?? Math.max(2 * concurrency, 16)
-    const permits = yield* Semaphore.make(concurrency)
-    // Scoped: its release interrupts handlers still running after the grace
-    // period (they nak themselves on interruption).
-    const running = yield* FiberSet.make<void, never>()
-    let active = 0
-    const track = (delta: number) =>
-      Effect.suspend(() => {
-        active += delta
-        return Metric.modify(inFlight, delta)
-      })
-    const start = (msg: JsMsg) =>
-      Semaphore.take(permits, 1).pipe(
-        Effect.andThen(track(1)),
-        Effect.andThen(FiberSet.run(
-          running,
-          process(msg).pipe(Effect.ensuring(Effect.andThen(track(-1), Semaphore.release(permits, 1))))
-        ))
-      )
-    // Concurrency 1 handles a chunk in order in the intake fiber itself (no
-    // fork per message: a chunk of quick handlers settles in one go, and its
-    // acks leave in one write); the shutdown then stops the pulls with
-    // `stopIntake` and lets the chunk in hand finish.
-    const inline = concurrency === 1
-    // While a chunk is handled in order `busy` is set; the shutdown sets
-    // `stopping` (no further chunk starts), waits for the chunk in hand, then
-    // interrupts the idle intake.
     let stopping = false
-    let busy = false
-    let chunkDone: Deferred.Deferred<void> | undefined
-    const endChunk = Effect.sync(() => {
-      busy = false
-      if (chunkDone !== undefined) Deferred.doneUnsafe(chunkDone, Exit.void)
-    })
-    const inOrder = (msg: JsMsg) => Effect.andThen(track(1), Effect.ensuring(process(msg), track(-1)))
-    const intake = consumer.consume({ maxMessages: prefetch, bufferSize: prefetch }).pipe(
-      Stream.runForEachArray((chunk) =>
-        Effect.suspend(() => {
-          // held (kept alive) from the moment they leave the consumer's buffer
-          for (const envelope of chunk) held.add(envelope.msg)
-          if (!inline) return Effect.forEach(chunk, (envelope) => start(envelope.msg), { discard: true })
-          if (stopping) return Effect.void
-          busy = true
-          return Effect.ensuring(
-            Effect.forEach(chunk, (envelope) => inOrder(envelope.msg), { discard: true }),
-            endChunk
-          )
-        })
-      ),
-      Effect.tapCause((cause) =>
-        Cause.hasInterruptsOnly(cause)
-          ? Effect.void
-          : Effect.logError(`nats: processor on ${consumer.stream} stopped`, cause)
-      )
+    const prefetch = options.prefetch ?? Math.max(2 * concurrency, 100)
+    // Received messages waiting for a worker. Bounded: when it is full the
+    // intake waits (and, for consumers read through nats.js' iterator,
+    // nothing more is pulled).
+    const waiting = yield* Queue.bounded<JsEnvelope.JsEnvelope<Uint8Array>, NatsError | Cause.Done>(
+      Math.max(prefetch, concurrency)
     )
+    const intake = consumer.consume({
+      maxMessages: prefetch,
+      bufferSize: prefetch,
+      // held (kept alive) from the moment they are received
+      onReceive: (msg) => held.add(msg)
+    }).pipe(Stream.runIntoQueue(waiting))
+
+    // `concurrency` workers take the messages in turn (one worker: in
+    // order). A worker handles the messages at hand one after the other
+    // without a fork or a scheduler hop, so the acks of a burst leave in one
+    // write. It stops when the intake has ended (returning its error, if
+    // any) or, at shutdown, before it starts another message.
+    const worker: Effect.Effect<NatsError | undefined, never, R> = Effect.gen(function*() {
+      while (true) {
+        let next = Queue.takeUnsafe(waiting)
+        if (next === undefined || ++sinceReport >= 256) {
+          yield* report
+          if (next === undefined) next = yield* Effect.exit(Queue.take(waiting))
+        }
+        if (stopping) return undefined
+        if (Exit.isFailure(next)) {
+          const error = Option.getOrUndefined(Cause.findErrorOption(next.cause))
+          return Cause.isDone(error) ? undefined : error
+        }
+        yield* process(next.value.msg)
+      }
+    })
+    const workers = Effect.forEach(Array.from({ length: concurrency }, () => worker), (w) => w, {
+      concurrency,
+      discard: false
+    }).pipe(
+      Effect.ensuring(report),
+      Effect.flatMap((results) => {
+        const error = results.find((e) => e !== undefined)
+        return error === undefined
+          ? Effect.void
+          : Effect.logError(`nats: processor on ${consumer.stream} stopped`, error).pipe(
+            Effect.andThen(Effect.fail(error))
+          )
+      })
+    )
+
     const grace = options.gracePeriod ?? "30 seconds"
-    // Forked and given its finalizer in one uninterruptible step: the intake
-    // fiber never outlives the scope.
+    // Forked and given their finalizer in one uninterruptible step: no fiber
+    // outlives the scope.
     return yield* Effect.uninterruptible(Effect.gen(function*() {
-      const fiber = yield* Effect.forkDetach(intake)
+      const intakeFiber = yield* Effect.forkDetach(intake)
+      const workersFiber = yield* Effect.forkDetach(workers)
       const keepAlive = yield* Effect.forkDetach(sweeper)
       yield* Effect.addFinalizer(() =>
         Effect.gen(function*() {
-          // 1. stop pulling; 2. let in-flight handlers finish (and settle)
-          // within the grace period; 3. interrupt the rest (they nak).
-          const tooLong = Effect.logWarning(
-            `nats: processor on ${consumer.stream}: ${active} handler(s) still running after the grace period; interrupting`
-          )
-          if (inline) {
-            stopping = true
-            if (busy) {
-              const done = yield* Deferred.make<void>()
-              chunkDone = done
-              const finished = yield* Deferred.await(done).pipe(Effect.timeoutOption(grace))
-              if (Option.isNone(finished)) {
-                yield* tooLong
-                shuttingDown = true
-              }
-            }
-            yield* Fiber.interrupt(fiber).pipe(Effect.timeoutOption("10 seconds"))
-            // the rest of the chunk in hand was never started: back to the server now
-            for (const msg of held) {
-              try {
-                msg.nak()
-              } catch {
-                // the connection is closing: redelivered after the ack wait
-              }
-            }
-            held.clear()
-          } else {
-            yield* Fiber.interrupt(fiber)
-            const finished = yield* FiberSet.awaitEmpty(running).pipe(Effect.timeoutOption(grace))
-            if (Option.isNone(finished)) {
-              yield* tooLong
-              shuttingDown = true
-              yield* FiberSet.clear(running).pipe(Effect.timeoutOption("10 seconds"))
-            }
+          // 1. stop pulling, and no worker starts another message; 2. let the
+          // handlers running finish (and settle) within the grace period;
+          // 3. interrupt the rest (they nak).
+          stopping = true
+          yield* Fiber.interrupt(intakeFiber)
+          const finished = yield* Fiber.await(workersFiber).pipe(Effect.timeoutOption(grace))
+          if (Option.isNone(finished)) {
+            yield* Effect.logWarning(
+              `nats: processor on ${consumer.stream}: ${active} handler(s) still running after the grace period; interrupting`
+            )
+            shuttingDown = true
+            yield* Fiber.interrupt(workersFiber).pipe(Effect.timeoutOption("10 seconds"))
           }
           yield* Fiber.interrupt(keepAlive)
-          // 4. the acks (and naks) are on the wire before the scope is done.
+          // 4. what is still held was received and never started: back to the server now
+          for (const msg of held) {
+            try {
+              msg.nak()
+            } catch {
+              // the connection is closing: redelivered after the ack wait
+            }
+          }
+          held.clear()
+          // 5. the acks (and naks) are on the wire before the scope is done.
           yield* Effect.ignore(client.flush)
         })
       )
-      return fiber
+      return workersFiber
     }))
   })
 
