@@ -18,7 +18,7 @@ const pick = process.argv[4]?.split(",")
 
 const scope = Effect.runSync(Scope.make())
 const server = await Effect.runPromise(Scope.provide(scope)(NatsServer.make({})))
-const raw = await connect({ servers: server.url })
+const raw = await connect({ servers: server.url, noAsyncTraces: true })
 const client = await Effect.runPromise(
   Scope.provide(scope)(NatsClient.make({ servers: server.url, logEvents: false }))
 )

@@ -21,6 +21,12 @@ export interface BridgeOptions {
   /** Payload bytes buffered, at most. */
   readonly maxBytes: number
   readonly overflow: Overflow
+  /**
+   * Wake the Stream's reader on nats.js' callback stack, for each message
+   * (lowest latency: request handlers), instead of once per socket read on
+   * the scheduler's next turn (highest throughput).
+   */
+  readonly eager?: boolean | undefined
 }
 
 /** A live subscription: its messages, and a way to stop intake gracefully. */
@@ -125,6 +131,7 @@ export const acquire = (
                   } else if (bytes + size <= options.maxBytes && Queue.offerUnsafe(queue, msg)) {
                     bytes += size
                     overflowing = false
+                    if (options.eager === true) Queue.flushUnsafe(queue)
                   } else {
                     overflow(subscription)
                   }

@@ -90,6 +90,8 @@ export interface NatsClientOptions {
   /**
    * Raw nats.js options merged last (escape hatch, e.g. `tls`). Options that
    * this service manages (reconnect, waitOnFirstConnect...) are overridden.
+   * effect-nats sets `noAsyncTraces: true` (no stack captured per request);
+   * `{ noAsyncTraces: false }` restores nats.js' default.
    */
   readonly connectionOptions?: Partial<ConnectionOptions> | undefined
 }
@@ -542,6 +544,11 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
     )
 
     const natsOptions: ConnectionOptions = {
+      // nats.js would capture the caller's stack in an Error per request (a
+      // fifth of a request's CPU): effect-nats' errors name the operation and
+      // subject, and Effect's spans locate the call. `connectionOptions` may
+      // turn it back on.
+      noAsyncTraces: true,
       ...options.connectionOptions,
       servers,
       ...(options.name === undefined ? {} : { name: options.name }),
@@ -898,7 +905,9 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
           queue: options?.queue,
           bufferSize: options?.bufferSize ?? 1024,
           maxBytes: 64 * 1024 * 1024,
-          overflow: "dropNewest"
+          overflow: "dropNewest",
+          // a request is answered on the stack that received it (no scheduler turn)
+          eager: true
         }, hooks)
         yield* flush
         let stopping = false
