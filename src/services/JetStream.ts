@@ -329,30 +329,50 @@ export const make: (options?: JetStreamOptions) => Effect.Effect<JetStreamShape,
       return opts
     }
 
-    const publish = Effect.fn("JetStream.publish")(function*(
+    // subjects repeat: each valid one is checked once (bounded)
+    const validSubjects = new Set<string>()
+    const checkCached = (subject: string, payload: Payload | undefined, hdrs: MsgHdrs | undefined) => {
+      if (hdrs === undefined && validSubjects.has(subject) && payloadSize(payload) <= nats.maxPayload()) {
+        return undefined
+      }
+      const invalid = check(subject, payload, hdrs, "JetStream.publish")
+      if (invalid === undefined) {
+        if (validSubjects.size >= 4096) validSubjects.clear()
+        validSubjects.add(subject)
+      }
+      return invalid
+    }
+
+    // A leaf span (`useSpan`: the inner effect keeps the caller's context,
+    // half the cost of `withSpan`, which re-parents what runs inside).
+    const publish = (
       subject: string,
       payload?: Payload,
       options?: PublishOptions
-    ): Effect.fn.Return<PubAck, E.NatsError> {
-      const hdrs = options?.headers === undefined ? undefined : toHeaders(options.headers)
-      const invalid = check(subject, payload, hdrs, "JetStream.publish")
-      if (invalid !== undefined) return yield* invalid
-      const timeout = options?.timeout === undefined ? undefined : millis(options.timeout)
-      const opts = publishOptions(options?.msgId, hdrs, options?.expect, timeout)
-      const ctx = {
-        operation: "JetStream.publish",
-        subject,
-        publish: true,
-        timeoutMillis: timeout ?? client.getOptions().timeout
-      }
-      const once = Effect.callback<PubAck, E.NatsError>((resume) => {
-        client.publish(subject, payload, opts).then(
-          (ack) => resume(Effect.succeed(ack)),
-          (cause: unknown) => resume(Effect.fail(jsFromUnknown(cause, ctx)))
-        )
+    ): Effect.Effect<PubAck, E.NatsError> =>
+      Effect.useSpan("JetStream.publish", {
+        kind: "producer",
+        attributes: { "messaging.system": "nats", "messaging.destination.name": subject }
+      }, () => {
+        const hdrs = options?.headers === undefined ? undefined : toHeaders(options.headers)
+        const invalid = checkCached(subject, payload, hdrs)
+        if (invalid !== undefined) return Effect.fail(invalid)
+        const timeout = options?.timeout === undefined ? undefined : millis(options.timeout)
+        const opts = options === undefined ? undefined : publishOptions(options.msgId, hdrs, options.expect, timeout)
+        const once = Effect.callback<PubAck, E.NatsError>((resume) => {
+          client.publish(subject, payload, opts).then(
+            (ack) => resume(Effect.succeed(ack)),
+            (cause: unknown) =>
+              resume(Effect.fail(jsFromUnknown(cause, {
+                operation: "JetStream.publish",
+                subject,
+                publish: true,
+                timeoutMillis: timeout ?? client.getOptions().timeout
+              })))
+          )
+        })
+        return options?.retry === undefined ? once : retrying(once, options.retry)
       })
-      return yield* options?.retry === undefined ? once : retrying(once, options.retry)
-    })
 
     /**
      * The pipeline: a producer fiber reads the input and sends while the

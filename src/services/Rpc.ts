@@ -94,6 +94,7 @@ export const fromCodecs = <Req, Res, Err = never>(subject: string, codecs: {
 /**
  * Calls an endpoint: encodes the request, waits for the reply, and decodes it.
  * Fails with the endpoint's typed error when the handler failed with it.
+ * Traced by the request's `NatsClient.request` span (one span per call).
  *
  * @category calling
  * @since 0.1.0
@@ -121,9 +122,7 @@ export const call = <Req, Res, Err>(
           : Effect.fail(Codec.withSubject(response.failure, endpoint.subject))
       }
     )
-  }).pipe(Effect.withSpan("Rpc.call", {
-    attributes: { "messaging.system": "nats", "messaging.destination.name": endpoint.subject }
-  }, { captureStackTrace: false }))
+  })
 
 const typedErrorReply = (payload: Uint8Array): Reply => {
   const h = makeHeaders()
