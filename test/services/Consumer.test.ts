@@ -314,6 +314,30 @@ describe("Consumer", () => {
         assert.isAtLeast(ci.num_pending, 1_900)
       }))
 
+    it.effect("onReceive sees each message before the Stream hands it out, in order (callback and iterator paths)", () =>
+      Effect.gen(function*() {
+        yield* makeStream("recv")
+        yield* publishMany("recv.a", 300)
+        for (const ackPolicy of ["explicit", "none"] as const) {
+          const consumer = yield* Consumer.make({ stream: "recv", config: { durable: `recv-${ackPolicy}`, ackPolicy } })
+          const received: Array<number> = []
+          const handedOut: Array<number> = []
+          let seenFirst = 0
+          yield* consumer.consume({ maxMessages: 50, onReceive: (msg) => received.push(msg.seq) }).pipe(
+            Stream.take(300),
+            Stream.runForEach((m) =>
+              Effect.suspend(() => {
+                if (received.includes(m.streamSequence)) seenFirst++
+                handedOut.push(m.streamSequence)
+                return ackPolicy === "explicit" ? m.ack : Effect.void
+              })
+            )
+          )
+          assert.strictEqual(seenFirst, 300, ackPolicy)
+          assert.deepStrictEqual(received.slice(0, 300), handedOut, ackPolicy)
+        }
+      }))
+
     it.effect("push consumer: consume delivers, acks are honoured; fetch is refused", () =>
       Effect.gen(function*() {
         const jsm = yield* makeStream("pushed")
