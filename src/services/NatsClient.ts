@@ -125,7 +125,10 @@ export interface OutgoingMessage extends PublishOptions {
  * @since 0.1.0
  */
 export interface PublishAllOptions {
-  /** Wait for the server (a flush) after this many messages. Default 16384. */
+  /**
+   * A checkpoint (a flush) after this many messages; the previous checkpoint
+   * is awaited then, so at most two batches are unconfirmed. Default 16384.
+   */
   readonly flushEvery?: number | undefined
 }
 
@@ -238,9 +241,10 @@ export interface NatsClientShape {
   /**
    * Publish many messages (an iterable or a Stream) with the cost of one
    * Effect per batch, not per message, and a `flush` (a round trip to the
-   * server) every `flushEvery` messages so that a fast producer cannot outrun
-   * the socket without bound. Stops at the first failure (messages before it
-   * were sent).
+   * server) every `flushEvery` messages, pipelined (the previous one is
+   * awaited when the next is sent, the last one before it returns), so that a
+   * fast producer cannot outrun the socket without bound and the socket never
+   * runs dry. Stops at the first failure (messages before it were sent).
    */
   readonly publishAll: <E2 = never, R = never>(
     messages: Iterable<OutgoingMessage> | Stream.Stream<OutgoingMessage, E2, R>,
@@ -768,24 +772,42 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
       options?: PublishAllOptions
     ): Effect.Effect<void, E.NatsError | E2, R> => {
       const flushEvery = options?.flushEvery ?? 16_384
-      if (!Stream.isStream(messages)) {
-        return Effect.suspend(() => {
+      return Effect.suspend(() => {
+        // Checkpoints are pipelined: a flush is sent after every `flushEvery`
+        // messages, and the previous one is awaited then, so the socket never
+        // runs dry while at most two batches are unconfirmed. The flush in
+        // flight is awaited at the end (and its failure reported); its promise
+        // never rejects unobserved.
+        let inFlight: Promise<unknown> | undefined
+        const settled = (promise: Promise<unknown>) =>
+          Effect.flatMap(
+            Effect.promise(() => promise),
+            (result) => result instanceof Error ? Effect.fail(fromUnknown(result, { operation: "flush" })) : Effect.void
+          )
+        const checkpoint = Effect.suspend(() => {
+          const previous = inFlight
+          inFlight = nc.flush().then(
+            () => undefined,
+            (cause: unknown) => cause instanceof Error ? cause : new Error(String(cause))
+          )
+          return previous === undefined ? Effect.void : settled(previous)
+        })
+        const last = Effect.suspend(() => inFlight === undefined ? Effect.void : settled(inFlight))
+        if (!Stream.isStream(messages)) {
           const iterator = messages[Symbol.iterator]()
-          // Publish up to flushEvery messages, then wait for the server.
+          // Publish up to flushEvery messages, then checkpoint.
           const loop: Effect.Effect<void, E.NatsError> = Effect.suspend(() => {
             for (let i = 0; i < flushEvery; i++) {
               const next = iterator.next()
-              if (next.done === true) return Effect.void
+              if (next.done === true) return last
               const failed = publishNow(next.value.subject, next.value.payload, next.value)
               if (failed !== undefined) return Effect.fail(failed)
             }
-            return Effect.andThen(flush, loop)
+            return Effect.andThen(checkpoint, loop)
           })
           return loop
-        })
-      }
-      const stream = messages as Stream.Stream<OutgoingMessage, E2, R>
-      return Effect.suspend(() => {
+        }
+        const stream = messages as Stream.Stream<OutgoingMessage, E2, R>
         let sinceFlush = 0
         return Stream.runForEachArray(stream, (chunk) => {
           const failed = publishBatch(chunk)
@@ -793,8 +815,8 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
           sinceFlush += chunk.length
           if (sinceFlush < flushEvery) return Effect.void
           sinceFlush = 0
-          return flush
-        })
+          return checkpoint
+        }).pipe(Effect.andThen(last))
       })
     }
 

@@ -129,7 +129,7 @@ layer(NatsServer.layer({ jetstream: false }), { excludeTestServices: true })("Na
       )
       const batch = (from: number, n: number) =>
         Array.from({ length: n }, (_, i) => ({ subject: `bulk.${(from + i) % 3}`, payload: String(from + i) }))
-      yield* nc.publishAll(batch(0, 10_000))
+      yield* nc.publishAll(batch(0, 10_000), { flushEvery: 3000 })
       yield* nc.publishAll(Stream.fromIterable(batch(10_000, 20_000)), { flushEvery: 1000 })
       const all = yield* Fiber.join(fiber)
       assert.deepStrictEqual(all, Array.from({ length: 30_000 }, (_, i) => String(i)))
