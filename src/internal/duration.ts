@@ -5,8 +5,9 @@
  */
 import { Duration } from "effect"
 
-/** Milliseconds of a `Duration.Input` (what nats.js options take). */
-export const millis = (d: Duration.Input): number => Duration.toMillis(Duration.fromInputUnsafe(d))
+/** Milliseconds of a `Duration.Input` (what nats.js options take). Numbers are milliseconds already. */
+export const millis = (d: Duration.Input): number =>
+  typeof d === "number" && d >= 0 ? d : Duration.toMillis(Duration.fromInputUnsafe(d))
 
 /** Nanoseconds of a Duration, as the number JetStream's wire format takes. */
 export const nanos = (d: Duration.Duration): number => Number(Duration.toNanosUnsafe(d))

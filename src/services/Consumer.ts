@@ -870,7 +870,7 @@ export const make: (
     const natsOptions: NatsFetchOptions = {
       max_messages: options.batch,
       ...(options.maxBytes === undefined ? {} : { max_bytes: options.maxBytes }),
-      expires: millis(options.maxWait ?? "30 seconds")
+      expires: millis(options.maxWait ?? 30_000)
     }
     const once = () =>
       session(

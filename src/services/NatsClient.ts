@@ -5,7 +5,13 @@
  * @since 0.1.0
  */
 import type { ConnectionOptions, Msg, MsgHdrs, MsgHdrsImpl, NatsConnection, Payload, Status } from "@nats-io/nats-core"
-import { credsAuthenticator, headers as makeHeaders, InvalidArgumentError, nkeyAuthenticator } from "@nats-io/nats-core"
+import {
+  credsAuthenticator,
+  headers as makeHeaders,
+  InvalidArgumentError,
+  nkeyAuthenticator,
+  TimeoutError
+} from "@nats-io/nats-core"
 import { connect } from "@nats-io/transport-node"
 import type { Scope } from "effect"
 import {
@@ -27,6 +33,7 @@ import {
 import { millis } from "../internal/duration.ts"
 import { fromUnknown } from "../internal/errors.ts"
 import { makeReconnectDriver } from "../internal/reconnect.ts"
+import * as RequestMux from "../internal/requestMux.ts"
 import { acquire, subscribeStream } from "../internal/subscription.ts"
 import * as Auth from "../schemas/Auth.ts"
 import type { ConnectionEvent } from "../schemas/ConnectionEvent.ts"
@@ -264,8 +271,8 @@ export interface NatsClientShape {
   /**
    * Send a request and wait for the first reply. A reply carrying the
    * `Nats-Service-Error` headers (a failed `serve` handler, a NATS service
-   * error) fails with reason `ServiceError`. Interrupting it stops the wait at
-   * once; nats.js itself keeps the reply slot until the timeout passes.
+   * error) fails with reason `ServiceError`. Interrupting it drops its reply
+   * slot and timer at once (a late reply is ignored).
    */
   readonly request: (subject: string, payload?: Payload, options?: RequestOptions) => Effect.Effect<Msg, E.NatsError>
   /** Send a request and stream every reply. */
@@ -710,6 +717,7 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
 
     // Subjects already validated (bounded; cleared when full). Publishing to a
     // handful of subjects is the common case; validation then costs a lookup.
+    const mux = RequestMux.make(nc, natsOptions.inboxPrefix)
     const validSubjects = new Set<string>()
     const checkSubjectCached = (subject: string, operation: string): E.NatsError | undefined => {
       if (validSubjects.has(subject)) return undefined
@@ -852,17 +860,42 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
         const hdrs = options?.headers === undefined ? undefined : toHeaders(options.headers)
         const tooBig = checkPayload(subject, payload, hdrs, "request")
         if (tooBig !== undefined) return Effect.fail(tooBig)
-        const timeout = millis(options?.timeout ?? "5 seconds")
-        return Effect.flatMap(
-          Effect.tryPromise({
-            try: () => nc.request(subject, payload, hdrs === undefined ? { timeout } : { timeout, headers: hdrs }),
-            catch: (cause) => fromUnknown(cause, { operation: "request", subject, timeoutMillis: timeout })
-          }),
-          (msg) => {
-            const failed = serviceErrorOf(subject, msg)
-            return failed === undefined ? Effect.succeed(msg) : Effect.fail(failed)
+        const timeout = millis(options?.timeout ?? 5000)
+        const failure = (cause: unknown) =>
+          fromUnknown(cause, { operation: "request", subject, timeoutMillis: timeout })
+        return Effect.callback<Msg, E.NatsError>((resume) => {
+          let cancel: () => void
+          try {
+            cancel = mux.send(subject, payload, hdrs, timeout, (outcome) => {
+              switch (outcome._tag) {
+                case "Reply": {
+                  const failed = serviceErrorOf(subject, outcome.msg)
+                  return resume(failed === undefined ? Effect.succeed(outcome.msg) : Effect.fail(failed))
+                }
+                case "NoResponders":
+                  return resume(Effect.fail(natsError(
+                    new E.NoResponders({ operation: "request", subject, message: `no responders for ${subject}` })
+                  )))
+                case "Timeout":
+                  return resume(Effect.fail(failure(new TimeoutError())))
+                case "Failed":
+                  return resume(Effect.fail(failure(outcome.cause)))
+                case "Closed":
+                  return resume(Effect.fail(natsError(
+                    new E.ConnectionClosed({
+                      operation: "request",
+                      subject,
+                      message: `the connection closed before a reply on ${subject}`
+                    })
+                  )))
+              }
+            })
+          } catch (cause) {
+            return resume(Effect.fail(failure(cause)))
           }
-        )
+          // interrupted: the reply slot and its timer go at once
+          return Effect.sync(cancel)
+        })
       })
 
     const requestMany = (
@@ -876,7 +909,7 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
         const hdrs = options?.headers === undefined ? undefined : toHeaders(options.headers)
         const tooBig = checkPayload(subject, payload, hdrs, "requestMany")
         if (tooBig !== undefined) return Effect.fail(tooBig)
-        const maxWait = millis(options?.maxWait ?? "5 seconds")
+        const maxWait = millis(options?.maxWait ?? 5000)
         const strategy = options?.maxMessages !== undefined ? "count" : options?.stall !== undefined ? "stall" : "timer"
         return Effect.tryPromise({
           try: () =>

@@ -292,6 +292,54 @@ layer(NatsServer.layer({ jetstream: false }), { excludeTestServices: true })("Na
       assert.strictEqual(reasonOf(none), "NoResponders")
     }))
 
+  it.effect("concurrent requests each get their own reply; an interrupted request's late reply goes nowhere", () =>
+    Effect.gen(function*() {
+      const server = yield* NatsServer.NatsServer
+      const responder = yield* client(server.url)
+      const caller = yield* client(server.url)
+      const lateStarted = yield* Deferred.make<void>()
+      const lateAnswered = yield* Deferred.make<void>()
+      yield* responder.serve("rpc.double", (msg) => {
+        const text = msg.string()
+        if (text !== "late") return Effect.succeed(String(Number(text) * 2))
+        return Deferred.succeed(lateStarted, undefined).pipe(
+          Effect.andThen(Effect.sleep("300 millis")),
+          Effect.as("late reply"),
+          Effect.ensuring(Deferred.succeed(lateAnswered, undefined))
+        )
+      }, { concurrency: 64 })
+      const late = yield* Effect.forkChild(caller.request("rpc.double", "late", { timeout: "30 seconds" }))
+      yield* Deferred.await(lateStarted)
+      const [interruptedIn] = yield* Effect.timed(Fiber.interrupt(late))
+      assert.isBelow(Duration.toMillis(interruptedIn), 100)
+      // while the late reply is on its way and after it arrived, every request gets its own reply
+      const ids = Array.from({ length: 500 }, (_, i) => i)
+      const during = yield* Effect.forEach(ids, (i) => caller.request("rpc.double", String(i)), { concurrency: 100 })
+      yield* Deferred.await(lateAnswered)
+      const after = yield* Effect.forEach(ids, (i) => caller.request("rpc.double", String(i)), { concurrency: 100 })
+      for (const replies of [during, after]) {
+        assert.deepStrictEqual(replies.map((m) => Number(m.string())), ids.map((i) => i * 2))
+      }
+    }))
+
+  it.effect("a request pending when its connection closes fails at once with ConnectionClosed", () =>
+    Effect.gen(function*() {
+      const server = yield* NatsServer.NatsServer
+      const responder = yield* client(server.url)
+      yield* responder.subscribeScoped("rpc.never")
+      const scope = yield* Scope.make()
+      const caller = yield* client(server.url).pipe(Scope.provide(scope))
+      const pending = yield* Effect.forkChild(Effect.flip(caller.request("rpc.never", "x", { timeout: "30 seconds" })))
+      // the request is out once the server has seen the caller's next flush
+      yield* caller.flush
+      const [elapsed, error] = yield* Effect.timed(
+        Effect.andThen(Effect.promise(() => caller.connection.close()), Fiber.join(pending))
+      )
+      assert.strictEqual(reasonOf(error), "ConnectionClosed")
+      assert.isBelow(Duration.toMillis(elapsed), 5000)
+      yield* Scope.close(scope, Exit.void)
+    }))
+
   it.effect("serve with concurrency n runs at most n handlers at once, and does run n at once", () =>
     Effect.gen(function*() {
       const server = yield* NatsServer.NatsServer
