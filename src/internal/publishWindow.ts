@@ -58,23 +58,21 @@ export class PublishWindow<A> {
     this.size--
   }
 
-  /** Tracks a promise; its outcome lands in a new slot at the tail. */
-  track(index: number, subject: string, msgId: string | undefined, promise: Promise<A>): void {
+  /** Opens a slot at the tail; the returned function settles it (a value, or `undefined` and the error). */
+  open(index: number, subject: string, msgId: string | undefined): (value: A | undefined, error?: unknown) => void {
     const slot: Slot<A> = { index, subject, msgId, state: 0, value: undefined, error: undefined }
     this.push(slot)
-    promise.then(
-      (value) => {
+    return (value, error) => {
+      if (value !== undefined) {
         slot.state = 1
         slot.value = value
-        if (this.slots[this.head] === slot) this.wakeConsumer()
-      },
-      (error: unknown) => {
+      } else {
         slot.state = 2
         slot.error = error
         this.failed = true
-        if (this.slots[this.head] === slot) this.wakeConsumer()
       }
-    )
+      if (this.slots[this.head] === slot) this.wakeConsumer()
+    }
   }
 
   /** Adds a message that failed before it was sent. */

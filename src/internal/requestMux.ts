@@ -36,7 +36,19 @@ export interface RequestMux {
   ) => () => void
 }
 
-export const make = (nc: NatsConnection, inboxPrefix: string | undefined): RequestMux => {
+const byConnection = new WeakMap<NatsConnection, RequestMux>()
+
+/** The connection's mux (one per connection, shared by core requests and JetStream publishes). */
+export const of = (nc: NatsConnection, inboxPrefix?: string | undefined): RequestMux => {
+  let mux = byConnection.get(nc)
+  if (mux === undefined) {
+    mux = make(nc, inboxPrefix)
+    byConnection.set(nc, mux)
+  }
+  return mux
+}
+
+const make = (nc: NatsConnection, inboxPrefix: string | undefined): RequestMux => {
   let subscription: Subscription | undefined
   let prefix = ""
   let next = 0

@@ -6,7 +6,7 @@
  *
  * @since 0.1.0
  */
-import type { JetStreamClient, JetStreamPublishOptions, StreamExpectations } from "@nats-io/jetstream"
+import type { JetStreamClient } from "@nats-io/jetstream"
 import { jetstream } from "@nats-io/jetstream"
 import type { MsgHdrs, MsgHdrsImpl, Payload } from "@nats-io/nats-core"
 import type { Duration, Schedule, Scope } from "effect"
@@ -15,7 +15,9 @@ import type * as Arr from "effect/Array"
 import * as Pull from "effect/Pull"
 import { millis } from "../internal/duration.ts"
 import { jsFromUnknown } from "../internal/jsErrors.ts"
+import * as JsPublish from "../internal/jsPublish.ts"
 import { PublishWindow } from "../internal/publishWindow.ts"
+import * as RequestMux from "../internal/requestMux.ts"
 import * as Codec from "../schemas/Codec.ts"
 import * as E from "../schemas/NatsError.ts"
 import * as Subject from "../schemas/Subject.ts"
@@ -238,15 +240,6 @@ const natsError = (reason: E.NatsErrorReason) => new E.NatsError({ reason })
 const payloadSize = (payload: Payload | undefined): number =>
   payload === undefined ? 0 : typeof payload === "string" ? Buffer.byteLength(payload) : payload.length
 
-const toExpect = (expect: Expect): Partial<StreamExpectations> => {
-  const out: Partial<StreamExpectations> = {}
-  if (expect.lastSequence !== undefined) out.lastSequence = expect.lastSequence
-  if (expect.lastSubjectSequence !== undefined) out.lastSubjectSequence = expect.lastSubjectSequence
-  if (expect.lastMsgId !== undefined) out.lastMsgID = expect.lastMsgId
-  if (expect.streamName !== undefined) out.streamName = expect.streamName
-  return out
-}
-
 const isIterable = (u: unknown): u is Iterable<unknown> =>
   typeof u === "object" && u !== null && Symbol.iterator in u && !Stream.isStream(u)
 
@@ -315,19 +308,9 @@ export const make: (options?: JetStreamOptions) => Effect.Effect<JetStreamShape,
         : undefined
     }
 
-    const publishOptions = (
-      msgId: string | undefined,
-      hdrs: MsgHdrs | undefined,
-      expect: Expect | undefined,
-      timeout: number | undefined
-    ): Partial<JetStreamPublishOptions> => {
-      const opts: Partial<JetStreamPublishOptions> = {}
-      if (msgId !== undefined) opts.msgID = msgId
-      if (hdrs !== undefined) opts.headers = hdrs
-      if (expect !== undefined) opts.expect = toExpect(expect)
-      if (timeout !== undefined) opts.timeout = timeout
-      return opts
-    }
+    // Publishes are requests on the connection's shared inbox (`internal/jsPublish`).
+    const mux = RequestMux.of(nats.connection)
+    const defaultTimeout = client.getOptions().timeout ?? 5000
 
     // subjects repeat: each valid one is checked once (bounded)
     const validSubjects = new Set<string>()
@@ -357,19 +340,25 @@ export const make: (options?: JetStreamOptions) => Effect.Effect<JetStreamShape,
         const hdrs = options?.headers === undefined ? undefined : toHeaders(options.headers)
         const invalid = checkCached(subject, payload, hdrs)
         if (invalid !== undefined) return Effect.fail(invalid)
-        const timeout = options?.timeout === undefined ? undefined : millis(options.timeout)
-        const opts = options === undefined ? undefined : publishOptions(options.msgId, hdrs, options.expect, timeout)
+        const timeout = options?.timeout === undefined ? defaultTimeout : millis(options.timeout)
+        const withHeaders = JsPublish.headersOf(hdrs, options?.msgId, options?.expect)
+        const failure = (cause: unknown) =>
+          jsFromUnknown(cause, { operation: "JetStream.publish", subject, publish: true, timeoutMillis: timeout })
         const once = Effect.callback<PubAck, E.NatsError>((resume) => {
-          client.publish(subject, payload, opts).then(
-            (ack) => resume(Effect.succeed(ack)),
-            (cause: unknown) =>
-              resume(Effect.fail(jsFromUnknown(cause, {
-                operation: "JetStream.publish",
-                subject,
-                publish: true,
-                timeoutMillis: timeout ?? client.getOptions().timeout
-              })))
-          )
+          try {
+            const cancel = JsPublish.send(
+              mux,
+              "JetStream.publish",
+              subject,
+              payload,
+              withHeaders,
+              timeout,
+              (ack, cause) => resume(ack === undefined ? Effect.fail(failure(cause)) : Effect.succeed(ack))
+            )
+            return Effect.sync(cancel)
+          } catch (cause) {
+            return resume(Effect.fail(failure(cause)))
+          }
         })
         return options?.retry === undefined ? once : retrying(once, options.retry)
       })
@@ -385,7 +374,7 @@ export const make: (options?: JetStreamOptions) => Effect.Effect<JetStreamShape,
     ): Effect.Effect<Pull.Pull<Arr.NonEmptyReadonlyArray<PubAck>, PublishAllError | E2, void>> =>
       Effect.gen(function*() {
         const capacity = Math.max(1, Math.floor(options?.window ?? defaultWindow))
-        const timeout = options?.timeout === undefined ? undefined : millis(options.timeout)
+        const timeout = options?.timeout === undefined ? defaultTimeout : millis(options.timeout)
         const window = new PublishWindow<PubAck>(capacity)
         let upstreamFailure: Cause.Cause<E2> | undefined
         let lastValid: string | undefined
@@ -403,18 +392,13 @@ export const make: (options?: JetStreamOptions) => Effect.Effect<JetStreamShape,
               : check(subject, payload, hdrs, "JetStream.publishAll")
             if (invalid !== undefined) return window.reject(i, subject, msgId, invalid)
             lastValid = subject
-            window.track(
-              i,
-              subject,
-              msgId,
-              client.publish(
-                subject,
-                payload,
-                msgId === undefined && hdrs === undefined && msg.expect === undefined && timeout === undefined
-                  ? undefined
-                  : publishOptions(msgId, hdrs, msg.expect, timeout)
-              )
-            )
+            const withHeaders = JsPublish.headersOf(hdrs, msgId, msg.expect)
+            const settle = window.open(i, subject, msgId)
+            try {
+              JsPublish.send(mux, "JetStream.publishAll", subject, payload, withHeaders, timeout, settle)
+            } catch (cause) {
+              settle(undefined, cause)
+            }
           } catch (cause) {
             window.reject(i, subject, msgId, cause)
           }

@@ -717,7 +717,7 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
 
     // Subjects already validated (bounded; cleared when full). Publishing to a
     // handful of subjects is the common case; validation then costs a lookup.
-    const mux = RequestMux.make(nc, natsOptions.inboxPrefix)
+    const mux = RequestMux.of(nc, natsOptions.inboxPrefix)
     const validSubjects = new Set<string>()
     const checkSubjectCached = (subject: string, operation: string): E.NatsError | undefined => {
       if (validSubjects.has(subject)) return undefined

@@ -1,0 +1,119 @@
+/**
+ * A JetStream publish as a request on the connection's shared inbox (see
+ * `requestMux`): the same wire exchange as nats.js' `js.publish` (the
+ * message, with its `Nats-Msg-Id` / `Nats-Expected-*` headers, to the
+ * subject; the stream's ack as the reply), without an `Error` allocated per
+ * publish, cancellable, and with no header block when there are no headers.
+ *
+ * @internal
+ */
+import { JetStreamApiError, JetStreamError } from "@nats-io/jetstream"
+import type { MsgHdrs, Payload } from "@nats-io/nats-core"
+import { headers as makeHeaders, TimeoutError } from "@nats-io/nats-core"
+import * as E from "../schemas/NatsError.ts"
+import type { RequestMux } from "./requestMux.ts"
+
+export interface Ack {
+  readonly stream: string
+  readonly seq: number
+  readonly duplicate: boolean
+  readonly domain?: string | undefined
+}
+
+export interface Expectations {
+  readonly lastSequence?: number | undefined
+  readonly lastSubjectSequence?: number | undefined
+  readonly lastMsgId?: string | undefined
+  readonly streamName?: string | undefined
+}
+
+/** The headers of a publish: the caller's, plus the msgId and expectations; `undefined` when none. */
+export const headersOf = (
+  hdrs: MsgHdrs | undefined,
+  msgId: string | undefined,
+  expect: Expectations | undefined
+): MsgHdrs | undefined => {
+  if (msgId === undefined && expect === undefined) return hdrs
+  const h = hdrs ?? makeHeaders()
+  if (msgId !== undefined) h.set("Nats-Msg-Id", msgId)
+  if (expect !== undefined) {
+    if (expect.lastMsgId !== undefined) h.set("Nats-Expected-Last-Msg-Id", expect.lastMsgId)
+    if (expect.streamName !== undefined) h.set("Nats-Expected-Stream", expect.streamName)
+    if (expect.lastSequence !== undefined) h.set("Nats-Expected-Last-Sequence", String(expect.lastSequence))
+    if (expect.lastSubjectSequence !== undefined) {
+      h.set("Nats-Expected-Last-Subject-Sequence", String(expect.lastSubjectSequence))
+    }
+  }
+  return h
+}
+
+const decoder = new TextDecoder()
+
+/**
+ * Sends one publish; `done` gets the ack, or the failure: a `NatsError` for
+ * "no stream captures the subject" and a lost connection, else the nats.js
+ * error its own publish would have thrown (mapped by `jsFromUnknown`).
+ * Returns the cancel function; throws what nats.js' `publish` throws.
+ */
+export const send = (
+  mux: RequestMux,
+  operation: string,
+  subject: string,
+  payload: Payload | undefined,
+  headers: MsgHdrs | undefined,
+  timeoutMillis: number,
+  done: (ack: Ack | undefined, failure?: unknown) => void
+): () => void =>
+  mux.send(subject, payload, headers, timeoutMillis, (outcome) => {
+    switch (outcome._tag) {
+      case "Reply": {
+        let reply: {
+          readonly stream?: string
+          readonly seq?: number
+          readonly duplicate?: boolean
+          readonly domain?: string
+          readonly error?: ConstructorParameters<typeof JetStreamApiError>[0]
+        }
+        try {
+          reply = JSON.parse(decoder.decode(outcome.msg.data))
+        } catch (cause) {
+          return done(undefined, new JetStreamError("invalid ack response", { cause }))
+        }
+        if (reply.error !== undefined) return done(undefined, new JetStreamApiError(reply.error))
+        if (typeof reply.stream !== "string" || reply.stream === "" || typeof reply.seq !== "number") {
+          return done(undefined, new JetStreamError("invalid ack response"))
+        }
+        return done(
+          reply.domain === undefined
+            ? { stream: reply.stream, seq: reply.seq, duplicate: reply.duplicate === true }
+            : { stream: reply.stream, seq: reply.seq, duplicate: reply.duplicate === true, domain: reply.domain }
+        )
+      }
+      case "NoResponders":
+        return done(
+          undefined,
+          new E.NatsError({
+            reason: new E.NoStreamForSubject({
+              operation,
+              subject,
+              message: `no stream captures the subject ${subject}`
+            })
+          })
+        )
+      case "Timeout":
+        return done(undefined, new TimeoutError())
+      case "Failed":
+        return done(undefined, outcome.cause)
+      case "Closed":
+        return done(
+          undefined,
+          new E.NatsError({
+            reason: new E.ConnectionClosed({
+              operation,
+              subject,
+              message: `the connection closed before the ack of a publish to ${subject}`
+            })
+          })
+        )
+    }
+  })
