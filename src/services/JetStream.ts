@@ -4,6 +4,10 @@
  * `sink` that keep a bounded window of acks outstanding and check every one,
  * in order.
  *
+ * A publish is a request to the subject whose reply is the stream's ack (the
+ * exchange nats.js' `js.publish` makes), sent on the connection's shared
+ * request inbox: interruptible, and with no `Error` allocated per publish.
+ *
  * @since 0.1.0
  */
 import type { JetStreamClient } from "@nats-io/jetstream"
