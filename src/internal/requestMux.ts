@@ -92,9 +92,10 @@ const make = (nc: NatsConnection, inboxPrefix: string | undefined): RequestMux =
     send: (subject, payload, headers, timeoutMillis, done) => {
       subscribe()
       const token = (next++).toString(36)
+      // setTimeout fires at once beyond 2^31 - 1 ms: longer timeouts are capped (about 24.8 days)
       const timer = setTimeout(() => {
         if (pending.delete(token)) done({ _tag: "Timeout" })
-      }, timeoutMillis)
+      }, Math.min(timeoutMillis, 2_147_483_647))
       pending.set(token, (outcome) => {
         clearTimeout(timer)
         done(outcome)

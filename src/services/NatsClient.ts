@@ -249,7 +249,7 @@ export interface NatsClientShape {
    * Publish many messages (an iterable or a Stream) with the cost of one
    * Effect per batch, not per message, and a `flush` (a round trip to the
    * server) every `flushEvery` messages, pipelined (the previous one is
-   * awaited when the next is sent, the last one before it returns), so that a
+   * awaited when the next is sent, the one in flight before it returns), so that a
    * fast producer cannot outrun the socket without bound and the socket never
    * runs dry. Stops at the first failure (messages before it were sent).
    */
