@@ -9,8 +9,10 @@
  */
 import { JetStreamApiError, JetStreamError } from "@nats-io/jetstream"
 import type { MsgHdrs, Payload } from "@nats-io/nats-core"
-import { headers as makeHeaders, TimeoutError } from "@nats-io/nats-core"
+import { headers as makeHeaders } from "@nats-io/nats-core"
+import { Result } from "effect"
 import * as E from "../schemas/NatsError.ts"
+import { jsFromUnknown } from "./jsErrors.ts"
 import type { RequestMux } from "./requestMux.ts"
 
 export interface Ack {
@@ -50,10 +52,9 @@ export const headersOf = (
 const decoder = new TextDecoder()
 
 /**
- * Sends one publish; `done` gets the ack, or the failure: a `NatsError` for
- * "no stream captures the subject" and a lost connection, else the nats.js
- * error its own publish would have thrown (mapped by `jsFromUnknown`).
- * Returns the cancel function; throws what nats.js' `publish` throws.
+ * Sends one publish; `done` gets the ack, or the failure as a `NatsError`
+ * (the stream's API errors mapped as for every JetStream call; "no
+ * responders": no stream captures the subject). Returns the cancel function.
  */
 export const send = (
   mux: RequestMux,
@@ -62,9 +63,10 @@ export const send = (
   payload: Payload | undefined,
   headers: MsgHdrs | undefined,
   timeoutMillis: number,
-  done: (ack: Ack | undefined, failure?: unknown) => void
-): () => void =>
-  mux.send(subject, payload, headers, timeoutMillis, (outcome) => {
+  done: (result: Result.Result<Ack, E.NatsError>) => void
+): () => void => {
+  const failed = (cause: unknown) => done(Result.fail(jsFromUnknown(cause, { operation, subject, publish: true })))
+  return mux.send(operation, subject, payload, headers, timeoutMillis, (outcome) => {
     switch (outcome._tag) {
       case "Reply": {
         let reply: {
@@ -77,21 +79,20 @@ export const send = (
         try {
           reply = JSON.parse(decoder.decode(outcome.msg.data))
         } catch (cause) {
-          return done(undefined, new JetStreamError("invalid ack response", { cause }))
+          return failed(new JetStreamError("invalid ack response", { cause }))
         }
-        if (reply.error !== undefined) return done(undefined, new JetStreamApiError(reply.error))
+        if (reply.error !== undefined) return failed(new JetStreamApiError(reply.error))
         if (typeof reply.stream !== "string" || reply.stream === "" || typeof reply.seq !== "number") {
-          return done(undefined, new JetStreamError("invalid ack response"))
+          return failed(new JetStreamError("invalid ack response"))
         }
-        return done(
+        return done(Result.succeed(
           reply.domain === undefined
             ? { stream: reply.stream, seq: reply.seq, duplicate: reply.duplicate === true }
             : { stream: reply.stream, seq: reply.seq, duplicate: reply.duplicate === true, domain: reply.domain }
-        )
+        ))
       }
       case "NoResponders":
-        return done(
-          undefined,
+        return done(Result.fail(
           new E.NatsError({
             reason: new E.NoStreamForSubject({
               operation,
@@ -99,21 +100,9 @@ export const send = (
               message: `no stream captures the subject ${subject}`
             })
           })
-        )
-      case "Timeout":
-        return done(undefined, new TimeoutError())
+        ))
       case "Failed":
-        return done(undefined, outcome.cause)
-      case "Closed":
-        return done(
-          undefined,
-          new E.NatsError({
-            reason: new E.ConnectionClosed({
-              operation,
-              subject,
-              message: `the connection closed before the ack of a publish to ${subject}`
-            })
-          })
-        )
+        return done(Result.fail(outcome.error))
     }
   })
+}

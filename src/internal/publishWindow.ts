@@ -10,7 +10,7 @@
  *
  * @internal
  */
-import { Effect } from "effect"
+import { Effect, Result } from "effect"
 
 /** The outcome of one message, in the order it was sent. */
 export interface Slot<A> {
@@ -58,17 +58,17 @@ export class PublishWindow<A> {
     this.size--
   }
 
-  /** Opens a slot at the tail; the returned function settles it (a value, or `undefined` and the error). */
-  open(index: number, subject: string, msgId: string | undefined): (value: A | undefined, error?: unknown) => void {
+  /** Opens a slot at the tail; the returned function settles it. */
+  open(index: number, subject: string, msgId: string | undefined): (result: Result.Result<A, unknown>) => void {
     const slot: Slot<A> = { index, subject, msgId, state: 0, value: undefined, error: undefined }
     this.push(slot)
-    return (value, error) => {
-      if (value !== undefined) {
+    return (result) => {
+      if (Result.isSuccess(result)) {
         slot.state = 1
-        slot.value = value
+        slot.value = result.success
       } else {
         slot.state = 2
-        slot.error = error
+        slot.error = result.failure
         this.failed = true
       }
       if (this.slots[this.head] === slot) this.wakeConsumer()

@@ -9,25 +9,26 @@
  * @internal
  */
 import type { Msg, MsgHdrs, NatsConnection, Payload, Subscription } from "@nats-io/nats-core"
-import { createInbox } from "@nats-io/nats-core"
+import { createInbox, TimeoutError } from "@nats-io/nats-core"
+import * as E from "../schemas/NatsError.ts"
+import { fromUnknown } from "./errors.ts"
 
-/** How a request ended. */
+/** How a request ended: its first reply, "no responders", or a failure (timeout, lost inbox, send error). */
 export type Outcome =
   | { readonly _tag: "Reply"; readonly msg: Msg }
   | { readonly _tag: "NoResponders" }
-  | { readonly _tag: "Timeout" }
-  /** The inbox subscription failed (a permissions error, say). */
-  | { readonly _tag: "Failed"; readonly cause: unknown }
-  /** The inbox subscription closed (the connection closed or drained). */
-  | { readonly _tag: "Closed" }
+  | { readonly _tag: "Failed"; readonly error: E.NatsError }
 
 export interface RequestMux {
   /**
    * Publishes a request with a reply subject of the shared inbox; `done` is
-   * called once, with the first reply or the end. Returns the cancel
-   * function. Throws what nats.js' `publish` throws (nothing is pending then).
+   * called once: with the first reply, "no responders", or a failure named
+   * after `operation` (`Timeout`, `ConnectionClosed` when the inbox closes
+   * with the connection, what publishing threw — then at once). Returns the
+   * cancel function.
    */
   readonly send: (
+    operation: string,
     subject: string,
     payload: Payload | undefined,
     headers: MsgHdrs | undefined,
@@ -35,6 +36,9 @@ export interface RequestMux {
     done: (outcome: Outcome) => void
   ) => () => void
 }
+
+/** How the shared inbox ended every pending request. */
+type End = { readonly _tag: "Closed" } | { readonly _tag: "Lost"; readonly cause: unknown }
 
 const byConnection = new WeakMap<NatsConnection, RequestMux>()
 
@@ -52,12 +56,12 @@ const make = (nc: NatsConnection, inboxPrefix: string | undefined): RequestMux =
   let subscription: Subscription | undefined
   let prefix = ""
   let next = 0
-  const pending = new Map<string, (outcome: Outcome) => void>()
+  const pending = new Map<string, (outcome: Outcome | End) => void>()
 
-  const endAll = (outcome: Outcome) => {
+  const endAll = (end: End) => {
     const waiting = [...pending.values()]
     pending.clear()
-    for (const done of waiting) done(outcome)
+    for (const done of waiting) done(end)
   }
 
   const subscribe = () => {
@@ -66,7 +70,7 @@ const make = (nc: NatsConnection, inboxPrefix: string | undefined): RequestMux =
     const own = prefix
     const sub = nc.subscribe(`${own}*`, {
       callback: (err, msg) => {
-        if (err !== null) return endAll({ _tag: "Failed", cause: err })
+        if (err !== null) return endAll({ _tag: "Lost", cause: err })
         const token = msg.subject.slice(own.length)
         const done = pending.get(token)
         if (done === undefined) return // timed out or cancelled: the late reply is dropped
@@ -79,28 +83,48 @@ const make = (nc: NatsConnection, inboxPrefix: string | undefined): RequestMux =
     sub.closed.then(
       (err) => {
         if (subscription === sub) subscription = undefined
-        endAll(err === undefined ? { _tag: "Closed" } : { _tag: "Failed", cause: err })
+        endAll(err === undefined ? { _tag: "Closed" } : { _tag: "Lost", cause: err })
       },
       (err: unknown) => {
         if (subscription === sub) subscription = undefined
-        endAll({ _tag: "Failed", cause: err })
+        endAll({ _tag: "Lost", cause: err })
       }
     )
   }
 
   return {
-    send: (subject, payload, headers, timeoutMillis, done) => {
-      subscribe()
+    send: (operation, subject, payload, headers, timeoutMillis, done) => {
+      const failed = (cause: unknown): Outcome => ({
+        _tag: "Failed",
+        error: fromUnknown(cause, { operation, subject, timeoutMillis })
+      })
       const token = (next++).toString(36)
       // setTimeout fires at once beyond 2^31 - 1 ms: longer timeouts are capped (about 24.8 days)
       const timer = setTimeout(() => {
-        if (pending.delete(token)) done({ _tag: "Timeout" })
+        if (pending.delete(token)) done(failed(new TimeoutError()))
       }, Math.min(timeoutMillis, 2_147_483_647))
       pending.set(token, (outcome) => {
         clearTimeout(timer)
-        done(outcome)
+        switch (outcome._tag) {
+          case "Closed":
+            return done({
+              _tag: "Failed",
+              error: new E.NatsError({
+                reason: new E.ConnectionClosed({
+                  operation,
+                  subject,
+                  message: `the connection closed before a reply on ${subject}`
+                })
+              })
+            })
+          case "Lost":
+            return done(failed(outcome.cause))
+          default:
+            return done(outcome)
+        }
       })
       try {
+        subscribe()
         nc.publish(
           subject,
           payload,
@@ -109,7 +133,7 @@ const make = (nc: NatsConnection, inboxPrefix: string | undefined): RequestMux =
       } catch (cause) {
         clearTimeout(timer)
         pending.delete(token)
-        throw cause
+        done(failed(cause))
       }
       return () => {
         clearTimeout(timer)

@@ -346,24 +346,18 @@ export const make: (options?: JetStreamOptions) => Effect.Effect<JetStreamShape,
         if (invalid !== undefined) return Effect.fail(invalid)
         const timeout = options?.timeout === undefined ? defaultTimeout : millis(options.timeout)
         const withHeaders = JsPublish.headersOf(hdrs, options?.msgId, options?.expect)
-        const failure = (cause: unknown) =>
-          jsFromUnknown(cause, { operation: "JetStream.publish", subject, publish: true, timeoutMillis: timeout })
-        const once = Effect.callback<PubAck, E.NatsError>((resume) => {
-          try {
-            const cancel = JsPublish.send(
-              mux,
-              "JetStream.publish",
-              subject,
-              payload,
-              withHeaders,
-              timeout,
-              (ack, cause) => resume(ack === undefined ? Effect.fail(failure(cause)) : Effect.succeed(ack))
-            )
-            return Effect.sync(cancel)
-          } catch (cause) {
-            return resume(Effect.fail(failure(cause)))
-          }
-        })
+        // interrupted: the ack's slot and its timer go at once
+        const once = Effect.callback<PubAck, E.NatsError>((resume) =>
+          Effect.sync(JsPublish.send(
+            mux,
+            "JetStream.publish",
+            subject,
+            payload,
+            withHeaders,
+            timeout,
+            (result) => resume(Effect.fromResult(result))
+          ))
+        )
         return options?.retry === undefined ? once : retrying(once, options.retry)
       })
 
@@ -397,12 +391,15 @@ export const make: (options?: JetStreamOptions) => Effect.Effect<JetStreamShape,
             if (invalid !== undefined) return window.reject(i, subject, msgId, invalid)
             lastValid = subject
             const withHeaders = JsPublish.headersOf(hdrs, msgId, msg.expect)
-            const settle = window.open(i, subject, msgId)
-            try {
-              JsPublish.send(mux, "JetStream.publishAll", subject, payload, withHeaders, timeout, settle)
-            } catch (cause) {
-              settle(undefined, cause)
-            }
+            JsPublish.send(
+              mux,
+              "JetStream.publishAll",
+              subject,
+              payload,
+              withHeaders,
+              timeout,
+              window.open(i, subject, msgId)
+            )
           } catch (cause) {
             window.reject(i, subject, msgId, cause)
           }

@@ -5,13 +5,7 @@
  * @since 0.1.0
  */
 import type { ConnectionOptions, Msg, MsgHdrs, MsgHdrsImpl, NatsConnection, Payload, Status } from "@nats-io/nats-core"
-import {
-  credsAuthenticator,
-  headers as makeHeaders,
-  InvalidArgumentError,
-  nkeyAuthenticator,
-  TimeoutError
-} from "@nats-io/nats-core"
+import { credsAuthenticator, headers as makeHeaders, InvalidArgumentError, nkeyAuthenticator } from "@nats-io/nats-core"
 import { connect } from "@nats-io/transport-node"
 import type { Scope } from "effect"
 import {
@@ -786,18 +780,15 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
         // runs dry while at most two batches are unconfirmed. The flush in
         // flight is awaited at the end (and its failure reported); its promise
         // never rejects unobserved.
-        let inFlight: Promise<unknown> | undefined
-        const settled = (promise: Promise<unknown>) =>
+        let inFlight: Promise<E.NatsError | undefined> | undefined
+        const settled = (promise: Promise<E.NatsError | undefined>) =>
           Effect.flatMap(
             Effect.promise(() => promise),
-            (result) => result instanceof Error ? Effect.fail(fromUnknown(result, { operation: "flush" })) : Effect.void
+            (error) => error === undefined ? Effect.void : Effect.fail(error)
           )
         const checkpoint = Effect.suspend(() => {
           const previous = inFlight
-          inFlight = nc.flush().then(
-            () => undefined,
-            (cause: unknown) => cause instanceof Error ? cause : new Error(String(cause))
-          )
+          inFlight = nc.flush().then(() => undefined, (cause: unknown) => fromUnknown(cause, { operation: "flush" }))
           return previous === undefined ? Effect.void : settled(previous)
         })
         const last = Effect.suspend(() => inFlight === undefined ? Effect.void : settled(inFlight))
@@ -861,41 +852,23 @@ export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShap
         const tooBig = checkPayload(subject, payload, hdrs, "request")
         if (tooBig !== undefined) return Effect.fail(tooBig)
         const timeout = millis(options?.timeout ?? 5000)
-        const failure = (cause: unknown) =>
-          fromUnknown(cause, { operation: "request", subject, timeoutMillis: timeout })
-        return Effect.callback<Msg, E.NatsError>((resume) => {
-          let cancel: () => void
-          try {
-            cancel = mux.send(subject, payload, hdrs, timeout, (outcome) => {
-              switch (outcome._tag) {
-                case "Reply": {
-                  const failed = serviceErrorOf(subject, outcome.msg)
-                  return resume(failed === undefined ? Effect.succeed(outcome.msg) : Effect.fail(failed))
-                }
-                case "NoResponders":
-                  return resume(Effect.fail(natsError(
-                    new E.NoResponders({ operation: "request", subject, message: `no responders for ${subject}` })
-                  )))
-                case "Timeout":
-                  return resume(Effect.fail(failure(new TimeoutError())))
-                case "Failed":
-                  return resume(Effect.fail(failure(outcome.cause)))
-                case "Closed":
-                  return resume(Effect.fail(natsError(
-                    new E.ConnectionClosed({
-                      operation: "request",
-                      subject,
-                      message: `the connection closed before a reply on ${subject}`
-                    })
-                  )))
-              }
-            })
-          } catch (cause) {
-            return resume(Effect.fail(failure(cause)))
-          }
+        return Effect.callback<Msg, E.NatsError>((resume) =>
           // interrupted: the reply slot and its timer go at once
-          return Effect.sync(cancel)
-        })
+          Effect.sync(mux.send("request", subject, payload, hdrs, timeout, (outcome) => {
+            switch (outcome._tag) {
+              case "Reply": {
+                const failed = serviceErrorOf(subject, outcome.msg)
+                return resume(failed === undefined ? Effect.succeed(outcome.msg) : Effect.fail(failed))
+              }
+              case "NoResponders":
+                return resume(Effect.fail(natsError(
+                  new E.NoResponders({ operation: "request", subject, message: `no responders for ${subject}` })
+                )))
+              case "Failed":
+                return resume(Effect.fail(outcome.error))
+            }
+          }))
+        )
       })
 
     const requestMany = (

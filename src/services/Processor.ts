@@ -419,7 +419,9 @@ export const make = <A, E, R>(
         if (failure !== undefined) return Effect.catch(onFailure(envelope, failure), (e) => couldNotSettle(msg, e))
         if (options.doubleAck === true) {
           return envelope.ackAck().pipe(
-            Effect.andThen(counted("acked")),
+            Effect.andThen(Effect.sync(() => {
+              ackedUnreported++
+            })),
             Effect.catch((e) => couldNotSettle(msg, e))
           )
         }

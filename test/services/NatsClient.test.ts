@@ -1,7 +1,20 @@
 import { assert, describe, it, layer } from "@effect/vitest"
 import type { Msg } from "@nats-io/nats-core"
 import { createUser } from "@nats-io/nkeys"
-import { ConfigProvider, Deferred, Duration, Effect, Exit, Fiber, Layer, Logger, Schedule, Scope, Stream } from "effect"
+import {
+  ConfigProvider,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Logger,
+  Redacted,
+  Schedule,
+  Scope,
+  Stream
+} from "effect"
 import * as Net from "node:net"
 import * as NatsServer from "../../src/layers/NatsServer.ts"
 import * as Auth from "../../src/schemas/Auth.ts"
@@ -337,7 +350,28 @@ layer(NatsServer.layer({ jetstream: false }), { excludeTestServices: true })("Na
       )
       assert.strictEqual(reasonOf(error), "ConnectionClosed")
       assert.isBelow(Duration.toMillis(elapsed), 5000)
+      // and a request on the closed connection fails at once, without waiting for its timeout
+      const [afterIn, after] = yield* Effect.timed(
+        Effect.flip(caller.request("rpc.never", "x", { timeout: "30 seconds" }))
+      )
+      assert.strictEqual(reasonOf(after), "ConnectionClosed")
+      assert.isBelow(Duration.toMillis(afterIn), 5000)
       yield* Scope.close(scope, Exit.void)
+    }))
+
+  it.effect("a request whose reply inbox may not be subscribed fails with PermissionViolation, not a timeout", () =>
+    Effect.gen(function*() {
+      const server = yield* NatsServer.make({
+        jetstream: false,
+        config:
+          "authorization { users: [ { user: u, password: p, permissions: { subscribe: { deny: [\"_INBOX.>\"] } } } ] }"
+      })
+      const caller = yield* client(server.url, { auth: Auth.userPassword("u", Redacted.make("p")) })
+      const [elapsed, error] = yield* Effect.timed(
+        Effect.flip(caller.request("rpc.any", "x", { timeout: "20 seconds" }))
+      )
+      assert.strictEqual(reasonOf(error), "PermissionViolation")
+      assert.isBelow(Duration.toMillis(elapsed), 10_000)
     }))
 
   it.effect("serve with concurrency n runs at most n handlers at once, and does run n at once", () =>
