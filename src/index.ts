@@ -65,7 +65,7 @@ export * as Consumer from "./services/Consumer.ts"
  *
  * @since 0.1.0
  */
-export * as JsEnvelope from "./schemas/JsEnvelope.ts"
+export * as JsEnvelope from "./services/JsEnvelope.ts"
 
 /**
  * What a subscription does when its buffer is full.

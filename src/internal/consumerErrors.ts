@@ -7,7 +7,8 @@
  */
 import { JetStreamError } from "@nats-io/jetstream"
 import { JetStreamStatusError } from "@nats-io/jetstream/internal"
-import * as E from "../schemas/NatsError.ts"
+import * as NatsError from "../schemas/NatsError.ts"
+import { consumerNotFound, jetStreamApi, streamNotFound, timeout } from "./errors.ts"
 import { jsFromUnknown } from "./jsErrors.ts"
 
 export interface ConsumerContext {
@@ -17,80 +18,44 @@ export interface ConsumerContext {
   readonly timeoutMillis?: number | undefined
 }
 
-const err = (reason: E.NatsErrorReason) => new E.NatsError({ reason })
-
-export const consumerNotFound = (ctx: ConsumerContext, cause?: unknown): E.NatsError =>
-  err(
-    new E.ConsumerNotFound({
-      operation: ctx.operation,
-      stream: ctx.stream,
-      consumer: ctx.consumer,
-      message: `consumer ${ctx.consumer} of stream ${ctx.stream} not found`,
-      cause
-    })
-  )
-
-export const streamNotFound = (ctx: ConsumerContext, cause?: unknown): E.NatsError =>
-  err(
-    new E.StreamNotFound({
-      operation: ctx.operation,
-      stream: ctx.stream,
-      message: `stream ${ctx.stream} not found`,
-      cause
-    })
-  )
+const describe = (ctx: ConsumerContext) => `${ctx.operation} on consumer ${ctx.consumer} of stream ${ctx.stream}`
 
 /** A `NatsError` for a failure of a pull consumer operation. */
-export const consumerFromUnknown = (cause: unknown, ctx: ConsumerContext): E.NatsError => {
-  if (E.isNatsError(cause)) return cause
+export const consumerFromUnknown = (cause: unknown, ctx: ConsumerContext): NatsError.NatsError => {
+  if (NatsError.isNatsError(cause)) return cause
   if (cause instanceof JetStreamStatusError) {
     const description = cause.message.toLowerCase()
-    if (cause.code === 409 && description.includes("consumer deleted")) return consumerNotFound(ctx, cause)
-    if (cause.code === 409 && description.includes("stream deleted")) return streamNotFound(ctx, cause)
+    if (cause.code === 409 && description.includes("consumer deleted")) {
+      return consumerNotFound(ctx.operation, ctx.stream, ctx.consumer, cause)
+    }
+    if (cause.code === 409 && description.includes("stream deleted")) {
+      return streamNotFound(ctx.operation, ctx.stream, cause)
+    }
     if (cause.code === 503 || cause.code === 408) {
-      return err(
-        new E.Timeout({
-          operation: ctx.operation,
-          message:
-            `${ctx.operation} on consumer ${ctx.consumer} of stream ${ctx.stream} got no answer (${cause.code} ${cause.message})`,
-          cause
-        })
-      )
+      return timeout(ctx.operation, `${describe(ctx)} got no answer (${cause.code} ${cause.message})`, { cause })
     }
-    return err(
-      new E.JetStreamApi({
-        operation: ctx.operation,
-        message: `${ctx.operation} on consumer ${ctx.consumer} of stream ${ctx.stream}: ${cause.code} ${cause.message}`,
-        code: cause.code,
-        errCode: 0,
-        cause
-      })
-    )
+    return jetStreamApi(ctx.operation, `${describe(ctx)}: ${cause.code} ${cause.message}`, {
+      code: cause.code,
+      errCode: 0
+    }, { cause })
   }
-  if (cause instanceof JetStreamError && !(cause instanceof JetStreamStatusError)) {
-    const text = cause.message.toLowerCase()
-    if (text.includes("heartbeats missed")) {
-      return err(
-        new E.Timeout({
-          operation: ctx.operation,
-          message:
-            `${ctx.operation} on consumer ${ctx.consumer} of stream ${ctx.stream}: the server stopped answering (heartbeats missed)`,
-          ...(ctx.timeoutMillis === undefined ? {} : { timeoutMillis: ctx.timeoutMillis }),
-          cause
-        })
-      )
-    }
+  if (cause instanceof JetStreamError && cause.message.toLowerCase().includes("heartbeats missed")) {
+    return timeout(ctx.operation, `${describe(ctx)}: the server stopped answering (heartbeats missed)`, {
+      timeoutMillis: ctx.timeoutMillis,
+      cause
+    })
   }
   if (cause instanceof Error) {
     // `consume` with `abort_on_missing_resource` stops with the error of its
     // consumer info check.
     const text = cause.message.toLowerCase()
-    if (text === "consumer not found") return consumerNotFound(ctx, cause)
-    if (text === "stream not found") return streamNotFound(ctx, cause)
+    if (text === "consumer not found") return consumerNotFound(ctx.operation, ctx.stream, ctx.consumer, cause)
+    if (text === "stream not found") return streamNotFound(ctx.operation, ctx.stream, cause)
   }
   return jsFromUnknown(cause, { operation: ctx.operation, stream: ctx.stream, consumer: ctx.consumer })
 }
 
 /** Whether the error says the consumer or its stream is missing. */
 export const isMissingResource = (error: unknown): boolean =>
-  E.isNatsError(error) && (error.reason._tag === "ConsumerNotFound" || error.reason._tag === "StreamNotFound")
+  NatsError.isNatsError(error) &&
+  (error.reason._tag === "ConsumerNotFound" || error.reason._tag === "StreamNotFound")

@@ -1,25 +1,155 @@
 /**
- * Maps nats.js errors into `NatsError` reasons.
+ * Every `NatsError` of the library is built here: one constructor per reason
+ * family, and the mapping of raw nats.js failures into reasons.
  *
  * @internal
  */
 import { errors as natsErrors } from "@nats-io/nats-core"
-import * as E from "../schemas/NatsError.ts"
+import * as NatsError from "../schemas/NatsError.ts"
 
-interface Context {
+/** A `NatsError` with the given reason. */
+export const natsError = (reason: NatsError.NatsErrorReason): NatsError.NatsError => new NatsError.NatsError({ reason })
+
+/** What every reason may carry besides its message. */
+export interface Details {
+  readonly subject?: string | undefined
+  readonly cause?: unknown
+}
+
+/** An invalid subject or pattern; `problem` is the validator's reason, which names the subject. */
+export const invalidSubject = (operation: string, subject: string, problem: string): NatsError.NatsError =>
+  natsError(new NatsError.InvalidSubject({ operation, subject, message: problem }))
+
+/** An invalid argument or option. */
+export const invalidArgument = (operation: string, message: string, details?: Details): NatsError.NatsError =>
+  natsError(new NatsError.InvalidArgument({ operation, message, subject: details?.subject, cause: details?.cause }))
+
+/** A message larger than the server's `max_payload`. */
+export const maxPayloadExceeded = (
+  operation: string,
+  subject: string,
+  size: number,
+  maxPayload: number
+): NatsError.NatsError =>
+  natsError(
+    new NatsError.MaxPayloadExceeded({
+      operation,
+      subject,
+      size,
+      maxPayload,
+      message: `message of ${size} bytes exceeds the server's max_payload of ${maxPayload} bytes`
+    })
+  )
+
+/** The connection closed for good. */
+export const connectionClosed = (operation: string, message: string, details?: Details): NatsError.NatsError =>
+  natsError(
+    new NatsError.ConnectionClosed({ operation, message, subject: details?.subject, cause: details?.cause })
+  )
+
+/** Nobody listens on the subject of a request. */
+export const noResponders = (operation: string, subject: string, cause?: unknown): NatsError.NatsError =>
+  natsError(new NatsError.NoResponders({ operation, subject, message: `no responders for ${subject}`, cause }))
+
+/** Something did not answer in time. */
+export const timeout = (
+  operation: string,
+  message: string,
+  details?: Details & { readonly timeoutMillis?: number | undefined }
+): NatsError.NatsError =>
+  natsError(
+    new NatsError.Timeout({
+      operation,
+      message,
+      subject: details?.subject,
+      timeoutMillis: details?.timeoutMillis,
+      cause: details?.cause
+    })
+  )
+
+/** A responder answered with the NATS service error headers. */
+export const serviceError = (operation: string, subject: string, code: number, text: string): NatsError.NatsError =>
+  natsError(
+    new NatsError.ServiceError({
+      operation,
+      subject,
+      code,
+      message: `responder on ${subject} failed (${code}): ${text}`
+    })
+  )
+
+/** A JetStream publish that no stream captures. */
+export const noStreamForSubject = (operation: string, subject: string, cause?: unknown): NatsError.NatsError =>
+  natsError(
+    new NatsError.NoStreamForSubject({
+      operation,
+      subject,
+      message: `no stream captures the subject ${subject}`,
+      cause
+    })
+  )
+
+/** A missing stream. */
+export const streamNotFound = (operation: string, stream: string, cause?: unknown): NatsError.NatsError =>
+  natsError(new NatsError.StreamNotFound({ operation, stream, message: `stream ${stream} not found`, cause }))
+
+/** A missing consumer. */
+export const consumerNotFound = (
+  operation: string,
+  stream: string,
+  consumer: string,
+  cause?: unknown
+): NatsError.NatsError =>
+  natsError(
+    new NatsError.ConsumerNotFound({
+      operation,
+      stream,
+      consumer,
+      message: `consumer ${consumer} of stream ${stream} not found`,
+      cause
+    })
+  )
+
+/** A refused JetStream API request. */
+export const jetStreamApi = (
+  operation: string,
+  message: string,
+  codes: { readonly code: number; readonly errCode: number; readonly field?: string | undefined },
+  details?: Details
+): NatsError.NatsError =>
+  natsError(
+    new NatsError.JetStreamApi({
+      operation,
+      message,
+      code: codes.code,
+      errCode: codes.errCode,
+      field: codes.field,
+      subject: details?.subject,
+      cause: details?.cause
+    })
+  )
+
+// -----------------------------------------------------------------------------
+// Mapping raw nats.js failures
+// -----------------------------------------------------------------------------
+
+/** Where a raw failure happened: names the operation (and subject) in the mapped reason. */
+export interface Context {
   readonly operation: string
   readonly subject?: string | undefined
   readonly timeoutMillis?: number | undefined
 }
 
-const fields = (ctx: Context, message: string, cause: unknown) =>
-  ctx.subject === undefined
-    ? { operation: ctx.operation, message, cause }
-    : { operation: ctx.operation, subject: ctx.subject, message, cause }
+const fields = (ctx: Context, message: string, cause: unknown) => ({
+  operation: ctx.operation,
+  subject: ctx.subject,
+  message,
+  cause
+})
 
-const timeout = (f: ReturnType<typeof fields>, ctx: Context) =>
-  new E.Timeout({
-    ...f,
+const timedOut = (ctx: Context, cause: unknown) =>
+  new NatsError.Timeout({
+    ...fields(ctx, "", cause),
     message: `${ctx.operation}${ctx.subject === undefined ? "" : ` on ${ctx.subject}`} timed out${
       ctx.timeoutMillis === undefined ? "" : ` after ${ctx.timeoutMillis} ms`
     }`,
@@ -32,52 +162,50 @@ const messageOf = (u: unknown): string => u instanceof Error ? u.message : Strin
  * The reason for a raw nats.js failure. Never loses the original: it is kept
  * as `cause`.
  */
-export const reasonFromUnknown = (cause: unknown, ctx: Context): E.NatsErrorReason => {
-  if (E.isNatsErrorReason(cause)) return cause
-  if (E.isNatsError(cause)) return cause.reason
+export const reasonFromUnknown = (cause: unknown, ctx: Context): NatsError.NatsErrorReason => {
+  if (NatsError.isNatsErrorReason(cause)) return cause
+  if (NatsError.isNatsError(cause)) return cause.reason
   const message = messageOf(cause)
   const f = fields(ctx, message, cause)
   if (cause instanceof natsErrors.RequestError) {
     if (cause.isNoResponders()) {
-      return new E.NoResponders({ ...f, message: `no responders for ${ctx.subject ?? "the request"}` })
+      return new NatsError.NoResponders({ ...f, message: `no responders for ${ctx.subject ?? "the request"}` })
     }
     const inner = cause.cause
-    if (inner instanceof natsErrors.TimeoutError) return timeout(f, ctx)
+    if (inner instanceof natsErrors.TimeoutError) return timedOut(ctx, cause)
     if (inner !== undefined) return reasonFromUnknown(inner, ctx)
   }
   if (cause instanceof natsErrors.NoRespondersError) {
-    return new E.NoResponders({ ...f, message: `no responders for ${ctx.subject ?? cause.subject}` })
+    return new NatsError.NoResponders({ ...f, message: `no responders for ${ctx.subject ?? cause.subject}` })
   }
-  if (cause instanceof natsErrors.TimeoutError) return timeout(f, ctx)
-  if (cause instanceof natsErrors.ClosedConnectionError) return new E.ConnectionClosed(f)
-  if (cause instanceof natsErrors.DrainingConnectionError) return new E.Draining(f)
+  if (cause instanceof natsErrors.TimeoutError) return timedOut(ctx, cause)
+  if (cause instanceof natsErrors.ClosedConnectionError) return new NatsError.ConnectionClosed(f)
+  if (cause instanceof natsErrors.DrainingConnectionError) return new NatsError.Draining(f)
   if (cause instanceof natsErrors.AuthorizationError || cause instanceof natsErrors.UserAuthenticationExpiredError) {
-    return new E.AuthorizationViolation(f)
+    return new NatsError.AuthorizationViolation(f)
   }
   if (cause instanceof natsErrors.PermissionViolationError) {
-    return new E.PermissionViolation({
-      ...f,
-      subject: cause.subject,
-      ...(cause.queue === undefined ? {} : { queue: cause.queue })
-    })
+    return new NatsError.PermissionViolation({ ...f, subject: cause.subject, queue: cause.queue })
   }
-  if (cause instanceof natsErrors.InvalidSubjectError) return new E.InvalidSubject(f)
+  if (cause instanceof natsErrors.InvalidSubjectError) return new NatsError.InvalidSubject(f)
   if (cause instanceof natsErrors.InvalidArgumentError) {
-    if (message.includes("max_payload")) return new E.MaxPayloadExceeded({ ...f, size: -1, maxPayload: -1 })
-    return new E.InvalidArgument(f)
+    if (message.includes("max_payload")) return new NatsError.MaxPayloadExceeded({ ...f, size: -1, maxPayload: -1 })
+    return new NatsError.InvalidArgument(f)
   }
   if (cause instanceof natsErrors.ConnectionError) {
-    return /refused|ECONNREFUSED|ENOTFOUND|EHOSTUNREACH/i.test(message) ? new E.ConnectionRefused(f) : new E.Unknown(f)
+    return /refused|ECONNREFUSED|ENOTFOUND|EHOSTUNREACH/i.test(message)
+      ? new NatsError.ConnectionRefused(f)
+      : new NatsError.Unknown(f)
   }
   if (
     cause instanceof Error && "code" in cause &&
     (cause.code === "ECONNREFUSED" || cause.code === "ECONNRESET" || cause.code === "ENOTFOUND")
   ) {
-    return new E.ConnectionRefused(f)
+    return new NatsError.ConnectionRefused(f)
   }
-  return new E.Unknown(f)
+  return new NatsError.Unknown(f)
 }
 
 /** A `NatsError` for a raw nats.js failure. */
-export const fromUnknown = (cause: unknown, ctx: Context): E.NatsError =>
-  E.isNatsError(cause) ? cause : new E.NatsError({ reason: reasonFromUnknown(cause, ctx) })
+export const fromUnknown = (cause: unknown, ctx: Context): NatsError.NatsError =>
+  NatsError.isNatsError(cause) ? cause : natsError(reasonFromUnknown(cause, ctx))

@@ -7,8 +7,8 @@
 import { JetStreamApiError } from "@nats-io/jetstream"
 import { jserrors } from "@nats-io/jetstream/internal"
 import { RequestError } from "@nats-io/nats-core"
-import * as E from "../schemas/NatsError.ts"
-import { reasonFromUnknown } from "./errors.ts"
+import * as NatsError from "../schemas/NatsError.ts"
+import { natsError, reasonFromUnknown } from "./errors.ts"
 
 export interface JsContext {
   readonly operation: string
@@ -26,65 +26,68 @@ export const ApiCodes = {
   StreamNotFound: 10059,
   JetStreamNotEnabledForAccount: 10039,
   JetStreamNotEnabled: 10076,
+  StreamNameInUse: 10058,
   StreamWrongLastSequence: 10071,
   StreamWrongLastSequenceUnknown: 10164,
   StreamWrongLastMsgId: 10070,
-  StreamNotMatch: 10060
+  StreamNotMatch: 10060,
+  /** "consumer already exists": a 2.10+ code, reused for the same condition on older servers. */
+  ConsumerAlreadyExists: 10148
 } as const
 
 const base = (ctx: JsContext, message: string, cause: unknown) => ({
   operation: ctx.operation,
   message,
   cause,
-  ...(ctx.subject === undefined ? {} : { subject: ctx.subject })
+  subject: ctx.subject
 })
 
 const isNoResponders = (cause: unknown): boolean => cause instanceof RequestError ? cause.isNoResponders() : false
 
 /** The reason for a raw nats.js JetStream failure. */
-export const jsReasonFromUnknown = (cause: unknown, ctx: JsContext): E.NatsErrorReason => {
-  if (E.isNatsErrorReason(cause)) return cause
-  if (E.isNatsError(cause)) return cause.reason
+export const jsReasonFromUnknown = (cause: unknown, ctx: JsContext): NatsError.NatsErrorReason => {
+  if (NatsError.isNatsErrorReason(cause)) return cause
+  if (NatsError.isNatsError(cause)) return cause.reason
   if (cause instanceof jserrors.JetStreamNotEnabled) {
     if (isNoResponders(cause.cause)) {
       return ctx.publish === true
-        ? new E.NoStreamForSubject(
+        ? new NatsError.NoStreamForSubject(
           base(ctx, `no stream captures the subject ${ctx.subject ?? ""}`.trim(), cause)
         )
-        : new E.JetStreamNotEnabled(base(ctx, "JetStream is not enabled on the server (no responders)", cause))
+        : new NatsError.JetStreamNotEnabled(base(ctx, "JetStream is not enabled on the server (no responders)", cause))
     }
-    return new E.JetStreamNotEnabled(base(ctx, cause.message, cause))
+    return new NatsError.JetStreamNotEnabled(base(ctx, cause.message, cause))
   }
   if (cause instanceof JetStreamApiError) {
     const api = cause.apiError()
     const message = api.description
     switch (api.err_code) {
       case ApiCodes.StreamNotFound:
-        return new E.StreamNotFound({
+        return new NatsError.StreamNotFound({
           ...base(ctx, ctx.stream === undefined ? message : `stream ${ctx.stream} not found`, cause),
-          ...(ctx.stream === undefined ? {} : { stream: ctx.stream })
+          stream: ctx.stream
         })
       case ApiCodes.ConsumerNotFound:
-        return new E.ConsumerNotFound({
+        return new NatsError.ConsumerNotFound({
           ...base(ctx, ctx.consumer === undefined ? message : `consumer ${ctx.consumer} not found`, cause),
-          ...(ctx.stream === undefined ? {} : { stream: ctx.stream }),
-          ...(ctx.consumer === undefined ? {} : { consumer: ctx.consumer })
+          stream: ctx.stream,
+          consumer: ctx.consumer
         })
       case ApiCodes.JetStreamNotEnabled:
       case ApiCodes.JetStreamNotEnabledForAccount:
-        return new E.JetStreamNotEnabled(base(ctx, message, cause))
+        return new NatsError.JetStreamNotEnabled(base(ctx, message, cause))
       case ApiCodes.StreamWrongLastSequence:
       case ApiCodes.StreamWrongLastSequenceUnknown:
       case ApiCodes.StreamWrongLastMsgId:
       case ApiCodes.StreamNotMatch:
-        return new E.WrongLastSequence({ ...base(ctx, message, cause), code: api.code, errCode: api.err_code })
+        return new NatsError.WrongLastSequence({ ...base(ctx, message, cause), code: api.code, errCode: api.err_code })
       default:
-        return new E.JetStreamApi({ ...base(ctx, message, cause), code: api.code, errCode: api.err_code })
+        return new NatsError.JetStreamApi({ ...base(ctx, message, cause), code: api.code, errCode: api.err_code })
     }
   }
   return reasonFromUnknown(cause, ctx)
 }
 
 /** A `NatsError` for a raw nats.js JetStream failure. */
-export const jsFromUnknown = (cause: unknown, ctx: JsContext): E.NatsError =>
-  E.isNatsError(cause) ? cause : new E.NatsError({ reason: jsReasonFromUnknown(cause, ctx) })
+export const jsFromUnknown = (cause: unknown, ctx: JsContext): NatsError.NatsError =>
+  NatsError.isNatsError(cause) ? cause : natsError(jsReasonFromUnknown(cause, ctx))

@@ -11,7 +11,8 @@ import { JetStreamApiError, JetStreamError } from "@nats-io/jetstream"
 import type { MsgHdrs, Payload } from "@nats-io/nats-core"
 import { headers as makeHeaders } from "@nats-io/nats-core"
 import { Result } from "effect"
-import * as E from "../schemas/NatsError.ts"
+import type * as NatsError from "../schemas/NatsError.ts"
+import { noStreamForSubject } from "./errors.ts"
 import { jsFromUnknown } from "./jsErrors.ts"
 import type { RequestMux } from "./requestMux.ts"
 
@@ -63,7 +64,7 @@ export const send = (
   payload: Payload | undefined,
   headers: MsgHdrs | undefined,
   timeoutMillis: number,
-  done: (result: Result.Result<Ack, E.NatsError>) => void
+  done: (result: Result.Result<Ack, NatsError.NatsError>) => void
 ): () => void => {
   const failed = (cause: unknown) => done(Result.fail(jsFromUnknown(cause, { operation, subject, publish: true })))
   return mux.send(operation, subject, payload, headers, timeoutMillis, (outcome) => {
@@ -92,15 +93,7 @@ export const send = (
         ))
       }
       case "NoResponders":
-        return done(Result.fail(
-          new E.NatsError({
-            reason: new E.NoStreamForSubject({
-              operation,
-              subject,
-              message: `no stream captures the subject ${subject}`
-            })
-          })
-        ))
+        return done(Result.fail(noStreamForSubject(operation, subject)))
       case "Failed":
         return done(Result.fail(outcome.error))
     }

@@ -10,14 +10,14 @@
  */
 import type { Msg, MsgHdrs, NatsConnection, Payload, Subscription } from "@nats-io/nats-core"
 import { createInbox, TimeoutError } from "@nats-io/nats-core"
-import * as E from "../schemas/NatsError.ts"
-import { fromUnknown } from "./errors.ts"
+import type * as NatsError from "../schemas/NatsError.ts"
+import { connectionClosed, fromUnknown } from "./errors.ts"
 
 /** How a request ended: its first reply, "no responders", or a failure (timeout, lost inbox, send error). */
 export type Outcome =
   | { readonly _tag: "Reply"; readonly msg: Msg }
   | { readonly _tag: "NoResponders" }
-  | { readonly _tag: "Failed"; readonly error: E.NatsError }
+  | { readonly _tag: "Failed"; readonly error: NatsError.NatsError }
 
 export interface RequestMux {
   /**
@@ -40,19 +40,12 @@ export interface RequestMux {
 /** How the shared inbox ended every pending request. */
 type End = { readonly _tag: "Closed" } | { readonly _tag: "Lost"; readonly cause: unknown }
 
-const byConnection = new WeakMap<NatsConnection, RequestMux>()
-
-/** The connection's mux (one per connection, shared by core requests and JetStream publishes). */
-export const of = (nc: NatsConnection, inboxPrefix?: string | undefined): RequestMux => {
-  let mux = byConnection.get(nc)
-  if (mux === undefined) {
-    mux = make(nc, inboxPrefix)
-    byConnection.set(nc, mux)
-  }
-  return mux
-}
-
-const make = (nc: NatsConnection, inboxPrefix: string | undefined): RequestMux => {
+/**
+ * The mux of a connection: made once per connection (by the client's core),
+ * shared by core requests and JetStream publishes. The inbox subscription is
+ * made by the first request.
+ */
+export const make = (nc: NatsConnection, inboxPrefix: string | undefined): RequestMux => {
   let subscription: Subscription | undefined
   let prefix = ""
   let next = 0
@@ -109,13 +102,7 @@ const make = (nc: NatsConnection, inboxPrefix: string | undefined): RequestMux =
           case "Closed":
             return done({
               _tag: "Failed",
-              error: new E.NatsError({
-                reason: new E.ConnectionClosed({
-                  operation,
-                  subject,
-                  message: `the connection closed before a reply on ${subject}`
-                })
-              })
+              error: connectionClosed(operation, `the connection closed before a reply on ${subject}`, { subject })
             })
           case "Lost":
             return done(failed(outcome.cause))

@@ -7,12 +7,13 @@
  *
  * @internal
  */
-import type { Msg, NatsConnection, Subscription } from "@nats-io/nats-core"
+import type { Msg, Subscription } from "@nats-io/nats-core"
 import type { Scope } from "effect"
 import { Cause, Effect, Queue, Stream } from "effect"
-import * as E from "../schemas/NatsError.ts"
+import * as NatsError from "../schemas/NatsError.ts"
 import type { Overflow } from "../schemas/Overflow.ts"
-import { fromUnknown } from "./errors.ts"
+import type { NatsCore } from "./core.ts"
+import { connectionClosed, fromUnknown, natsError } from "./errors.ts"
 
 export interface BridgeOptions {
   readonly queue?: string | undefined
@@ -32,7 +33,7 @@ export interface BridgeOptions {
 /** A live subscription: its messages, and a way to stop intake gracefully. */
 export interface Acquired {
   /** The messages; ends after `stop` once the buffer is drained. */
-  readonly messages: Stream.Stream<Msg, E.NatsError>
+  readonly messages: Stream.Stream<Msg, NatsError.NatsError>
   /** Unsubscribes and ends the stream after what is already buffered. */
   readonly stop: () => void
 }
@@ -49,13 +50,14 @@ export interface BridgeHooks {
  * count and by payload bytes; the subscription ends when the scope closes.
  */
 export const acquire = (
-  nc: NatsConnection,
+  core: NatsCore,
   subject: string,
-  options: BridgeOptions,
-  hooks: BridgeHooks
-): Effect.Effect<Acquired, E.NatsError, Scope.Scope> =>
-  Effect.flatMap(
-    Queue.make<Msg, E.NatsError | Cause.Done>({
+  options: BridgeOptions
+): Effect.Effect<Acquired, NatsError.NatsError, Scope.Scope> => {
+  const nc = core.connection
+  const hooks = core.bridge
+  return Effect.flatMap(
+    Queue.make<Msg, NatsError.NatsError | Cause.Done>({
       capacity: options.bufferSize,
       strategy: options.overflow === "dropOldest" ? "sliding" : "dropping"
     }),
@@ -79,7 +81,7 @@ export const acquire = (
               let dropped = 0
               let overflowing = false
               let failed = false
-              const failWith = (error: E.NatsError) => {
+              const failWith = (error: NatsError.NatsError) => {
                 failed = true
                 Queue.failCauseUnsafe(queue, Cause.fail(error))
               }
@@ -88,17 +90,15 @@ export const acquire = (
                 if (options.overflow === "fail") {
                   unsubscribed = true
                   sub.unsubscribe()
-                  failWith(
-                    new E.NatsError({
-                      reason: new E.SlowConsumer({
-                        operation: "subscribe",
-                        subject,
-                        bufferSize: options.bufferSize,
-                        message:
-                          `subscription to ${subject} overflowed its buffer of ${options.bufferSize} messages / ${options.maxBytes} bytes (overflow: "fail")`
-                      })
+                  failWith(natsError(
+                    new NatsError.SlowConsumer({
+                      operation: "subscribe",
+                      subject,
+                      bufferSize: options.bufferSize,
+                      message:
+                        `subscription to ${subject} overflowed its buffer of ${options.bufferSize} messages / ${options.maxBytes} bytes (overflow: "fail")`
                     })
-                  )
+                  ))
                 }
                 if (!overflowing) {
                   overflowing = true
@@ -149,13 +149,7 @@ export const acquire = (
                   const reachedMax = options.max !== undefined && subscription.getProcessed() >= options.max
                   if (!unsubscribed && !reachedMax && !subscription.isDraining() && !hooks.isReleasing()) {
                     return failWith(
-                      new E.NatsError({
-                        reason: new E.ConnectionClosed({
-                          operation: "subscribe",
-                          subject,
-                          message: `connection closed while subscribed to ${subject}`
-                        })
-                      })
+                      connectionClosed("subscribe", `connection closed while subscribed to ${subject}`, { subject })
                     )
                   }
                   Queue.endUnsafe(queue)
@@ -176,12 +170,12 @@ export const acquire = (
       )
     }
   )
+}
 
 /** A subscription as a Stream: subscribes when the stream starts, unsubscribes when it ends. */
 export const subscribeStream = (
-  nc: NatsConnection,
+  core: NatsCore,
   subject: string,
-  options: BridgeOptions,
-  hooks: BridgeHooks
-): Stream.Stream<Msg, E.NatsError> =>
-  Stream.unwrap(Effect.map(acquire(nc, subject, options, hooks), (acquired) => acquired.messages))
+  options: BridgeOptions
+): Stream.Stream<Msg, NatsError.NatsError> =>
+  Stream.unwrap(Effect.map(acquire(core, subject, options), (acquired) => acquired.messages))

@@ -76,8 +76,8 @@ import { millis } from "../internal/duration.ts"
 import { jsFromUnknown } from "../internal/jsErrors.ts"
 import * as Codec from "../schemas/Codec.ts"
 import * as ConsumerConfig from "../schemas/ConsumerConfig.ts"
-import * as JsEnvelope from "../schemas/JsEnvelope.ts"
 import * as E from "../schemas/NatsError.ts"
+import * as JsEnvelope from "./JsEnvelope.ts"
 import { NatsClient } from "./NatsClient.ts"
 
 /**

@@ -12,7 +12,7 @@
  */
 import type { JetStreamClient } from "@nats-io/jetstream"
 import { jetstream } from "@nats-io/jetstream"
-import type { MsgHdrs, MsgHdrsImpl, Payload } from "@nats-io/nats-core"
+import type { MsgHdrs, Payload } from "@nats-io/nats-core"
 import type { Duration, Schedule, Scope } from "effect"
 import { Cause, Context, Effect, Exit, Layer, Result, Schema, Sink, Stream } from "effect"
 import type * as Arr from "effect/Array"
@@ -21,12 +21,10 @@ import { millis } from "../internal/duration.ts"
 import { jsFromUnknown } from "../internal/jsErrors.ts"
 import * as JsPublish from "../internal/jsPublish.ts"
 import { PublishWindow } from "../internal/publishWindow.ts"
-import * as RequestMux from "../internal/requestMux.ts"
 import * as Codec from "../schemas/Codec.ts"
-import * as E from "../schemas/NatsError.ts"
-import * as Subject from "../schemas/Subject.ts"
-import type { HeadersInit } from "./NatsClient.ts"
-import { NatsClient, toHeaders } from "./NatsClient.ts"
+import * as Headers from "../schemas/Headers.ts"
+import * as NatsError from "../schemas/NatsError.ts"
+import { NatsClient } from "./NatsClient.ts"
 import type { NoParams, Params, TypedSubject } from "./TypedSubject.ts"
 
 /**
@@ -78,7 +76,7 @@ export interface PublishOptions {
    */
   readonly msgId?: string | undefined
   readonly expect?: Expect | undefined
-  readonly headers?: HeadersInit | undefined
+  readonly headers?: Headers.HeadersInit | undefined
   /** How long to wait for the ack. Default: the JetStream context's timeout (the connect attempt timeout). */
   readonly timeout?: Duration.Input | undefined
   /**
@@ -91,7 +89,7 @@ export interface PublishOptions {
    * retry: the stream then keeps one copy. **A retry without `msgId` may
    * store the message twice.**
    */
-  readonly retry?: Schedule.Schedule<unknown, E.NatsError> | undefined
+  readonly retry?: Schedule.Schedule<unknown, NatsError.NatsError> | undefined
 }
 
 /**
@@ -104,7 +102,7 @@ export interface OutgoingMessage {
   readonly subject: string
   readonly payload?: Payload | undefined
   readonly msgId?: string | undefined
-  readonly headers?: HeadersInit | undefined
+  readonly headers?: Headers.HeadersInit | undefined
   readonly expect?: Expect | undefined
 }
 
@@ -167,7 +165,7 @@ export class PublishAllError extends Schema.TaggedError<PublishAllError>("effect
     index: Schema.Number,
     subject: Schema.String,
     msgId: Schema.optional(Schema.String),
-    error: E.NatsError
+    error: NatsError.NatsError
   }
 ) {
   /** @since 0.1.0 */
@@ -199,7 +197,11 @@ export interface JetStreamShape {
    * Publishes one message and waits for its ack. Invalid subjects and
    * oversize payloads fail before anything is sent.
    */
-  readonly publish: (subject: string, payload?: Payload, options?: PublishOptions) => Effect.Effect<PubAck, E.NatsError>
+  readonly publish: (
+    subject: string,
+    payload?: Payload,
+    options?: PublishOptions
+  ) => Effect.Effect<PubAck, NatsError.NatsError>
   /**
    * Publishes many messages pipelined: up to `window` acks outstanding, acks
    * emitted in input order, every ack checked.
@@ -239,18 +241,13 @@ export interface JetStreamOptions {
   readonly timeout?: Duration.Input | undefined
 }
 
-const natsError = (reason: E.NatsErrorReason) => new E.NatsError({ reason })
-
-const payloadSize = (payload: Payload | undefined): number =>
-  payload === undefined ? 0 : typeof payload === "string" ? Buffer.byteLength(payload) : payload.length
-
 const isIterable = (u: unknown): u is Iterable<unknown> =>
   typeof u === "object" && u !== null && Symbol.iterator in u && !Stream.isStream(u)
 
 /** A failure the schedule never sees: it is not retryable. */
 class Final {
-  readonly error: E.NatsError
-  constructor(error: E.NatsError) {
+  readonly error: NatsError.NatsError
+  constructor(error: NatsError.NatsError) {
     this.error = error
   }
 }
@@ -260,9 +257,9 @@ class Final {
  * without stepping the schedule (its taps and counters see only retries).
  */
 const retrying = <A>(
-  once: Effect.Effect<A, E.NatsError>,
-  schedule: Schedule.Schedule<unknown, E.NatsError>
-): Effect.Effect<A, E.NatsError> =>
+  once: Effect.Effect<A, NatsError.NatsError>,
+  schedule: Schedule.Schedule<unknown, NatsError.NatsError>
+): Effect.Effect<A, NatsError.NatsError> =>
   once.pipe(
     Effect.catch((error) => error.isRetryable ? Effect.fail(error) : Effect.succeed(new Final(error))),
     Effect.retry(schedule),
@@ -284,51 +281,10 @@ export const make: (options?: JetStreamOptions) => Effect.Effect<JetStreamShape,
       ...(options.timeout === undefined ? {} : { timeout: millis(options.timeout) })
     })
 
-    /** Everything checked before sending; `undefined` when the message may go. */
-    const check = (
-      subject: string,
-      payload: Payload | undefined,
-      hdrs: MsgHdrs | undefined,
-      operation: string
-    ): E.NatsError | undefined => {
-      const problem = Subject.validateSubject(subject)
-      if (problem !== undefined) {
-        return natsError(
-          new E.InvalidSubject({ operation, subject, message: `invalid subject "${subject}": ${problem}` })
-        )
-      }
-      const size = payloadSize(payload) + (hdrs === undefined ? 0 : (hdrs as MsgHdrsImpl).encode().length)
-      const max = nats.maxPayload()
-      return size > max
-        ? natsError(
-          new E.MaxPayloadExceeded({
-            operation,
-            subject,
-            size,
-            maxPayload: max,
-            message: `message of ${size} bytes exceeds the server's max_payload of ${max} bytes`
-          })
-        )
-        : undefined
-    }
-
-    // Publishes are requests on the connection's shared inbox (`internal/jsPublish`).
-    const mux = RequestMux.of(nats.connection)
+    // Publishes are requests on the connection's shared inbox (`internal/jsPublish`),
+    // checked by the connection's validation (one subject cache, one payload limit).
+    const { requests, validation } = nats.core
     const defaultTimeout = client.getOptions().timeout ?? 5000
-
-    // subjects repeat: each valid one is checked once (bounded)
-    const validSubjects = new Set<string>()
-    const checkCached = (subject: string, payload: Payload | undefined, hdrs: MsgHdrs | undefined) => {
-      if (hdrs === undefined && validSubjects.has(subject) && payloadSize(payload) <= nats.maxPayload()) {
-        return undefined
-      }
-      const invalid = check(subject, payload, hdrs, "JetStream.publish")
-      if (invalid === undefined) {
-        if (validSubjects.size >= 4096) validSubjects.clear()
-        validSubjects.add(subject)
-      }
-      return invalid
-    }
 
     // A leaf span (`useSpan`: the inner effect keeps the caller's context,
     // half the cost of `withSpan`, which re-parents what runs inside).
@@ -336,20 +292,20 @@ export const make: (options?: JetStreamOptions) => Effect.Effect<JetStreamShape,
       subject: string,
       payload?: Payload,
       options?: PublishOptions
-    ): Effect.Effect<PubAck, E.NatsError> =>
+    ): Effect.Effect<PubAck, NatsError.NatsError> =>
       Effect.useSpan("JetStream.publish", {
         kind: "producer",
         attributes: { "messaging.system": "nats", "messaging.destination.name": subject }
       }, () => {
-        const hdrs = options?.headers === undefined ? undefined : toHeaders(options.headers)
-        const invalid = checkCached(subject, payload, hdrs)
+        const hdrs = options?.headers === undefined ? undefined : Headers.fromInit(options.headers)
+        const invalid = validation.message(subject, payload, hdrs, "JetStream.publish")
         if (invalid !== undefined) return Effect.fail(invalid)
         const timeout = options?.timeout === undefined ? defaultTimeout : millis(options.timeout)
         const withHeaders = JsPublish.headersOf(hdrs, options?.msgId, options?.expect)
         // interrupted: the ack's slot and its timer go at once
-        const once = Effect.callback<PubAck, E.NatsError>((resume) =>
+        const once = Effect.callback<PubAck, NatsError.NatsError>((resume) =>
           Effect.sync(JsPublish.send(
-            mux,
+            requests,
             "JetStream.publish",
             subject,
             payload,
@@ -375,7 +331,6 @@ export const make: (options?: JetStreamOptions) => Effect.Effect<JetStreamShape,
         const timeout = options?.timeout === undefined ? defaultTimeout : millis(options.timeout)
         const window = new PublishWindow<PubAck>(capacity)
         let upstreamFailure: Cause.Cause<E2> | undefined
-        let lastValid: string | undefined
         let index = 0
 
         const send = (msg: OutgoingMessage): void => {
@@ -383,16 +338,12 @@ export const make: (options?: JetStreamOptions) => Effect.Effect<JetStreamShape,
           const { msgId, payload, subject } = msg
           let hdrs: MsgHdrs | undefined
           try {
-            hdrs = msg.headers === undefined ? undefined : toHeaders(msg.headers)
-            // subjects repeat: validate a subject once while it does not change
-            const invalid = subject === lastValid && hdrs === undefined && payloadSize(payload) <= nats.maxPayload()
-              ? undefined
-              : check(subject, payload, hdrs, "JetStream.publishAll")
+            hdrs = msg.headers === undefined ? undefined : Headers.fromInit(msg.headers)
+            const invalid = validation.message(subject, payload, hdrs, "JetStream.publishAll")
             if (invalid !== undefined) return window.reject(i, subject, msgId, invalid)
-            lastValid = subject
             const withHeaders = JsPublish.headersOf(hdrs, msgId, msg.expect)
             JsPublish.send(
-              mux,
+              requests,
               "JetStream.publishAll",
               subject,
               payload,
@@ -543,8 +494,8 @@ export const publishTyped = <A, P extends Params>(
   self: TypedSubject<A, P>,
   value: A,
   ...[options]: NoParams extends P ? [options?: TypedPublishOptions<P>] : [options: TypedPublishOptions<P>]
-): Effect.Effect<PubAck, E.NatsError | Codec.EncodeError, JetStream> =>
-  JetStream.use((js): Effect.Effect<PubAck, E.NatsError | Codec.EncodeError> => {
+): Effect.Effect<PubAck, NatsError.NatsError | Codec.EncodeError, JetStream> =>
+  JetStream.use((js): Effect.Effect<PubAck, NatsError.NatsError | Codec.EncodeError> => {
     const encoded = encodeTyped(self, value, options?.params)
     return Result.isFailure(encoded)
       ? Effect.fail(encoded.failure)
@@ -572,7 +523,7 @@ export const typedMessage = <A, P extends Params>(
   self: TypedSubject<A, P>,
   value: A,
   ...[options]: NoParams extends P ? [options?: TypedMessageOptions<P>] : [options: TypedMessageOptions<P>]
-): Result.Result<OutgoingMessage, E.NatsError | Codec.EncodeError> => {
+): Result.Result<OutgoingMessage, NatsError.NatsError | Codec.EncodeError> => {
   const encoded = encodeTyped(self, value, options?.params)
   if (Result.isFailure(encoded) || options === undefined) return encoded
   const { params: _params, ...rest } = options
@@ -583,7 +534,10 @@ const encodeTyped = <A, P extends Params>(
   self: TypedSubject<A, P>,
   value: A,
   params: P | undefined
-): Result.Result<{ readonly subject: string; readonly payload: Uint8Array }, E.NatsError | Codec.EncodeError> => {
+): Result.Result<
+  { readonly subject: string; readonly payload: Uint8Array },
+  NatsError.NatsError | Codec.EncodeError
+> => {
   const subject = self.template === undefined
     ? Result.succeed<string>(self.subject)
     : self.template.makeResult(params ?? ({} as P))

@@ -4,47 +4,32 @@
  *
  * @since 0.1.0
  */
-import type { ConnectionOptions, Msg, MsgHdrs, MsgHdrsImpl, NatsConnection, Payload, Status } from "@nats-io/nats-core"
-import { credsAuthenticator, headers as makeHeaders, InvalidArgumentError, nkeyAuthenticator } from "@nats-io/nats-core"
-import { connect } from "@nats-io/transport-node"
-import type { Scope } from "effect"
-import {
-  Cause,
-  Config,
-  Context,
-  Deferred,
-  Duration,
-  Effect,
-  Exit,
-  Fiber,
-  Layer,
-  Option,
-  PubSub,
-  Redacted,
-  Schedule,
-  Stream
-} from "effect"
-import { millis } from "../internal/duration.ts"
+import type { ConnectionOptions, Msg, MsgHdrs, NatsConnection, Payload } from "@nats-io/nats-core"
+import type { Fiber, Schedule, Scope } from "effect"
+import { Config, Context, Deferred, Duration, Effect, Layer, Option, PubSub, Stream } from "effect"
+import * as Connection from "../internal/connection.ts"
+import * as Core from "../internal/core.ts"
 import { fromUnknown } from "../internal/errors.ts"
-import { makeReconnectDriver } from "../internal/reconnect.ts"
-import * as RequestMux from "../internal/requestMux.ts"
+import * as Publish from "../internal/publish.ts"
+import * as Request from "../internal/request.ts"
+import * as Serve from "../internal/serve.ts"
 import { acquire, subscribeStream } from "../internal/subscription.ts"
+import type { BridgeOptions } from "../internal/subscription.ts"
 import * as Auth from "../schemas/Auth.ts"
 import type { ConnectionEvent } from "../schemas/ConnectionEvent.ts"
-import * as E from "../schemas/NatsError.ts"
+import * as Headers from "../schemas/Headers.ts"
+import type * as NatsError from "../schemas/NatsError.ts"
 import type { Overflow } from "../schemas/Overflow.ts"
-import * as Subject from "../schemas/Subject.ts"
 
 export type { Overflow } from "../schemas/Overflow.ts"
 
 /**
- * Headers for a message: nats.js `MsgHdrs`, or a plain record whose values
- * are one string or several.
+ * Headers for a message (see the `Headers` module).
  *
  * @category models
  * @since 0.1.0
  */
-export type HeadersInit = MsgHdrs | Readonly<Record<string, string | ReadonlyArray<string>>>
+export type HeadersInit = Headers.HeadersInit
 
 /**
  * Options of `NatsClient.layer` / `make`.
@@ -66,7 +51,7 @@ export interface NatsClientOptions {
    * connection are retried; wrong credentials fail at once). Default: 4 quick
    * exponential retries from 100 ms.
    */
-  readonly connectSchedule?: Schedule.Schedule<unknown, E.NatsError> | undefined
+  readonly connectSchedule?: Schedule.Schedule<unknown, NatsError.NatsError> | undefined
   /** Overall limit on the first connect, retries included. Default 15 seconds. */
   readonly connectTimeout?: Duration.Input | undefined
   /**
@@ -212,21 +197,22 @@ export interface ServeOptions {
 }
 
 /**
- * Header carrying a handler's failure message back to the caller (the
- * convention of NATS services).
+ * Header carrying a handler's failure message back to the caller (see
+ * `Headers.ServiceErrorHeader`).
  *
  * @category constants
  * @since 0.1.0
  */
-export const ServiceErrorHeader = "Nats-Service-Error"
+export const ServiceErrorHeader = Headers.ServiceErrorHeader
 
 /**
- * Header carrying a handler's failure code back to the caller.
+ * Header carrying a handler's failure code back to the caller (see
+ * `Headers.ServiceErrorCodeHeader`).
  *
  * @category constants
  * @since 0.1.0
  */
-export const ServiceErrorCodeHeader = "Nats-Service-Error-Code"
+export const ServiceErrorCodeHeader = Headers.ServiceErrorCodeHeader
 
 /**
  * The connection service.
@@ -237,8 +223,18 @@ export const ServiceErrorCodeHeader = "Nats-Service-Error-Code"
 export interface NatsClientShape {
   /** The raw nats.js connection (escape hatch). */
   readonly connection: NatsConnection
+  /**
+   * The connection's shared parts (request inbox, validation, limits) that
+   * the other services of effect-nats build on. Internal: its shape may
+   * change between releases.
+   */
+  readonly core: Core.NatsCore
   /** Publish a message. Invalid subjects and oversize payloads fail before anything is sent. */
-  readonly publish: (subject: string, payload?: Payload, options?: PublishOptions) => Effect.Effect<void, E.NatsError>
+  readonly publish: (
+    subject: string,
+    payload?: Payload,
+    options?: PublishOptions
+  ) => Effect.Effect<void, NatsError.NatsError>
   /**
    * Publish many messages (an iterable or a Stream) with the cost of one
    * Effect per batch, not per message, and a `flush` (a round trip to the
@@ -250,9 +246,9 @@ export interface NatsClientShape {
   readonly publishAll: <E2 = never, R = never>(
     messages: Iterable<OutgoingMessage> | Stream.Stream<OutgoingMessage, E2, R>,
     options?: PublishAllOptions
-  ) => Effect.Effect<void, E.NatsError | E2, R>
+  ) => Effect.Effect<void, NatsError.NatsError | E2, R>
   /** Subscribe to a subject or pattern (`*`, `>`), as a Stream with a bounded buffer. */
-  readonly subscribe: (subject: string, options?: SubscribeOptions) => Stream.Stream<Msg, E.NatsError>
+  readonly subscribe: (subject: string, options?: SubscribeOptions) => Stream.Stream<Msg, NatsError.NatsError>
   /**
    * Subscribe now: returns once the server has registered the interest, with
    * the Stream of this subscription (read it once). The subscription ends
@@ -261,20 +257,24 @@ export interface NatsClientShape {
   readonly subscribeScoped: (
     subject: string,
     options?: SubscribeOptions
-  ) => Effect.Effect<Stream.Stream<Msg, E.NatsError>, E.NatsError, Scope.Scope>
+  ) => Effect.Effect<Stream.Stream<Msg, NatsError.NatsError>, NatsError.NatsError, Scope.Scope>
   /**
    * Send a request and wait for the first reply. A reply carrying the
    * `Nats-Service-Error` headers (a failed `serve` handler, a NATS service
    * error) fails with reason `ServiceError`. Interrupting it drops its reply
    * slot and timer at once (a late reply is ignored).
    */
-  readonly request: (subject: string, payload?: Payload, options?: RequestOptions) => Effect.Effect<Msg, E.NatsError>
+  readonly request: (
+    subject: string,
+    payload?: Payload,
+    options?: RequestOptions
+  ) => Effect.Effect<Msg, NatsError.NatsError>
   /** Send a request and stream every reply. */
   readonly requestMany: (
     subject: string,
     payload?: Payload,
     options?: RequestManyOptions
-  ) => Stream.Stream<Msg, E.NatsError>
+  ) => Stream.Stream<Msg, NatsError.NatsError>
   /**
    * Answer requests on a subject until the scope closes. Returns once the
    * subscription is registered on the server. Closing the scope stops intake
@@ -286,41 +286,30 @@ export interface NatsClientShape {
     subject: string,
     handler: (msg: Msg) => Effect.Effect<Reply | void, E2, R>,
     options?: ServeOptions
-  ) => Effect.Effect<Fiber.Fiber<void, E.NatsError>, E.NatsError, R | Scope.Scope>
+  ) => Effect.Effect<Fiber.Fiber<void, NatsError.NatsError>, NatsError.NatsError, R | Scope.Scope>
   /** Round trip to the server: everything published before is processed. */
-  readonly flush: Effect.Effect<void, E.NatsError>
+  readonly flush: Effect.Effect<void, NatsError.NatsError>
   /** Round-trip time to the server. */
-  readonly rtt: Effect.Effect<Duration.Duration, E.NatsError>
+  readonly rtt: Effect.Effect<Duration.Duration, NatsError.NatsError>
   /** Drain subscriptions and close the connection now (the layer does this on release). */
-  readonly drain: Effect.Effect<void, E.NatsError>
+  readonly drain: Effect.Effect<void, NatsError.NatsError>
   /** Connection lifecycle events from when the stream starts; it ends after `Closed`. */
   readonly events: Stream.Stream<ConnectionEvent>
   /** Connection lifecycle events from now on (subscribed before it returns); it ends after `Closed`. */
   readonly eventsScoped: Effect.Effect<Stream.Stream<ConnectionEvent>, never, Scope.Scope>
   /** Fails with `ConnectionClosed` when the connection closes other than by release or `drain`. */
-  readonly awaitClosed: Effect.Effect<void, E.NatsError>
+  readonly awaitClosed: Effect.Effect<void, NatsError.NatsError>
   /** Size limit of a message (payload plus headers) on the connected server. */
   readonly maxPayload: () => number
 }
 
-const encoder = new TextEncoder()
-
 /**
- * nats.js headers from a `HeadersInit`.
+ * nats.js headers from a `HeadersInit` (see `Headers.fromInit`).
  *
  * @category constructors
  * @since 0.1.0
  */
-export const toHeaders = (init: HeadersInit): MsgHdrs => {
-  if (isMsgHdrs(init)) return init
-  const h = makeHeaders()
-  for (const key of Object.keys(init)) {
-    const value = init[key]
-    if (typeof value === "string") h.set(key, value)
-    else if (value !== undefined) { for (const v of value) h.append(key, v) }
-  }
-  return h
-}
+export const toHeaders: (init: HeadersInit) => MsgHdrs = Headers.fromInit
 
 /**
  * A reply reporting a failure the NATS services way: the
@@ -330,38 +319,9 @@ export const toHeaders = (init: HeadersInit): MsgHdrs => {
  * @category constructors
  * @since 0.1.0
  */
-export const serviceErrorReply = (code: number, error: unknown): Reply => {
-  const h = makeHeaders()
-  const text = error instanceof Error ? error.message : String(error)
-  h.set(ServiceErrorHeader, text.replace(/[\r\n]+/g, " ").trim() || "error")
-  h.set(ServiceErrorCodeHeader, String(code))
-  return { headers: h }
-}
-
-/** The `ServiceError` a reply carries in its service error headers, if any. */
-const serviceErrorOf = (subject: string, msg: Msg): E.NatsError | undefined => {
-  const h = msg.headers
-  if (h === undefined) return undefined
-  const code = h.get(ServiceErrorCodeHeader)
-  const text = h.get(ServiceErrorHeader)
-  if (code === "" && text === "") return undefined
-  return natsError(
-    new E.ServiceError({
-      operation: "request",
-      subject,
-      code: Number(code) || 500,
-      message: `responder on ${subject} failed (${code || "500"}): ${text || "no message"}`
-    })
-  )
-}
-
-const isMsgHdrs = (init: HeadersInit): init is MsgHdrs =>
-  typeof (init as { readonly encode?: unknown }).encode === "function"
-
-const payloadSize = (payload: Payload | undefined): number =>
-  payload === undefined ? 0 : typeof payload === "string" ? Buffer.byteLength(payload) : payload.length
-
-const natsError = (reason: E.NatsErrorReason) => new E.NatsError({ reason })
+export const serviceErrorReply = (code: number, error: unknown): Reply => ({
+  headers: Headers.serviceError(code, error)
+})
 
 /**
  * The default first-connect schedule: 4 quick exponential retries from 100 ms.
@@ -369,9 +329,7 @@ const natsError = (reason: E.NatsErrorReason) => new E.NatsError({ reason })
  * @category defaults
  * @since 0.1.0
  */
-export const defaultConnectSchedule: Schedule.Schedule<unknown, unknown> = Schedule.exponential("100 millis").pipe(
-  Schedule.upTo({ times: 4 })
-)
+export const defaultConnectSchedule: Schedule.Schedule<unknown, unknown> = Connection.defaultConnectSchedule
 
 /**
  * The default reconnect schedule: exponential from 250 ms, capped at 5 s,
@@ -380,113 +338,10 @@ export const defaultConnectSchedule: Schedule.Schedule<unknown, unknown> = Sched
  * @category defaults
  * @since 0.1.0
  */
-export const defaultReconnectSchedule: Schedule.Schedule<unknown, unknown> = Schedule.exponential("250 millis").pipe(
-  Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.seconds(5)))),
-  Schedule.jittered,
-  Schedule.upTo({ times: 120 })
-)
+export const defaultReconnectSchedule: Schedule.Schedule<unknown, unknown> = Connection.defaultReconnectSchedule
 
-const authOptions = (auth: Auth.Auth | undefined): Partial<ConnectionOptions> => {
-  if (auth === undefined) return {}
-  switch (auth._tag) {
-    case "UserPassword":
-      return { user: auth.user, pass: Redacted.value(auth.password) }
-    case "Token":
-      return { token: Redacted.value(auth.token) }
-    case "NKey":
-      return { authenticator: nkeyAuthenticator(encoder.encode(Redacted.value(auth.seed))) }
-    case "Creds":
-      return { authenticator: credsAuthenticator(encoder.encode(Redacted.value(auth.creds))) }
-  }
-}
-
-const eventFromStatus = (status: Status): ConnectionEvent | undefined => {
-  switch (status.type) {
-    case "disconnect":
-      return { _tag: "Disconnected", server: status.server }
-    case "reconnect":
-      return { _tag: "Reconnected", server: status.server }
-    case "update":
-      return { _tag: "ServersUpdated", added: status.added ?? [], deleted: status.deleted ?? [] }
-    case "ldm":
-      return { _tag: "LameDuck", server: status.server }
-    case "error":
-      return { _tag: "ServerError", message: status.error.message }
-    case "staleConnection":
-      return { _tag: "StaleConnection" }
-    case "slowConsumer":
-      return { _tag: "SlowConsumer", subject: status.sub.getSubject(), dropped: status.pending, bufferSize: 0 }
-    case "reconnecting": // emitted by the reconnect hook, with the exact attempt
-    case "close": // emitted when `closed()` resolves, with the reason
-    case "ping":
-    case "forceReconnect":
-      return undefined
-  }
-}
-
-const logEvent = (event: ConnectionEvent): Effect.Effect<void> => {
-  const annotated = <A>(effect: Effect.Effect<A>) => effect.pipe(Effect.annotateLogs({ event: event._tag }))
-  switch (event._tag) {
-    case "Disconnected":
-      return annotated(Effect.logWarning(`nats: disconnected from ${event.server}`))
-    case "Reconnecting":
-      return annotated(Effect.logDebug(`nats: reconnecting (attempt ${event.attempt})`))
-    case "Reconnected":
-      return annotated(Effect.logInfo(`nats: reconnected to ${event.server}`))
-    case "ServersUpdated":
-      return annotated(
-        Effect.logDebug(`nats: servers updated (added: ${event.added.join(",")}; deleted: ${event.deleted.join(",")})`)
-      )
-    case "LameDuck":
-      return annotated(Effect.logWarning(`nats: server ${event.server} entered lame duck mode`))
-    case "SlowConsumer":
-      return annotated(
-        Effect.logWarning(
-          `nats: slow consumer on ${event.subject}: buffer of ${event.bufferSize} full, ${event.dropped} dropped so far`
-        )
-      )
-    case "ServerError":
-      return annotated(Effect.logError(`nats: server error: ${event.message}`))
-    case "StaleConnection":
-      return annotated(Effect.logWarning("nats: stale connection"))
-    case "Closed":
-      return annotated(Effect.logInfo(`nats: connection closed${event.message ? `: ${event.message}` : ""}`))
-  }
-}
-
-const checkSubject = (subject: string, operation: string): E.NatsError | undefined => {
-  const problem = Subject.validateSubject(subject)
-  return problem === undefined
-    ? undefined
-    : natsError(new E.InvalidSubject({ operation, subject, message: `invalid subject "${subject}": ${problem}` }))
-}
-
-const checkPattern = (subject: string, operation: string): E.NatsError | undefined => {
-  const problem = Subject.validatePattern(subject)
-  return problem === undefined
-    ? undefined
-    : natsError(
-      new E.InvalidSubject({ operation, subject, message: `invalid subject pattern "${subject}": ${problem}` })
-    )
-}
-
-const validateQueue = (queue: string): string | undefined => {
-  if (queue.length === 0) return "must not be empty"
-  for (let i = 0; i < queue.length; i++) {
-    const c = queue.charCodeAt(i)
-    if (c <= 32 || c === 127) return "must not contain whitespace or control characters"
-  }
-  return undefined
-}
-
-const checkQueue = (subject: string, queue: string | undefined): E.NatsError | undefined => {
-  const problem = queue === undefined ? undefined : validateQueue(queue)
-  return problem === undefined ? undefined : natsError(
-    new E.InvalidArgument({ operation: "subscribe", subject, message: `invalid queue group "${queue}": ${problem}` })
-  )
-}
-
-const bridgeOptions = (options: SubscribeOptions | undefined) => ({
+/** The bridge options of a subscription, defaults filled in. */
+const bridgeOptions = (options: SubscribeOptions | undefined): BridgeOptions => ({
   queue: options?.queue,
   max: options?.max,
   bufferSize: options?.bufferSize ?? 65_536,
@@ -494,23 +349,18 @@ const bridgeOptions = (options: SubscribeOptions | undefined) => ({
   overflow: options?.overflow ?? "fail"
 })
 
-const checkBuffer = (
-  subject: string,
-  options: { readonly bufferSize?: number | undefined; readonly maxBytes?: number | undefined } | undefined
-): E.NatsError | undefined => {
-  const bad = (name: string, value: number | undefined) =>
-    value !== undefined && !(Number.isInteger(value) && value >= 1) ? `${name} must be a positive integer` : undefined
-  const problem = bad("bufferSize", options?.bufferSize) ?? bad("maxBytes", options?.maxBytes)
-  return problem === undefined ? undefined : natsError(
-    new E.InvalidArgument({ operation: "subscribe", subject, message: `${problem} (subject ${subject})` })
-  )
-}
+/** What a subscription checks before it subscribes. */
+const checkSubscribe = (core: Core.NatsCore, subject: string, options: SubscribeOptions | undefined) =>
+  core.validation.pattern(subject, "subscribe") ??
+    core.validation.queue(subject, options?.queue, "subscribe") ??
+    core.validation.counts("subscribe", subject, {
+      bufferSize: options?.bufferSize,
+      maxBytes: options?.maxBytes,
+      max: options?.max
+    })
 
-const replyParts = (reply: Reply | void): { data: Payload | undefined; headers: MsgHdrs | undefined } => {
-  if (reply === undefined) return { data: undefined, headers: undefined }
-  if (typeof reply === "string" || reply instanceof Uint8Array) return { data: reply, headers: undefined }
-  return { data: reply.data, headers: reply.headers === undefined ? undefined : toHeaders(reply.headers) }
-}
+const span = <A, E, R>(name: string, effect: Effect.Effect<A, E, R>) =>
+  Effect.withSpan(effect, name, { attributes: { "messaging.system": "nats" } })
 
 /**
  * Connects and builds the service in the current scope; the scope's release
@@ -519,482 +369,53 @@ const replyParts = (reply: Reply | void): { data: Payload | undefined; headers: 
  * @category constructors
  * @since 0.1.0
  */
-export const make: (options?: NatsClientOptions) => Effect.Effect<NatsClientShape, E.NatsError, Scope.Scope> = Effect
-  .fnUntraced(function*(options: NatsClientOptions = {}) {
-    const servers = options.servers === undefined
-      ? ["nats://127.0.0.1:4222"]
-      : typeof options.servers === "string"
-      ? options.servers.split(",").map((s) => s.trim()).filter((s) => s.length > 0)
-      : [...options.servers]
-    const events = yield* PubSub.sliding<ConnectionEvent>(1024)
-    const logEvents = options.logEvents ?? true
-    // Events are logged with the caller's services (its Logger, log level, annotations).
-    const runFork = Effect.runForkWith(yield* Effect.context<never>())
-    const emit = (event: ConnectionEvent) => {
-      PubSub.publishUnsafe(events, event)
-      if (logEvents) runFork(logEvent(event))
-    }
-
-    let releasing = false
-    let current: NatsConnection | undefined
-    const driver = makeReconnectDriver(
-      options.reconnectSchedule ?? defaultReconnectSchedule,
-      () => {
-        const nc = current
-        if (nc !== undefined && !nc.isClosed()) {
-          queueMicrotask(() => void nc.close().catch(() => undefined))
-        }
-      },
-      (cause) => runFork(Effect.logError("nats: the reconnect schedule failed; waiting 2 seconds instead", cause))
-    )
-
-    const natsOptions: ConnectionOptions = {
-      // nats.js would capture the caller's stack in an Error per request (a
-      // fifth of a request's CPU): effect-nats' errors name the operation and
-      // subject, and Effect's spans locate the call. `connectionOptions` may
-      // turn it back on.
-      noAsyncTraces: true,
-      ...options.connectionOptions,
-      servers,
-      ...(options.name === undefined ? {} : { name: options.name }),
-      ...(options.noEcho === undefined ? {} : { noEcho: options.noEcho }),
-      ...(options.pingInterval === undefined ? {} : { pingInterval: millis(options.pingInterval) }),
-      ...authOptions(options.auth),
-      timeout: millis(options.connectAttemptTimeout ?? "3 seconds"),
-      waitOnFirstConnect: false,
-      reconnect: true,
-      maxReconnectAttempts: -1,
-      reconnectDelayHandler: driver.reconnectDelayHandler,
-      reconnectToServer: () => {
-        driver.onDial()
-        // Emitted here, synchronously, so that the attempt number is exact (the
-        // status iterator's "reconnecting" arrives later and per address).
-        if (current !== undefined) emit({ _tag: "Reconnecting", attempt: driver.attempt() })
-        return null
-      }
-    }
-
-    const connectOnce = Effect.callback<NatsConnection, E.NatsError>((resume, signal) => {
-      connect(natsOptions).then(
-        (nc) => {
-          if (signal.aborted) void nc.close().catch(() => undefined)
-          else {
-            current = nc
-            resume(Effect.succeed(nc))
-          }
-        },
-        (cause) => resume(Effect.fail(fromUnknown(cause, { operation: "connect" })))
-      )
-    })
-
-    const connectTimeout = options.connectTimeout ?? "15 seconds"
-    const nc = yield* Effect.acquireRelease(
-      connectOnce.pipe(
-        Effect.retry({
-          schedule: options.connectSchedule ?? defaultConnectSchedule,
-          while: (error) => error.isRetryable
-        }),
-        Effect.timeoutOrElse({
-          duration: connectTimeout,
-          orElse: () =>
-            Effect.fail(natsError(
-              new E.Timeout({
-                operation: "connect",
-                message: `could not connect to ${servers.join(", ")} within ${
-                  Duration.format(Duration.fromInputUnsafe(connectTimeout))
-                }`,
-                timeoutMillis: millis(connectTimeout)
-              })
-            ))
-        }),
-        Effect.tap(() => Effect.sync(() => driver.reset())),
-        // interrupted after a connect succeeded but before the finalizer was
-        // registered: close that connection
-        Effect.onInterrupt(() =>
-          Effect.sync(() => {
-            const late = current
-            if (late !== undefined && !late.isClosed()) void late.close().catch(() => undefined)
-          })
-        )
-      ),
-      (nc) =>
-        Effect.gen(function*() {
-          releasing = true
-          if (nc.isClosed()) return
-          const drained = yield* Effect.tryPromise(() => nc.drain()).pipe(
-            Effect.timeoutOption(options.drainTimeout ?? "10 seconds"),
-            Effect.exit
-          )
-          if (Exit.isFailure(drained) || Option.isNone(drained.value)) {
-            yield* Effect.logWarning("nats: drain did not complete in time; closing the connection")
-          }
-          yield* Effect.promise(() => nc.close().catch(() => undefined))
-        }),
-      // the first connect (retries included) can be interrupted
-      { interruptible: true }
-    )
-
-    const statusIterator = nc.status()
-    yield* Effect.forkScoped(
-      Stream.fromAsyncIterable(statusIterator, (cause) => cause).pipe(
-        Stream.runForEach((status) =>
-          Effect.sync(() => {
-            if (status.type === "reconnect") driver.reset()
-            const event = eventFromStatus(status)
-            if (event !== undefined) emit(event)
-          })
-        ),
-        Effect.catchCause((cause) => Effect.logDebug("nats: the status iterator ended with a failure", cause))
-      )
-    )
-
-    const closed = yield* Deferred.make<void, E.NatsError>()
-    nc.closed().then((err) => {
-      const message = releasing
-        ? undefined
-        : err instanceof Error
-        ? `closed: ${err.message}`
-        : "closed: reconnect attempts exhausted or closed outside the layer"
-      emit(message === undefined ? { _tag: "Closed" } : { _tag: "Closed", message })
-      // Closed is the last event: streams of events end after it.
-      runFork(PubSub.shutdown(events))
-      if (releasing) Deferred.doneUnsafe(closed, Exit.void)
-      else {
-        Deferred.doneUnsafe(
-          closed,
-          Exit.fail(natsError(new E.ConnectionClosed({ operation: "connection", message: `connection ${message}` })))
-        )
-      }
-    })
-
-    const hooks = {
-      onSlowConsumer: (subject: string, dropped: number, bufferSize: number) =>
-        emit({ _tag: "SlowConsumer", subject, dropped, bufferSize }),
-      isReleasing: () => releasing
-    }
-
-    const maxPayload = () => nc.info?.max_payload ?? 1024 * 1024
-
-    const checkPayload = (
-      subject: string,
-      payload: Payload | undefined,
-      hdrs: MsgHdrs | undefined,
-      operation: string
-    ): E.NatsError | undefined => {
-      const size = payloadSize(payload) + (hdrs === undefined ? 0 : (hdrs as MsgHdrsImpl).encode().length)
-      const max = maxPayload()
-      return size > max
-        ? natsError(
-          new E.MaxPayloadExceeded({
-            operation,
-            subject,
-            size,
-            maxPayload: max,
-            message: `message of ${size} bytes exceeds the server's max_payload of ${max} bytes`
-          })
-        )
-        : undefined
-    }
-
-    const flush = Effect.tryPromise({
-      try: () => nc.flush(),
-      catch: (cause) => fromUnknown(cause, { operation: "flush" })
-    }).pipe(Effect.withSpan("NatsClient.flush", { attributes: { "messaging.system": "nats" } }))
-
-    const rtt = Effect.tryPromise({
-      try: () => nc.rtt(),
-      catch: (cause) => fromUnknown(cause, { operation: "rtt" })
-    }).pipe(
-      Effect.map(Duration.millis),
-      Effect.withSpan("NatsClient.rtt", { attributes: { "messaging.system": "nats" } })
-    )
-
-    // Subjects already validated (bounded; cleared when full). Publishing to a
-    // handful of subjects is the common case; validation then costs a lookup.
-    const mux = RequestMux.of(nc, natsOptions.inboxPrefix)
-    const validSubjects = new Set<string>()
-    const checkSubjectCached = (subject: string, operation: string): E.NatsError | undefined => {
-      if (validSubjects.has(subject)) return undefined
-      const invalid = checkSubject(subject, operation)
-      if (invalid === undefined) {
-        if (validSubjects.size >= 4096) validSubjects.clear()
-        validSubjects.add(subject)
-      }
-      return invalid
-    }
-
-    /** Publishes now; returns the failure instead of throwing it. */
-    const publishNow = (
-      subject: string,
-      payload: Payload | undefined,
-      options: PublishOptions | undefined
-    ): E.NatsError | undefined => {
-      const invalid = checkSubjectCached(subject, "publish")
-      if (invalid !== undefined) return invalid
-      let natsOptions: { headers?: MsgHdrs; reply?: string } | undefined
-      if (options !== undefined) {
-        if (options.reply !== undefined) {
-          const invalidReply = checkSubjectCached(options.reply, "publish")
-          if (invalidReply !== undefined) return invalidReply
-          natsOptions = { reply: options.reply }
-        }
-        if (options.headers !== undefined) {
-          natsOptions ??= {}
-          natsOptions.headers = toHeaders(options.headers)
-        }
-      }
-      try {
-        // nats.js checks max_payload (headers included) before anything is
-        // sent; the size is only computed for the error.
-        nc.publish(subject, payload, natsOptions)
-        return undefined
-      } catch (cause) {
-        return (cause instanceof InvalidArgumentError && cause.message.includes("max_payload")
-          ? checkPayload(subject, payload, natsOptions?.headers, "publish")
-          : undefined) ?? fromUnknown(cause, { operation: "publish", subject })
-      }
-    }
-
-    const publish = (subject: string, payload?: Payload, options?: PublishOptions): Effect.Effect<void, E.NatsError> =>
-      Effect.suspend(() => {
-        const failed = publishNow(subject, payload, options)
-        return failed === undefined ? Effect.void : Effect.fail(failed)
-      })
-
-    const publishBatch = (messages: Iterable<OutgoingMessage>): E.NatsError | undefined => {
-      for (const m of messages) {
-        const failed = publishNow(m.subject, m.payload, m)
-        if (failed !== undefined) return failed
-      }
-      return undefined
-    }
-
-    const publishAll = <E2 = never, R = never>(
-      messages: Iterable<OutgoingMessage> | Stream.Stream<OutgoingMessage, E2, R>,
-      options?: PublishAllOptions
-    ): Effect.Effect<void, E.NatsError | E2, R> => {
-      const flushEvery = options?.flushEvery ?? 16_384
-      return Effect.suspend(() => {
-        // Checkpoints are pipelined: a flush is sent after every `flushEvery`
-        // messages, and the previous one is awaited then, so the socket never
-        // runs dry while at most two batches are unconfirmed. The flush in
-        // flight is awaited at the end (and its failure reported); its promise
-        // never rejects unobserved.
-        let inFlight: Promise<E.NatsError | undefined> | undefined
-        const settled = (promise: Promise<E.NatsError | undefined>) =>
-          Effect.flatMap(
-            Effect.promise(() => promise),
-            (error) => error === undefined ? Effect.void : Effect.fail(error)
-          )
-        const checkpoint = Effect.suspend(() => {
-          const previous = inFlight
-          inFlight = nc.flush().then(() => undefined, (cause: unknown) => fromUnknown(cause, { operation: "flush" }))
-          return previous === undefined ? Effect.void : settled(previous)
-        })
-        const last = Effect.suspend(() => inFlight === undefined ? Effect.void : settled(inFlight))
-        if (!Stream.isStream(messages)) {
-          const iterator = messages[Symbol.iterator]()
-          // Publish up to flushEvery messages, then checkpoint.
-          const loop: Effect.Effect<void, E.NatsError> = Effect.suspend(() => {
-            for (let i = 0; i < flushEvery; i++) {
-              const next = iterator.next()
-              if (next.done === true) return last
-              const failed = publishNow(next.value.subject, next.value.payload, next.value)
-              if (failed !== undefined) return Effect.fail(failed)
-            }
-            return Effect.andThen(checkpoint, loop)
-          })
-          return loop
-        }
-        const stream = messages as Stream.Stream<OutgoingMessage, E2, R>
-        let sinceFlush = 0
-        return Stream.runForEachArray(stream, (chunk) => {
-          const failed = publishBatch(chunk)
-          if (failed !== undefined) return Effect.fail(failed)
-          sinceFlush += chunk.length
-          if (sinceFlush < flushEvery) return Effect.void
-          sinceFlush = 0
-          return checkpoint
-        }).pipe(Effect.andThen(last))
-      })
-    }
-
-    const subscribe = (subject: string, options?: SubscribeOptions): Stream.Stream<Msg, E.NatsError> =>
-      Stream.suspend(() => {
-        const invalid = checkPattern(subject, "subscribe") ?? checkQueue(subject, options?.queue) ??
-          checkBuffer(subject, options)
-        if (invalid !== undefined) return Stream.fail(invalid)
-        return subscribeStream(nc, subject, bridgeOptions(options), hooks)
-      })
-
-    const subscribeScoped = (
-      subject: string,
-      options?: SubscribeOptions
-    ): Effect.Effect<Stream.Stream<Msg, E.NatsError>, E.NatsError, Scope.Scope> =>
-      Effect.gen(function*() {
-        const invalid = checkPattern(subject, "subscribe") ?? checkQueue(subject, options?.queue) ??
-          checkBuffer(subject, options)
-        if (invalid !== undefined) return yield* invalid
-        const { messages } = yield* acquire(nc, subject, bridgeOptions(options), hooks)
-        yield* flush
-        return messages
-      })
-
-    // A leaf span (`useSpan`: cheaper than `withSpan`, which re-parents what runs inside).
-    const request = (subject: string, payload?: Payload, options?: RequestOptions): Effect.Effect<Msg, E.NatsError> =>
-      Effect.useSpan("NatsClient.request", {
-        kind: "client",
-        attributes: { "messaging.system": "nats", "messaging.destination.name": subject }
-      }, () => {
-        const invalid = checkSubjectCached(subject, "request")
-        if (invalid !== undefined) return Effect.fail(invalid)
-        const hdrs = options?.headers === undefined ? undefined : toHeaders(options.headers)
-        const tooBig = checkPayload(subject, payload, hdrs, "request")
-        if (tooBig !== undefined) return Effect.fail(tooBig)
-        const timeout = millis(options?.timeout ?? 5000)
-        return Effect.callback<Msg, E.NatsError>((resume) =>
-          // interrupted: the reply slot and its timer go at once
-          Effect.sync(mux.send("request", subject, payload, hdrs, timeout, (outcome) => {
-            switch (outcome._tag) {
-              case "Reply": {
-                const failed = serviceErrorOf(subject, outcome.msg)
-                return resume(failed === undefined ? Effect.succeed(outcome.msg) : Effect.fail(failed))
-              }
-              case "NoResponders":
-                return resume(Effect.fail(natsError(
-                  new E.NoResponders({ operation: "request", subject, message: `no responders for ${subject}` })
-                )))
-              case "Failed":
-                return resume(Effect.fail(outcome.error))
-            }
-          }))
-        )
-      })
-
-    const requestMany = (
-      subject: string,
-      payload?: Payload,
-      options?: RequestManyOptions
-    ): Stream.Stream<Msg, E.NatsError> =>
-      Stream.unwrap(Effect.suspend(() => {
-        const invalid = checkSubject(subject, "requestMany")
-        if (invalid !== undefined) return Effect.fail(invalid)
-        const hdrs = options?.headers === undefined ? undefined : toHeaders(options.headers)
-        const tooBig = checkPayload(subject, payload, hdrs, "requestMany")
-        if (tooBig !== undefined) return Effect.fail(tooBig)
-        const maxWait = millis(options?.maxWait ?? 5000)
-        const strategy = options?.maxMessages !== undefined ? "count" : options?.stall !== undefined ? "stall" : "timer"
-        return Effect.tryPromise({
-          try: () =>
-            nc.requestMany(subject, payload, {
-              strategy,
-              maxWait,
-              ...(options?.maxMessages === undefined ? {} : { maxMessages: options.maxMessages }),
-              ...(options?.stall === undefined ? {} : { stall: millis(options.stall) }),
-              ...(hdrs === undefined ? {} : { headers: hdrs })
-            }),
-          catch: (cause) => fromUnknown(cause, { operation: "requestMany", subject })
-        }).pipe(
-          Effect.map((replies) =>
-            Stream.fromAsyncIterable(replies, (cause) => fromUnknown(cause, { operation: "requestMany", subject }))
-          )
-        )
-      }))
-
-    const serve = <E2, R>(
-      subject: string,
-      handler: (msg: Msg) => Effect.Effect<Reply | void, E2, R>,
-      options?: ServeOptions
-    ): Effect.Effect<Fiber.Fiber<void, E.NatsError>, E.NatsError, R | Scope.Scope> =>
-      Effect.gen(function*() {
-        const respond = (msg: Msg) =>
-          Effect.suspend(() => handler(msg)).pipe(
-            Effect.matchCauseEffect({
-              onSuccess: (reply) =>
-                Effect.sync(() => {
-                  const { data, headers } = replyParts(reply)
-                  msg.respond(data, headers === undefined ? undefined : { headers })
-                }),
-              onFailure: (cause) => {
-                if (Cause.hasInterruptsOnly(cause)) return Effect.void
-                return Effect.logError(`nats: handler for ${subject} failed`, cause).pipe(
-                  Effect.andThen(Effect.sync(() => {
-                    const { headers } = replyParts(serviceErrorReply(500, Cause.squash(cause)))
-                    msg.respond(undefined, headers === undefined ? undefined : { headers })
-                  }))
-                )
-              }
-            }),
-            Effect.catchCause((cause) => Effect.logError(`nats: could not reply on ${subject}`, cause))
-          )
-        const invalid = checkPattern(subject, "serve") ?? checkQueue(subject, options?.queue) ??
-          checkBuffer(subject, options)
-        if (invalid !== undefined) return yield* invalid
-        const requests = yield* acquire(nc, subject, {
-          queue: options?.queue,
-          bufferSize: options?.bufferSize ?? 1024,
-          maxBytes: 64 * 1024 * 1024,
-          overflow: "dropNewest",
-          // a request is answered on the stack that received it (no scheduler turn)
-          eager: true
-        }, hooks)
-        yield* flush
-        let stopping = false
-        const concurrency = options?.concurrency ?? 1
-        const run = (concurrency === 1
-          ? Stream.runForEach(requests.messages, respond)
-          : requests.messages.pipe(Stream.mapEffect(respond, { concurrency, unordered: true }), Stream.runDrain)).pipe(
-            Effect.andThen(Effect.suspend(() =>
-              stopping || releasing ? Effect.void : Effect.fail(natsError(
-                new E.ConnectionClosed({ operation: "serve", subject, message: `responder on ${subject} stopped` })
-              ))
-            ))
-          )
-        const fiber = yield* Effect.forkDetach(run)
-        // Graceful stop, before the subscription's own release: no new requests,
-        // those buffered and in flight are answered within the grace period.
-        yield* Effect.addFinalizer(() =>
-          Effect.gen(function*() {
-            stopping = true
-            requests.stop()
-            const done = yield* Fiber.await(fiber).pipe(Effect.timeoutOption(options?.gracePeriod ?? "10 seconds"))
-            if (Option.isNone(done)) {
-              yield* Effect.logWarning(`nats: responder on ${subject} did not finish within its grace period`)
-              yield* Fiber.interrupt(fiber)
-            }
-          })
-        )
-        return fiber
-      }).pipe(Effect.withSpan("NatsClient.serve", {
-        attributes: { "messaging.system": "nats", "messaging.destination.name": subject }
-      }))
-
-    const drain = Effect.suspend(() => {
-      releasing = true
-      return nc.isClosed() ? Effect.void : Effect.tryPromise({
-        try: () => nc.drain(),
-        catch: (cause) => fromUnknown(cause, { operation: "drain" })
-      })
-    }).pipe(Effect.withSpan("NatsClient.drain", { attributes: { "messaging.system": "nats" } }))
-
+export const make: (
+  options?: NatsClientOptions
+) => Effect.Effect<NatsClientShape, NatsError.NatsError, Scope.Scope> = Effect.fnUntraced(
+  function*(options: NatsClientOptions = {}) {
+    const connection = yield* Connection.connect(options)
+    const core = Core.make(connection)
+    const nc = connection.nc
     return NatsClient.of({
       connection: nc,
-      publish,
-      publishAll,
-      subscribe,
-      subscribeScoped,
-      request,
-      requestMany,
-      serve,
-      flush,
-      rtt,
-      drain,
-      events: Stream.fromPubSub(events),
-      eventsScoped: Effect.map(PubSub.subscribe(events), Stream.fromSubscription),
-      awaitClosed: Deferred.await(closed),
-      maxPayload
+      core,
+      publish: (subject, payload, options) =>
+        Effect.suspend(() => {
+          const failed = Publish.publishNow(core, subject, payload, options)
+          return failed === undefined ? Effect.void : Effect.fail(failed)
+        }),
+      publishAll: (messages, options) => Publish.publishAll(core, messages, options),
+      subscribe: (subject, options) =>
+        Stream.suspend(() => {
+          const invalid = checkSubscribe(core, subject, options)
+          return invalid === undefined ? subscribeStream(core, subject, bridgeOptions(options)) : Stream.fail(invalid)
+        }),
+      subscribeScoped: (subject, options) =>
+        Effect.gen(function*() {
+          const invalid = checkSubscribe(core, subject, options)
+          if (invalid !== undefined) return yield* invalid
+          const { messages } = yield* acquire(core, subject, bridgeOptions(options))
+          yield* core.flush
+          return messages
+        }),
+      request: (subject, payload, options) => Request.request(core, subject, payload, options),
+      requestMany: (subject, payload, options) => Request.requestMany(core, subject, payload, options),
+      serve: (subject, handler, options) => Serve.serve(core, subject, handler, options),
+      flush: span("NatsClient.flush", core.flush),
+      rtt: span(
+        "NatsClient.rtt",
+        Effect.tryPromise({ try: () => nc.rtt(), catch: (cause) => fromUnknown(cause, { operation: "rtt" }) }).pipe(
+          Effect.map(Duration.millis)
+        )
+      ),
+      drain: span("NatsClient.drain", connection.drain),
+      events: Stream.fromPubSub(connection.events),
+      eventsScoped: Effect.map(PubSub.subscribe(connection.events), Stream.fromSubscription),
+      awaitClosed: Deferred.await(connection.closed),
+      maxPayload: core.validation.maxPayload
     })
-  })
+  }
+)
 
 /**
  * The NATS connection service.
@@ -1008,7 +429,7 @@ export class NatsClient extends Context.Service<NatsClient, NatsClientShape>()("
    *
    * @since 0.1.0
    */
-  static readonly layer = (options?: NatsClientOptions): Layer.Layer<NatsClient, E.NatsError> =>
+  static readonly layer = (options?: NatsClientOptions): Layer.Layer<NatsClient, NatsError.NatsError> =>
     Layer.effect(NatsClient, make(options))
 
   /**
@@ -1019,7 +440,7 @@ export class NatsClient extends Context.Service<NatsClient, NatsClientShape>()("
    */
   static readonly layerConfig = (
     options: Config.Config<NatsClientOptions> = config
-  ): Layer.Layer<NatsClient, E.NatsError | Config.ConfigError> =>
+  ): Layer.Layer<NatsClient, NatsError.NatsError | Config.ConfigError> =>
     Layer.effect(NatsClient, Effect.flatMap(options, make))
 }
 

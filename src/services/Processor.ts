@@ -58,10 +58,10 @@ import type { Scope } from "effect"
 import { Cause, Duration, Effect, Exit, Fiber, Layer, Metric, Option, Queue, Result, Schedule, Stream } from "effect"
 import { nthStep } from "../internal/scheduleStep.ts"
 import * as Codec from "../schemas/Codec.ts"
-import * as JsEnvelope from "../schemas/JsEnvelope.ts"
 import { InvalidArgument, NatsError } from "../schemas/NatsError.ts"
 import type { CodecInput, ConsumerShape } from "./Consumer.ts"
 import { JetStream } from "./JetStream.ts"
+import * as JsEnvelope from "./JsEnvelope.ts"
 import { NatsClient } from "./NatsClient.ts"
 
 /**

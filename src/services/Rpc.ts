@@ -18,7 +18,7 @@ import { headers as makeHeaders } from "@nats-io/nats-core"
 import type { Fiber, Schema, Scope } from "effect"
 import { Cause, Effect, Result } from "effect"
 import * as Codec from "../schemas/Codec.ts"
-import type * as E from "../schemas/NatsError.ts"
+import type * as NatsError from "../schemas/NatsError.ts"
 import type { Reply, RequestOptions, ServeOptions } from "./NatsClient.ts"
 import { NatsClient, serviceErrorReply } from "./NatsClient.ts"
 
@@ -103,13 +103,13 @@ export const call = <Req, Res, Err>(
   endpoint: Endpoint<Req, Res, Err>,
   request: Req,
   options?: RequestOptions
-): Effect.Effect<Res, Err | E.NatsError | Codec.EncodeError | Codec.DecodeError, NatsClient> =>
-  NatsClient.use((client): Effect.Effect<Res, Err | E.NatsError | Codec.EncodeError | Codec.DecodeError> => {
+): Effect.Effect<Res, Err | NatsError.NatsError | Codec.EncodeError | Codec.DecodeError, NatsClient> =>
+  NatsClient.use((client): Effect.Effect<Res, Err | NatsError.NatsError | Codec.EncodeError | Codec.DecodeError> => {
     const payload = endpoint.request.encode(request)
     if (Result.isFailure(payload)) return Effect.fail(Codec.withSubject(payload.failure, endpoint.subject))
     return Effect.flatMap(
       client.request(endpoint.subject, payload.success, options),
-      (msg): Effect.Effect<Res, Err | E.NatsError | Codec.DecodeError> => {
+      (msg): Effect.Effect<Res, Err | NatsError.NatsError | Codec.DecodeError> => {
         if (msg.headers?.get(RpcErrorHeader) === "1" && endpoint.error !== undefined) {
           const error = endpoint.error.decode(msg.data)
           return Result.isSuccess(error)
@@ -142,7 +142,7 @@ export const serve = <Req, Res, Err, R>(
   endpoint: Endpoint<Req, Res, Err>,
   handler: (request: Req, msg: Msg) => Effect.Effect<Res, Err, R>,
   options?: ServeOptions
-): Effect.Effect<Fiber.Fiber<void, E.NatsError>, E.NatsError, NatsClient | Scope.Scope | R> =>
+): Effect.Effect<Fiber.Fiber<void, NatsError.NatsError>, NatsError.NatsError, NatsClient | Scope.Scope | R> =>
   NatsClient.use((client) =>
     client.serve(endpoint.subject, (msg) => {
       const request = endpoint.request.decode(msg.data)

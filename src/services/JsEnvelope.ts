@@ -7,8 +7,8 @@
 import type { JsMsg } from "@nats-io/jetstream"
 import type { MsgHdrs } from "@nats-io/nats-core"
 import { DateTime, Duration, Effect } from "effect"
-import { fromUnknown } from "../internal/errors.ts"
-import * as E from "./NatsError.ts"
+import { fromUnknown, invalidArgument } from "../internal/errors.ts"
+import type * as NatsError from "../schemas/NatsError.ts"
 
 /**
  * A message delivered by a JetStream consumer.
@@ -46,27 +46,29 @@ export interface JsEnvelope<A> {
   /** The raw nats.js message (escape hatch). */
   readonly msg: JsMsg
   /** Acknowledge: processed, do not redeliver. */
-  readonly ack: Effect.Effect<void, E.NatsError>
+  readonly ack: Effect.Effect<void, NatsError.NatsError>
   /**
    * Acknowledge and wait for the server to confirm it (double ack). Fails
    * with `Timeout` when no confirmation comes within `timeout` (default: the
    * JetStream context's timeout, 5 s), and with `InvalidArgument` when the
    * message was already acknowledged.
    */
-  readonly ackAck: (options?: { readonly timeout?: Duration.Input | undefined }) => Effect.Effect<void, E.NatsError>
+  readonly ackAck: (
+    options?: { readonly timeout?: Duration.Input | undefined }
+  ) => Effect.Effect<void, NatsError.NatsError>
   /** Negative acknowledgement: redeliver, after `delay` when given (else at once). */
-  readonly nak: (delay?: Duration.Input) => Effect.Effect<void, E.NatsError>
+  readonly nak: (delay?: Duration.Input) => Effect.Effect<void, NatsError.NatsError>
   /**
    * Terminate: never redeliver. The reason is sent only to servers 2.11+,
    * which record it; older servers ignore a `+TERM` that carries a reason
    * (the message would be redelivered), so there it is dropped.
    */
-  readonly term: (reason?: string) => Effect.Effect<void, E.NatsError>
+  readonly term: (reason?: string) => Effect.Effect<void, NatsError.NatsError>
   /** Still working on it: resets the ack wait timer. */
-  readonly working: Effect.Effect<void, E.NatsError>
+  readonly working: Effect.Effect<void, NatsError.NatsError>
 }
 
-const respond = (msg: JsMsg, operation: string, f: (msg: JsMsg) => void): Effect.Effect<void, E.NatsError> =>
+const respond = (msg: JsMsg, operation: string, f: (msg: JsMsg) => void): Effect.Effect<void, NatsError.NatsError> =>
   Effect.try({
     try: () => f(msg),
     catch: (cause) => fromUnknown(cause, { operation, subject: msg.subject })
@@ -143,14 +145,10 @@ class JsEnvelopeImpl<A> implements JsEnvelope<A> {
             ...(timeout === undefined ? {} : { timeoutMillis: timeout })
           })
       }),
-      (confirmed): Effect.Effect<void, E.NatsError> =>
+      (confirmed): Effect.Effect<void, NatsError.NatsError> =>
         confirmed ? Effect.void : Effect.fail(
-          new E.NatsError({
-            reason: new E.InvalidArgument({
-              operation: "ackAck",
-              subject: msg.subject,
-              message: `message ${msg.seq} on ${msg.subject} was already acknowledged`
-            })
+          invalidArgument("ackAck", `message ${msg.seq} on ${msg.subject} was already acknowledged`, {
+            subject: msg.subject
           })
         )
     )
