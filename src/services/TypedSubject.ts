@@ -8,8 +8,7 @@
 import type { Msg, MsgHdrs } from "@nats-io/nats-core"
 import type { Schema, Scope } from "effect"
 import { Effect, Option, Result, Stream } from "effect"
-import type * as Arr from "effect/Array"
-import type * as Pull from "effect/Pull"
+import * as Decode from "../internal/decode.ts"
 import * as Codec from "../schemas/Codec.ts"
 import type { NatsError } from "../schemas/NatsError.ts"
 import type { SubjectTemplate } from "../schemas/Subject.ts"
@@ -190,50 +189,29 @@ export const decodeStream = <A, P extends Params, E, R, R2 = never>(
 ): Stream.Stream<Envelope<A, P>, E | Codec.DecodeError, R | R2> => {
   const { codec, template } = self
   const noParams = {} as NoParams as P
-  const onFailure = (error: Codec.DecodeError, msg: Msg): Effect.Effect<void, Codec.DecodeError, R2> =>
-    onDecodeError === "fail"
-      ? Effect.fail(error)
-      : onDecodeError === "logAndSkip"
-      ? Effect.logWarning(`nats: skipped a message on ${msg.subject} that did not decode: ${error.message}`).pipe(
-        Effect.annotateLogs({ subject: msg.subject })
+  const decode = (msg: Msg): Result.Result<Envelope<A, P>, Codec.DecodeError> => {
+    const decoded = Decode.payload(codec, msg.data, msg.subject)
+    if (Result.isFailure(decoded)) return Result.fail(decoded.failure)
+    const params = template === undefined ? noParams : Option.getOrUndefined(template.parse(msg.subject))
+    return params === undefined
+      ? Result.fail(
+        new Codec.DecodeError({
+          message: `subject ${msg.subject} does not fit the template ${self.subject}`,
+          subject: msg.subject
+        })
       )
-      : onDecodeError(error, msg)
-  return Stream.transformPull(messages, (pull) => {
-    let pending: Codec.DecodeError | undefined
-    const next: Pull.Pull<Arr.NonEmptyReadonlyArray<Envelope<A, P>>, E | Codec.DecodeError, void, R2> = Effect.gen(
-      function*() {
-        if (pending !== undefined) return yield* Effect.fail(pending)
-        while (true) {
-          const chunk = yield* pull
-          const out: Array<Envelope<A, P>> = []
-          for (const msg of chunk) {
-            const decoded = codec.decode(msg.data)
-            const params: P | undefined = template === undefined
-              ? noParams
-              : Option.getOrUndefined(template.parse(msg.subject))
-            if (Result.isSuccess(decoded) && params !== undefined) {
-              out.push(new EnvelopeImpl(decoded.success, params, msg))
-              continue
-            }
-            const error = Result.isFailure(decoded)
-              ? Codec.withSubject(decoded.failure, msg.subject)
-              : new Codec.DecodeError({
-                message: `subject ${msg.subject} does not fit the template ${self.subject}`,
-                subject: msg.subject
-              })
-            if (onDecodeError === "fail" && out.length > 0) {
-              pending = error
-              return out as unknown as Arr.NonEmptyReadonlyArray<Envelope<A, P>>
-            }
-            yield* onFailure(error, msg)
-          }
-          if (out.length > 0) return out as unknown as Arr.NonEmptyReadonlyArray<Envelope<A, P>>
-        }
-      }
-    )
-    return Effect.succeed(next)
+      : Result.succeed(new EnvelopeImpl(decoded.success, params, msg))
+  }
+  return Decode.decodeStream(messages, {
+    decode,
+    policy: onDecodeError === "logAndSkip" ? logAndSkip : onDecodeError
   })
 }
+
+const logAndSkip = (error: Codec.DecodeError, msg: Msg): Effect.Effect<void> =>
+  Effect.logWarning(`nats: skipped a message on ${msg.subject} that did not decode: ${error.message}`).pipe(
+    Effect.annotateLogs({ subject: msg.subject })
+  )
 
 /**
  * Subscribes to a typed subject (a template subscribes to its pattern) and

@@ -1,0 +1,88 @@
+/**
+ * The decode step between a source of raw messages (a subscription, a
+ * JetStream consumer) and the user's Stream: each message decoded
+ * synchronously, a chunk at a time, and a decode failure handled by the
+ * caller's policy. One hostile message never stops the stream unless the
+ * policy says so: a codec that throws (a stack overflow in a recursive
+ * Schema, say) gives a `DecodeError` of that message like any other.
+ *
+ * @internal
+ */
+import { Effect, Result, Stream } from "effect"
+import type * as Arr from "effect/Array"
+import type * as Pull from "effect/Pull"
+import * as Codec from "../schemas/Codec.ts"
+
+/**
+ * What happens to a message that does not decode: `"fail"` fails the stream
+ * with its error (after emitting the messages decoded before it); a function
+ * handles it (log, term, dead-letter...) and the stream goes on.
+ */
+export type Policy<M, R> = "fail" | ((error: Codec.DecodeError, msg: M) => Effect.Effect<void, never, R>)
+
+/**
+ * Decodes a payload with a codec; the error names the subject. A codec that
+ * throws (it should not, but a recursive Schema can overflow the stack) fails
+ * like any other decode failure.
+ */
+export const payload = <A>(
+  codec: Codec.Codec<A>,
+  bytes: Uint8Array,
+  subject: string
+): Result.Result<A, Codec.DecodeError> => {
+  let decoded: Result.Result<A, Codec.DecodeError>
+  try {
+    decoded = codec.decode(bytes)
+  } catch (cause) {
+    return Result.fail(
+      new Codec.DecodeError({
+        message: `the payload could not be decoded: ${cause instanceof Error ? cause.message : String(cause)}`,
+        contentType: codec.contentType,
+        subject,
+        cause
+      })
+    )
+  }
+  return Result.isSuccess(decoded) ? decoded : Result.fail(Codec.withSubject(decoded.failure, subject))
+}
+
+/**
+ * Decodes a Stream of raw messages into values (envelopes), a chunk at a
+ * time: no Effect per message unless one fails to decode.
+ */
+export const decodeStream = <M, A, E, R, R2>(
+  messages: Stream.Stream<M, E, R>,
+  options: {
+    /** Decodes one message (with `payload`, for the user's codec). */
+    readonly decode: (msg: M) => Result.Result<A, Codec.DecodeError>
+    readonly policy: Policy<M, R2>
+  }
+): Stream.Stream<A, E | Codec.DecodeError, R | R2> => {
+  const { decode, policy } = options
+  return Stream.transformPull(messages, (pull) => {
+    // with "fail": the error to fail with once the values before it were emitted
+    let pending: Codec.DecodeError | undefined
+    const next: Pull.Pull<Arr.NonEmptyReadonlyArray<A>, E | Codec.DecodeError, void, R2> = Effect.gen(function*() {
+      if (pending !== undefined) return yield* Effect.fail(pending)
+      while (true) {
+        const chunk = yield* pull
+        const out: Array<A> = []
+        for (const msg of chunk) {
+          const decoded = decode(msg)
+          if (Result.isSuccess(decoded)) {
+            out.push(decoded.success)
+            continue
+          }
+          if (policy === "fail") {
+            if (out.length === 0) return yield* Effect.fail(decoded.failure)
+            pending = decoded.failure
+            return out as unknown as Arr.NonEmptyReadonlyArray<A>
+          }
+          yield* policy(decoded.failure, msg)
+        }
+        if (out.length > 0) return out as unknown as Arr.NonEmptyReadonlyArray<A>
+      }
+    })
+    return Effect.succeed(next)
+  })
+}
