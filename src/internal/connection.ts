@@ -148,7 +148,8 @@ export const connect = Effect.fnUntraced(function*(options: NatsClientOptions) {
   const events = yield* PubSub.sliding<ConnectionEvent>(1024)
   const logEvents = options.logEvents ?? true
   // Events are logged with the caller's services (its Logger, log level, annotations).
-  const runFork = Effect.runForkWith(yield* Effect.context<never>())
+  const context = yield* Effect.context<never>()
+  const runFork = Effect.runForkWith(context)
   const emit = (event: ConnectionEvent) => {
     PubSub.publishUnsafe(events, event)
     if (logEvents) runFork(ConnectionEvents.log(event))
@@ -156,15 +157,17 @@ export const connect = Effect.fnUntraced(function*(options: NatsClientOptions) {
 
   let releasing = false
   let current: NatsConnection | undefined
-  const driver = makeReconnectDriver(
-    options.reconnectSchedule ?? defaultReconnectSchedule,
+  const driver = makeReconnectDriver({
+    schedule: options.reconnectSchedule ?? defaultReconnectSchedule,
+    context,
     // the schedule has ended: close the connection for good
-    () => {
+    onExhausted: () => {
       const nc = current
       if (nc !== undefined) queueMicrotask(() => closeQuietly(nc))
     },
-    (cause) => runFork(Effect.logError("nats: the reconnect schedule failed; waiting 2 seconds instead", cause))
-  )
+    onStepFailure: (cause) =>
+      runFork(Effect.logError("nats: the reconnect schedule failed; waiting 2 seconds instead", cause))
+  })
   // Emitted on the dial, synchronously, so that the attempt number is exact
   // (the status iterator's "reconnecting" arrives later and per address).
   const nats = natsOptions(options, servers, driver, () => {

@@ -15,7 +15,7 @@
  *
  * @internal
  */
-import type { Cause, Schedule } from "effect"
+import type { Cause, Context, Schedule } from "effect"
 import type { Step } from "./scheduleStep.ts"
 import { stepper } from "./scheduleStep.ts"
 
@@ -32,11 +32,14 @@ export interface ReconnectDriver {
   readonly attempt: () => number
 }
 
-export const makeReconnectDriver = (
-  schedule: Schedule.Schedule<unknown, number>,
-  onExhausted: () => void,
-  onStepFailure: (cause: Cause.Cause<unknown>) => void
-): ReconnectDriver => {
+export const makeReconnectDriver = (options: {
+  readonly schedule: Schedule.Schedule<unknown, number>
+  /** The services the schedule steps with (its Clock, its Random). */
+  readonly context: Context.Context<never>
+  readonly onExhausted: () => void
+  readonly onStepFailure: (cause: Cause.Cause<unknown>) => void
+}): ReconnectDriver => {
+  const { context, onExhausted, onStepFailure, schedule } = options
   let attempt = 0
   let exhausted = false
   let delays: Array<number> = []
@@ -45,7 +48,7 @@ export const makeReconnectDriver = (
   const delayFor = (n: number): number => {
     if (n === 0) return 0
     while (delays.length < n && !exhausted) {
-      next ??= stepper(schedule)
+      next ??= stepper(schedule, context)
       const step = next(delays.length + 1)
       if (step._tag === "Delay") {
         delays.push(step.millis)
