@@ -7,6 +7,7 @@
  * @internal
  */
 import type { MsgHdrs, MsgHdrsImpl, Payload } from "@nats-io/nats-core"
+import { Duration, Option, Result } from "effect"
 import type * as NatsError from "../schemas/NatsError.ts"
 import * as Subject from "../schemas/Subject.ts"
 import { invalidArgument, invalidSubject, maxPayloadExceeded } from "./errors.ts"
@@ -58,6 +59,46 @@ const queueProblem = (queue: string): string | undefined => {
   return undefined
 }
 
+/** Positive integer counts (`bufferSize`, `concurrency`, ...), when given. */
+export const counts = (
+  operation: string,
+  subject: string | undefined,
+  values: Readonly<Record<string, number | undefined>>
+): NatsError.NatsError | undefined => {
+  for (const name of Object.keys(values)) {
+    const value = values[name]
+    if (value !== undefined && !(Number.isSafeInteger(value) && value >= 1)) {
+      const where = subject === undefined ? "" : ` (subject ${subject})`
+      return invalidArgument(operation, `${name} must be a positive integer, got ${value}${where}`, { subject })
+    }
+  }
+  return undefined
+}
+
+/**
+ * A duration option, `fallback` when not given: it must be a valid
+ * `Duration.Input`, finite, and positive (or, with `allowZero`, not negative).
+ */
+export const duration = (
+  operation: string,
+  name: string,
+  input: Duration.Input | undefined,
+  fallback: Duration.Input,
+  allowZero = false
+): Result.Result<Duration.Duration, NatsError.NatsError> => {
+  const d = Option.getOrUndefined(Duration.fromInput(input ?? fallback))
+  const valid = d !== undefined && Duration.isFinite(d) &&
+    (allowZero ? !Duration.isNegative(d) : Duration.isGreaterThan(d, Duration.zero))
+  return valid
+    ? Result.succeed(d)
+    : Result.fail(
+      invalidArgument(
+        operation,
+        `${name} must be a finite${allowZero ? ", non-negative" : ", positive"} duration, got ${String(input)}`
+      )
+    )
+}
+
 /** The checks of one connection, against its server's `max_payload`. */
 export const make = (maxPayload: () => number): Validation => {
   const valid = new Set<string>()
@@ -81,21 +122,6 @@ export const make = (maxPayload: () => number): Validation => {
     return problem === undefined
       ? undefined
       : invalidArgument(operation, `invalid queue group ${JSON.stringify(q)}: ${problem}`, { subject: s })
-  }
-
-  const counts = (
-    operation: string,
-    s: string | undefined,
-    values: Readonly<Record<string, number | undefined>>
-  ): NatsError.NatsError | undefined => {
-    for (const name of Object.keys(values)) {
-      const value = values[name]
-      if (value !== undefined && !(Number.isInteger(value) && value >= 1)) {
-        const where = s === undefined ? "" : ` (subject ${s})`
-        return invalidArgument(operation, `${name} must be a positive integer, got ${value}${where}`, { subject: s })
-      }
-    }
-    return undefined
   }
 
   const size = (

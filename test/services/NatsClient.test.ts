@@ -155,6 +155,22 @@ layer(NatsServer.layer({ jetstream: false }), { excludeTestServices: true })("Na
       assert.strictEqual(nc.connection.stats().outMsgs, before + 1)
     }))
 
+  it.effect("publishAll refuses a flushEvery that is not a positive integer, before sending anything", () =>
+    Effect.gen(function*() {
+      const server = yield* NatsServer.NatsServer
+      const nc = yield* client(server.url)
+      const before = nc.connection.stats().outMsgs
+      for (const flushEvery of [0, -1, Number.NaN, 1.5, Number.POSITIVE_INFINITY]) {
+        for (const messages of [[{ subject: "bulk.x" }], Stream.make({ subject: "bulk.x" })]) {
+          // bounded: before the fix a flushEvery of 0 or NaN flushed forever and never read a message
+          const error = yield* Effect.flip(nc.publishAll(messages, { flushEvery })).pipe(Effect.timeout("5 seconds"))
+          assert.strictEqual(reasonOf(error), "InvalidArgument")
+          assert.include(error.message, "flushEvery")
+        }
+      }
+      assert.strictEqual(nc.connection.stats().outMsgs, before)
+    }))
+
   it.effect("closing a serve scope stops intake and still answers requests in flight", () =>
     Effect.gen(function*() {
       const server = yield* NatsServer.NatsServer
