@@ -9,7 +9,16 @@ import type { JsMsg } from "@nats-io/jetstream"
 import { jetstream, jetstreamManager } from "@nats-io/jetstream"
 import { connect } from "@nats-io/transport-node"
 import { Deferred, Effect, Exit, Queue, Scope, Stream } from "effect"
-import { Codec, Consumer, JetStream, JsEnvelope, NatsClient, NatsServer, Processor } from "../src/index.ts"
+import {
+  Codec,
+  Consumer,
+  JetStream,
+  JetStreamManager as Jsm,
+  JsEnvelope,
+  NatsClient,
+  NatsServer,
+  Processor
+} from "../src/index.ts"
 import { median } from "./harness.ts"
 
 const count = Number(process.argv[2] ?? 50_000)
@@ -23,6 +32,7 @@ const client = await Effect.runPromise(
   Scope.provide(scope)(NatsClient.make({ servers: server.url, logEvents: false }))
 )
 const ours = await Effect.runPromise(Effect.provideService(JetStream.make(), NatsClient.NatsClient, client))
+const oursJsm = await Effect.runPromise(Effect.provideService(Jsm.make(), NatsClient.NatsClient, client))
 const jsm = await jetstreamManager(raw)
 const js = jetstream(raw)
 await jsm.streams.add({ name: "CV", subjects: ["cv"], storage: "memory" })
@@ -44,8 +54,9 @@ const effectSide = async (f: (c: Consumer.ConsumerShape) => Effect.Effect<number
   const s = Effect.runSync(Scope.make())
   try {
     return await Effect.runPromise(
-      Consumer.make({ stream: "CV", durable: name }).pipe(
+      Consumer.durable({ stream: "CV", durable: name }).pipe(
         Effect.provideService(NatsClient.NatsClient, client),
+        Effect.provideService(Jsm.JetStreamManager, oursJsm),
         Effect.flatMap((c) => Effect.scoped(f(c))),
         Scope.provide(s)
       )
@@ -68,7 +79,11 @@ const processor = (concurrency: number, prefetch?: number) =>
         concurrency,
         ...(prefetch === undefined ? {} : { prefetch }),
         handler: () => ++handled === count ? Deferred.succeed(done, undefined) : Effect.void
-      }).pipe(Effect.provideService(JetStream.JetStream, ours), Effect.provideService(NatsClient.NatsClient, client))
+      }).pipe(
+        Effect.provideService(JetStream.JetStream, ours),
+        Effect.provideService(Jsm.JetStreamManager, oursJsm),
+        Effect.provideService(NatsClient.NatsClient, client)
+      )
       yield* Deferred.await(done)
       yield* client.flush
       return rate(t)

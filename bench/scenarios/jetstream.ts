@@ -10,7 +10,7 @@
 import type { JetStreamClient, JetStreamManager, JsMsg, PubAck } from "@nats-io/jetstream"
 import { jetstream, jetstreamManager } from "@nats-io/jetstream"
 import { Deferred, Effect, Exit, Scope, Stream } from "effect"
-import { Codec, Consumer, JetStream, NatsClient, Processor } from "../../src/index.ts"
+import { Codec, Consumer, JetStream, JetStreamManager as Jsm, NatsClient, Processor } from "../../src/index.ts"
 import type { Context, Result, Scenario } from "../harness.ts"
 import type { Clients } from "./core.ts"
 
@@ -66,6 +66,8 @@ export interface JetStreamClients {
   readonly js: JetStreamClient
   readonly jsm: JetStreamManager
   readonly ours: JetStream.JetStreamShape
+  /** effect-nats' JetStream manager on the subscriber's connection (consumers are made through it). */
+  readonly oursJsm: Jsm.JetStreamManagerShape
 }
 
 export const openJetStream = async (clients: Clients): Promise<JetStreamClients> => {
@@ -76,14 +78,15 @@ export const openJetStream = async (clients: Clients): Promise<JetStreamClients>
     await jsm.streams.add({ name, subjects: [subject], storage: "memory" })
   }
   const ours = await Effect.runPromise(Effect.provideService(JetStream.make(), NatsClient.NatsClient, clients.pub))
-  return { js, jsm, ours }
+  const oursJsm = await Effect.runPromise(Effect.provideService(Jsm.make(), NatsClient.NatsClient, clients.sub))
+  return { js, jsm, ours, oursJsm }
 }
 
 let consumerSeq = 0
 
 export const jetstreamScenarios = (clients: Clients, jsc: JetStreamClients): ReadonlyArray<Scenario> => {
   const { rawSub, sub } = clients
-  const { js, jsm, ours } = jsc
+  const { js, jsm, ours, oursJsm } = jsc
   const n = (ctx: Context, full: number) => ctx.quick ? Math.max(1000, Math.floor(full / 10)) : full
   const purge = () => jsm.streams.purge(PUB_STREAM)
 
@@ -213,8 +216,9 @@ export const jetstreamScenarios = (clients: Clients, jsc: JetStreamClients): Rea
     const scope = Effect.runSync(Scope.make())
     try {
       return await Effect.runPromise(
-        Consumer.make({ stream: WORK_STREAM, durable: name }).pipe(
+        Consumer.durable({ stream: WORK_STREAM, durable: name }).pipe(
           Effect.provideService(NatsClient.NatsClient, sub),
+          Effect.provideService(Jsm.JetStreamManager, oursJsm),
           Scope.provide(scope),
           Effect.flatMap(f)
         )
@@ -286,7 +290,11 @@ export const jetstreamScenarios = (clients: Clients, jsc: JetStreamClients): Rea
             concurrency,
             // trivial: counts, so the benchmark knows when it is done (the ack follows at once)
             handler: () => ++handled === count ? Deferred.succeed(finished, undefined) : Effect.void
-          }).pipe(Effect.provideService(JetStream.JetStream, ours), Effect.provideService(NatsClient.NatsClient, sub))
+          }).pipe(
+            Effect.provideService(JetStream.JetStream, ours),
+            Effect.provideService(Jsm.JetStreamManager, oursJsm),
+            Effect.provideService(NatsClient.NatsClient, sub)
+          )
           yield* Deferred.await(finished)
           // the last ack follows its handler in the same fiber
           yield* Effect.yieldNow

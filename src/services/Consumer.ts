@@ -56,27 +56,28 @@ import type {
   ConsumeOptions as NatsConsumeOptions,
   Consumer as JsConsumer,
   ConsumerInfo,
-  ConsumerMessages,
-  ConsumerNotification,
   FetchOptions as NatsFetchOptions,
-  JetStreamManager,
   JsMsg,
   OrderedConsumerOptions,
   PushConsumer
 } from "@nats-io/jetstream"
-import { jetstream, jetstreamManager } from "@nats-io/jetstream"
 import { createInbox } from "@nats-io/nats-core"
 import type { Option, Scope } from "effect"
-import { Cause, Context, Duration, Effect, Layer, PubSub, Queue, Result, Schedule, Stream } from "effect"
-import type * as Arr from "effect/Array"
-import type * as Pull from "effect/Pull"
-import { consumerFromUnknown, isMissingResource } from "../internal/consumerErrors.ts"
+import { Context, Duration, Effect, Layer, PubSub, Result, Schedule, Stream } from "effect"
 import type { ConsumerContext } from "../internal/consumerErrors.ts"
+import { consumerFromUnknown, isMissingResource } from "../internal/consumerErrors.ts"
+import { withRecovery } from "../internal/consumerRecovery.ts"
+import * as Session from "../internal/consumerSession.ts"
+import type { NatsCore } from "../internal/core.ts"
+import * as Decode from "../internal/decode.ts"
 import { millis } from "../internal/duration.ts"
-import { jsFromUnknown } from "../internal/jsErrors.ts"
-import * as Codec from "../schemas/Codec.ts"
+import { invalidArgument } from "../internal/errors.ts"
+import type * as Codec from "../schemas/Codec.ts"
+import * as CodecModule from "../schemas/Codec.ts"
 import * as ConsumerConfig from "../schemas/ConsumerConfig.ts"
-import * as E from "../schemas/NatsError.ts"
+import type * as NatsError from "../schemas/NatsError.ts"
+import type { JetStreamManagerShape } from "./JetStreamManager.ts"
+import { JetStreamManager } from "./JetStreamManager.ts"
 import * as JsEnvelope from "./JsEnvelope.ts"
 import { NatsClient } from "./NatsClient.ts"
 
@@ -94,7 +95,7 @@ export interface CommonOptions {
    * missing. The input is the `NatsError` (`ConsumerNotFound` or
    * `StreamNotFound`). Default: `defaultRecovery`.
    */
-  readonly recovery?: Schedule.Schedule<unknown, E.NatsError> | undefined
+  readonly recovery?: Schedule.Schedule<unknown, NatsError.NatsError> | undefined
 }
 
 /**
@@ -226,7 +227,7 @@ export interface ConsumeOptions {
   /** The Stream's own buffer (messages handed out by nats.js, not yet pulled by the Stream). Default 256. */
   readonly bufferSize?: number | undefined
   /** Overrides the handle's recovery schedule. */
-  readonly recovery?: Schedule.Schedule<unknown, E.NatsError> | undefined
+  readonly recovery?: Schedule.Schedule<unknown, NatsError.NatsError> | undefined
   /**
    * Called synchronously with each message as it enters the Stream's buffer
    * (before the Stream hands it out): to keep buffered messages alive
@@ -308,7 +309,7 @@ export interface ConsumerShape {
   /** Whether this is a push consumer (`consume` only; `fetch` and `next` fail with `InvalidArgument`). */
   readonly push: boolean
   /** The consumer's info from the server. */
-  readonly info: Effect.Effect<ConsumerInfo, E.NatsError>
+  readonly info: Effect.Effect<ConsumerInfo, NatsError.NatsError>
   /**
    * The continuous pull flow as a Stream of envelopes (raw bytes as `value`
    * unless a `codec` is given). Runs until interrupted; recovers as the
@@ -317,15 +318,15 @@ export interface ConsumerShape {
   readonly consume: {
     <A, R = never>(
       options: ConsumeOptions & DecodeOptions<A, R>
-    ): Stream.Stream<JsEnvelope.JsEnvelope<A>, E.NatsError | Codec.DecodeError, R>
-    (options?: ConsumeOptions): Stream.Stream<JsEnvelope.JsEnvelope<Uint8Array>, E.NatsError>
+    ): Stream.Stream<JsEnvelope.JsEnvelope<A>, NatsError.NatsError | Codec.DecodeError, R>
+    (options?: ConsumeOptions): Stream.Stream<JsEnvelope.JsEnvelope<Uint8Array>, NatsError.NatsError>
   }
   /** One pull of at most `batch` messages; ends when the batch is complete or `maxWait` has passed. */
   readonly fetch: {
     <A, R = never>(
       options: FetchOptions & DecodeOptions<A, R>
-    ): Stream.Stream<JsEnvelope.JsEnvelope<A>, E.NatsError | Codec.DecodeError, R>
-    (options: FetchOptions): Stream.Stream<JsEnvelope.JsEnvelope<Uint8Array>, E.NatsError>
+    ): Stream.Stream<JsEnvelope.JsEnvelope<A>, NatsError.NatsError | Codec.DecodeError, R>
+    (options: FetchOptions): Stream.Stream<JsEnvelope.JsEnvelope<Uint8Array>, NatsError.NatsError>
   }
   /**
    * The next message, or `None` when none came within `maxWait` (or it did
@@ -334,8 +335,8 @@ export interface ConsumerShape {
   readonly next: {
     <A, R = never>(
       options: NextOptions & DecodeOptions<A, R>
-    ): Effect.Effect<Option.Option<JsEnvelope.JsEnvelope<A>>, E.NatsError | Codec.DecodeError, R>
-    (options?: NextOptions): Effect.Effect<Option.Option<JsEnvelope.JsEnvelope<Uint8Array>>, E.NatsError>
+    ): Effect.Effect<Option.Option<JsEnvelope.JsEnvelope<A>>, NatsError.NatsError | Codec.DecodeError, R>
+    (options?: NextOptions): Effect.Effect<Option.Option<JsEnvelope.JsEnvelope<Uint8Array>>, NatsError.NatsError>
   }
   /** Status events of this handle's pulls, from now on. */
   readonly status: Stream.Stream<ConsumerStatus>
@@ -362,43 +363,6 @@ export const defaultRecovery: Schedule.Schedule<unknown, unknown> = Schedule.exp
   Schedule.upTo({ times: 20 })
 )
 
-const toStatus = (n: ConsumerNotification): ConsumerStatus | undefined => {
-  switch (n.type) {
-    case "heartbeats_missed":
-      return { _tag: "HeartbeatsMissed", count: n.count }
-    case "consumer_not_found":
-      return { _tag: "ConsumerNotFound", stream: n.stream, consumer: n.name, count: n.count }
-    case "stream_not_found":
-      return { _tag: "StreamNotFound", stream: n.name }
-    case "consumer_deleted":
-      return { _tag: "ConsumerDeleted", code: n.code, description: n.description }
-    case "ordered_consumer_recreated":
-      return { _tag: "OrderedConsumerRecreated", consumer: n.name }
-    case "exceeded_limits":
-      return { _tag: "ExceededLimits", code: n.code, description: n.description }
-    case "discard":
-      return { _tag: "Discard", messagesLeft: n.messagesLeft, bytesLeft: n.bytesLeft }
-    case "reset":
-      return { _tag: "Reset", consumer: n.name }
-    case "no_responders":
-      return { _tag: "NoResponders", code: n.code }
-    case "heartbeat":
-      return {
-        _tag: "Heartbeat",
-        lastConsumerSequence: n.lastConsumerSequence,
-        lastStreamSequence: n.lastStreamSequence
-      }
-    case "flow_control":
-      return { _tag: "FlowControl" }
-    case "debug":
-      return { _tag: "Debug", code: n.code, description: n.description }
-    case "next":
-    case "consumer_pinned":
-    case "consumer_unpinned":
-      return undefined
-  }
-}
-
 const deliverToOrdered = (policy: ConsumerConfig.DeliverPolicy): Partial<OrderedConsumerOptions> => {
   const wire = ConsumerConfig.toNats({ deliverPolicy: policy })
   return {
@@ -416,7 +380,12 @@ const orderedOptions = (options: OrderedOptions["ordered"]): Partial<OrderedCons
   ...(options.headersOnly === undefined ? {} : { headers_only: options.headersOnly })
 })
 
-const logAndSkip = (error: Codec.DecodeError, msg: JsMsg, termReasons: boolean): Effect.Effect<void> =>
+// -----------------------------------------------------------------------------
+// Decoding
+// -----------------------------------------------------------------------------
+
+/** `logAndSkip` on JetStream: the message is terminated (the same bytes would fail again), and logged. */
+const logAndSkip = (termReasons: boolean) => (error: Codec.DecodeError, msg: JsMsg): Effect.Effect<void> =>
   Effect.suspend(() => {
     let termed = true
     try {
@@ -434,8 +403,9 @@ const logAndSkip = (error: Codec.DecodeError, msg: JsMsg, termReasons: boolean):
 
 /**
  * Turns a Stream of raw JetStream messages into envelopes, decoding payloads
- * with the codec (when given) and applying the decode failure policy, a
- * chunk at a time.
+ * with the codec and applying the decode failure policy, a chunk at a time.
+ * `termReasons`: whether the server records `term` reasons (see
+ * `JsEnvelope.supportsTermReason`).
  *
  * @category decoding
  * @since 0.1.0
@@ -446,514 +416,417 @@ export const decodeMessages = <A, E, R, R2 = never>(
   onDecodeError: OnDecodeError<R2> = "logAndSkip",
   termReasons = false
 ): Stream.Stream<JsEnvelope.JsEnvelope<A>, E | Codec.DecodeError, R | R2> => {
-  const codec = Codec.fromInput(codecInput)
-  const onFailure = (error: Codec.DecodeError, msg: JsMsg): Effect.Effect<void, Codec.DecodeError, R2> =>
-    onDecodeError === "fail"
-      ? Effect.fail(error)
-      : onDecodeError === "logAndSkip"
-      ? logAndSkip(error, msg, termReasons)
-      : onDecodeError(error, msg)
-  return Stream.transformPull(messages, (pull) => {
-    let pending: Codec.DecodeError | undefined
-    const next: Pull.Pull<Arr.NonEmptyReadonlyArray<JsEnvelope.JsEnvelope<A>>, E | Codec.DecodeError, void, R2> = Effect
-      .gen(function*() {
-        if (pending !== undefined) return yield* Effect.fail(pending)
-        while (true) {
-          const chunk = yield* pull
-          const out: Array<JsEnvelope.JsEnvelope<A>> = []
-          for (const msg of chunk) {
-            const decoded = codec.decode(msg.data)
-            if (Result.isSuccess(decoded)) {
-              out.push(JsEnvelope.make(decoded.success, msg, termReasons))
-              continue
-            }
-            const error = Codec.withSubject(decoded.failure, msg.subject)
-            if (onDecodeError === "fail" && out.length > 0) {
-              pending = error
-              return out as unknown as Arr.NonEmptyReadonlyArray<JsEnvelope.JsEnvelope<A>>
-            }
-            yield* onFailure(error, msg)
-          }
-          if (out.length > 0) return out as unknown as Arr.NonEmptyReadonlyArray<JsEnvelope.JsEnvelope<A>>
-        }
-      })
-    return Effect.succeed(next)
+  const codec = CodecModule.fromInput(codecInput)
+  return Decode.decodeStream(messages, {
+    decode: (msg: JsMsg) => {
+      const decoded = Decode.payload(codec, msg.data, msg.subject)
+      return Result.isSuccess(decoded)
+        ? Result.succeed(JsEnvelope.make(decoded.success, msg, termReasons))
+        : Result.fail(decoded.failure)
+    },
+    policy: onDecodeError === "logAndSkip" ? logAndSkip(termReasons) : onDecodeError
   })
 }
 
-const rawEnvelopes = <E, R>(
-  messages: Stream.Stream<JsMsg, E, R>,
+/** Envelopes of raw messages (no codec), or decoded ones. */
+const envelopes = <E>(
+  messages: Stream.Stream<JsMsg, E>,
+  options: Partial<DecodeOptions<unknown, unknown>> | undefined,
   termReasons: boolean
-): Stream.Stream<JsEnvelope.JsEnvelope<Uint8Array>, E, R> =>
-  Stream.map(messages, (msg) => JsEnvelope.make(msg.data, msg, termReasons))
+): Stream.Stream<JsEnvelope.JsEnvelope<unknown>, E | Codec.DecodeError, unknown> =>
+  options?.codec === undefined
+    ? Stream.map(messages, (msg) => JsEnvelope.make<unknown>(msg.data, msg, termReasons))
+    : decodeMessages(messages, options.codec, options.onDecodeError as OnDecodeError<unknown> | undefined, termReasons)
 
-interface Session {
-  readonly messages: ConsumerMessages
-  /** Absent when nats.js delivers through a callback. */
-  readonly iterator: AsyncIterator<JsMsg> | undefined
-  stopped: boolean
+// -----------------------------------------------------------------------------
+// Bindings: what differs between a durable, a configured and an ordered handle
+// -----------------------------------------------------------------------------
+
+/** The services a handle works with. */
+interface Env {
+  readonly stream: string
+  readonly core: NatsCore
+  readonly jsm: JetStreamManagerShape
 }
 
-const stopSession = (session: Session): void => {
-  if (session.stopped) return
-  session.stopped = true
-  // `close` unsubscribes the pull inbox synchronously: nothing more is
-  // pulled. Its promise only settles once the iterator has drained, so it is
-  // not awaited; `return` ends an iterator suspended at a `yield`.
-  try {
-    session.messages.close().catch(() => undefined)
-  } catch {
-    // the connection is already closed
-  }
-  try {
-    session.iterator?.return?.().catch(() => undefined)
-  } catch {
-    // ignored
-  }
+const environment = (stream: string): Effect.Effect<Env, never, NatsClient | JetStreamManager> =>
+  Effect.map(
+    Effect.all([NatsClient, JetStreamManager]),
+    ([client, jsm]): Env => ({ stream, core: client.core, jsm })
+  )
+
+/** How a handle finds its consumer, and how it recovers and cleans up. */
+interface Binding {
+  readonly kind: ConsumerShape["kind"]
+  readonly push: boolean
+  /** Finds (or creates) the consumer: at build, and to recover. */
+  readonly resolve: (operation: string) => Effect.Effect<JsConsumer | PushConsumer, NatsError.NatsError>
+  /** Whether `resolve` recreates a missing consumer (the handle owns its config): `fetch` recovers too. */
+  readonly recreates: boolean
+  /** Retries of `consume` (and of `fetch` when `recreates`) while the consumer or its stream is missing. */
+  readonly recovery: Schedule.Schedule<unknown, NatsError.NatsError>
+  /** An ordered handle: each `consume` replays from the start with a fresh ordered consumer. */
+  readonly replay?: (() => Promise<JsConsumer>) | undefined
 }
+
+const lookup = (
+  env: Env,
+  name: string,
+  push: boolean,
+  operation: string
+): Effect.Effect<JsConsumer | PushConsumer, NatsError.NatsError> =>
+  Effect.tryPromise({
+    try: (): Promise<JsConsumer | PushConsumer> =>
+      push ? env.jsm.client.consumers.getPushConsumer(env.stream, name) : env.jsm.client.consumers.get(env.stream, name),
+    catch: (cause) => consumerFromUnknown(cause, { operation, stream: env.stream, consumer: name })
+  })
+
+/** The config of a push consumer: a deliver subject (a fresh inbox by default), flow control, heartbeats. */
+const withPush = (config: ConsumerConfig.ConsumerConfig, push: PushOptions): ConsumerConfig.ConsumerConfig => ({
+  ...config,
+  deliverSubject: push.deliverSubject ?? createInbox(),
+  ...(push.deliverGroup === undefined ? {} : { deliverGroup: push.deliverGroup }),
+  flowControl: true,
+  idleHeartbeat: Duration.fromInputUnsafe(push.idleHeartbeat ?? "5 seconds")
+})
 
 /**
- * Builds a consumer handle in the current scope. Closing the scope stops
- * every running `consume` / `fetch` of the handle (before the connection
- * drains, when the handle's scope closes first, as with layers).
+ * Binds to an existing durable consumer by name. Building the handle fails
+ * with `ConsumerNotFound` / `StreamNotFound` when it does not exist; while
+ * consuming, a consumer that disappears is looked up again by the recovery
+ * schedule (someone else must recreate it).
+ *
+ * @example
+ * ```ts
+ * const consumer = yield* Consumer.durable({ stream: "ORDERS", durable: "order-worker" })
+ * yield* consumer.consume({ codec: Order }).pipe(Stream.runForEach((m) => m.ack))
+ * ```
  *
  * @category constructors
  * @since 0.1.0
  */
-export const make: (
-  options: ConsumerOptions
-) => Effect.Effect<ConsumerShape, E.NatsError, NatsClient | Scope.Scope> = Effect.fn(
-  "Consumer.make"
-)(function*(options: ConsumerOptions) {
-  const client = yield* NatsClient
-  const nc = client.connection
-  const js = jetstream(nc)
-  const stream = options.stream
-  const jsm: JetStreamManager = yield* Effect.tryPromise({
-    try: () => jetstreamManager(nc),
-    catch: (cause) => jsFromUnknown(cause, { operation: "Consumer.make", stream })
+export const durable: (
+  options: DurableOptions
+) => Effect.Effect<ConsumerShape, NatsError.NatsError, NatsClient | JetStreamManager | Scope.Scope> = Effect.fn(
+  "Consumer.durable"
+)(function*(options: DurableOptions) {
+  const env = yield* environment(options.stream)
+  const push = options.push === true
+  return yield* handle(env, {
+    kind: "durable",
+    push,
+    resolve: (operation) => lookup(env, options.durable, push, operation),
+    recreates: false,
+    recovery: options.recovery ?? defaultRecovery
   })
-  const kind: ConsumerShape["kind"] = "ordered" in options ? "ordered" : "durable" in options ? "durable" : "config"
-  const recoveryDefault: Schedule.Schedule<unknown, E.NatsError> = "ordered" in options
-    ? defaultRecovery
-    : options.recovery ?? defaultRecovery
-  const ctxOf = (operation: string): ConsumerContext => ({ operation, stream, consumer: currentName })
+})
 
-  const termReasons = () => JsEnvelope.supportsTermReason(nc.info?.version)
-  const statusHub = yield* PubSub.sliding<ConsumerStatus>(1024)
-  const publish = (status: ConsumerStatus) => PubSub.publishUnsafe(statusHub, status)
+/**
+ * Creates the consumer from a typed config (or updates the durable of that
+ * name to it) through `JetStreamManager`; without a `durable` name it is
+ * ephemeral. While consuming, a consumer (or stream) that disappears is
+ * recreated by the recovery schedule. `push` makes it a push consumer.
+ *
+ * @example
+ * ```ts
+ * const consumer = yield* Consumer.fromConfig({
+ *   stream: "ORDERS",
+ *   config: { durable: "order-processor", filterSubject: "orders.created", maxDeliver: 5 }
+ * })
+ * ```
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const fromConfig: (
+  options: ConfigOptions
+) => Effect.Effect<ConsumerShape, NatsError.NatsError, NatsClient | JetStreamManager | Scope.Scope> = Effect.fn(
+  "Consumer.fromConfig"
+)(function*(options: ConfigOptions) {
+  const env = yield* environment(options.stream)
+  const push = options.push !== undefined
+  const config = options.push === undefined ? options.config : withPush(options.config, options.push)
+  return yield* handle(env, {
+    kind: "config",
+    push,
+    resolve: (operation) =>
+      Effect.flatMap(
+        config.durable === undefined
+          ? env.jsm.addConsumer(env.stream, config)
+          : env.jsm.createOrUpdateConsumer(env.stream, config),
+        (info) => lookup(env, info.name, push, operation)
+      ),
+    recreates: true,
+    recovery: options.recovery ?? defaultRecovery
+  })
+})
 
-  const orderedOpts = "ordered" in options ? orderedOptions(options.ordered) : undefined
+/**
+ * An ordered consumer: replays the stream (or the subjects matching
+ * `filterSubject`) in order, without acks; nats.js recreates it when it
+ * loses its place. Each `consume` replays from the start again; `fetch` /
+ * `next` continue where the previous call stopped.
+ *
+ * @example
+ * ```ts
+ * const replay = yield* Consumer.ordered({ stream: "ORDERS", ordered: { deliver: ConsumerConfig.deliver.all } })
+ * ```
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const ordered: (
+  options: OrderedOptions
+) => Effect.Effect<ConsumerShape, NatsError.NatsError, NatsClient | JetStreamManager | Scope.Scope> = Effect.fn(
+  "Consumer.ordered"
+)(function*(options: OrderedOptions) {
+  const env = yield* environment(options.stream)
+  const config = orderedOptions(options.ordered)
+  // a copy each time: nats.js writes its generated name prefix into the options
+  const open = () => env.jsm.client.consumers.get(env.stream, { ...config })
+  return yield* handle(env, {
+    kind: "ordered",
+    push: false,
+    resolve: (operation) =>
+      Effect.tryPromise({
+        try: open,
+        catch: (cause) => consumerFromUnknown(cause, { operation, stream: env.stream, consumer: "(ordered)" })
+      }),
+    recreates: false,
+    recovery: defaultRecovery,
+    replay: open
+  })
+})
 
-  const push = "push" in options && options.push !== undefined && options.push !== false
-  const lookup = (name: string, operation: string): Effect.Effect<JsConsumer | PushConsumer, E.NatsError> =>
+/**
+ * Builds a consumer handle in the current scope: `durable` for
+ * `{ durable }`, `fromConfig` for `{ config }`, `ordered` for `{ ordered }`.
+ * Closing the scope stops every running `consume` / `fetch` of the handle
+ * (before the connection drains, when the handle's scope closes first, as
+ * with layers).
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const make = (
+  options: ConsumerOptions
+): Effect.Effect<ConsumerShape, NatsError.NatsError, NatsClient | JetStreamManager | Scope.Scope> =>
+  "ordered" in options ? ordered(options) : "durable" in options ? durable(options) : fromConfig(options)
+
+// -----------------------------------------------------------------------------
+// The handle
+// -----------------------------------------------------------------------------
+
+/** nats.js consume options from ours; `abort_on_missing_resource` lets recovery see a missing consumer. */
+const consumeOptions = (options: ConsumeOptions | undefined, ordered: boolean): NatsConsumeOptions => ({
+  ...(options?.maxBytes === undefined
+    ? { max_messages: options?.maxMessages ?? 100 }
+    : { max_bytes: options.maxBytes }),
+  ...(options?.thresholdMessages === undefined ? {} : { threshold_messages: options.thresholdMessages }),
+  ...(options?.thresholdBytes === undefined ? {} : { threshold_bytes: options.thresholdBytes }),
+  ...(options?.expires === undefined ? {} : { expires: millis(options.expires) }),
+  ...(options?.idleHeartbeat === undefined ? {} : { idle_heartbeat: millis(options.idleHeartbeat) }),
+  ...(ordered ? {} : { abort_on_missing_resource: true })
+})
+
+/**
+ * A pull consumer with explicit acks and a `max_ack_pending`: the server
+ * never has more than that many messages out, so nats.js may deliver through
+ * its callback (much faster than its async iterator).
+ */
+const callbackMode = async (c: JsConsumer | PushConsumer): Promise<boolean> => {
+  if (c.isPushConsumer()) return false
+  const ci = await (c as JsConsumer).info(true)
+  const limit = ci.config.max_ack_pending ?? 0
+  return ci.config.ack_policy === "explicit" && limit > 0 && limit <= 65_536
+}
+
+const handle = Effect.fnUntraced(function*(env: Env, binding: Binding) {
+  const { jsm, stream } = env
+  const nameOf = (c: JsConsumer | PushConsumer, operation: string) =>
     Effect.tryPromise({
-      try: (): Promise<JsConsumer | PushConsumer> =>
-        push ? js.consumers.getPushConsumer(stream, name) : js.consumers.get(stream, name),
-      catch: (cause) => consumerFromUnknown(cause, { operation, stream, consumer: name })
+      // the name the consumer had when it was looked up (cached info, no request)
+      try: () => c.info(true).then((info) => info.name),
+      catch: (cause) => consumerFromUnknown(cause, { operation, stream, consumer: "(unnamed)" })
     })
+  let current = yield* binding.resolve("Consumer.make")
+  let currentName = yield* nameOf(current, "Consumer.make")
+  const ctxOf = (operation: string): ConsumerContext => ({ operation, stream, consumer: currentName })
+  const termReasons = () => env.core.termReasons()
+  const statusHub = yield* PubSub.sliding<ConsumerStatus>(1024)
+  const report = (status: ConsumerStatus) => PubSub.publishUnsafe(statusHub, status)
 
-  const createOrUpdate = (config: ConsumerConfig.ConsumerConfig, operation: string) =>
-    Effect.gen(function*() {
-      const pushOptions = "push" in options && typeof options.push === "object" ? options.push : undefined
-      const wire = pushOptions === undefined ? ConsumerConfig.toNats(config) : {
-        ...ConsumerConfig.toNats(config),
-        deliver_subject: pushOptions.deliverSubject ?? createInbox(),
-        ...(pushOptions.deliverGroup === undefined ? {} : { deliver_group: pushOptions.deliverGroup }),
-        flow_control: true,
-        idle_heartbeat: Number(
-          Duration.toNanosUnsafe(Duration.fromInputUnsafe(pushOptions.idleHeartbeat ?? "5 seconds"))
-        )
-      }
-      const durable = config.durable
-      const ctx = { operation, stream, consumer: durable ?? "(ephemeral)" }
-      const exists = durable === undefined ? false : yield* Effect.tryPromise({
-        try: () => jsm.consumers.info(stream, durable),
-        catch: (cause) => consumerFromUnknown(cause, ctx)
-      }).pipe(
-        Effect.as(true),
-        Effect.catchIf((e) => e.reason._tag === "ConsumerNotFound", () => Effect.succeed(false))
-      )
-      const info = yield* Effect.tryPromise({
-        try: () =>
-          durable !== undefined && exists
-            ? jsm.consumers.update(stream, durable, wire)
-            : jsm.consumers.add(stream, wire),
-        catch: (cause) => consumerFromUnknown(cause, ctx)
-      })
-      return yield* lookup(info.name, operation)
+  const sessions = new Session.Sessions()
+  yield* Effect.addFinalizer(() =>
+    Effect.sync(() => {
+      sessions.closeAll()
+      // the handle's own ordered consumer (used by fetch / next) lives on the
+      // server for its 5 minute inactive threshold otherwise
+      if (binding.replay !== undefined) void current.delete().catch(() => undefined)
     })
-
-  const initial = (operation: string): Effect.Effect<JsConsumer | PushConsumer, E.NatsError> =>
-    "ordered" in options
-      ? Effect.tryPromise({
-        // a copy: nats.js writes its generated name prefix into the options
-        try: () => js.consumers.get(stream, { ...orderedOpts }),
-        catch: (cause) => consumerFromUnknown(cause, { operation, stream, consumer: "(ordered)" })
-      })
-      : "durable" in options
-      ? lookup(options.durable, operation)
-      : createOrUpdate(options.config, operation)
-
-  let current: JsConsumer | PushConsumer = yield* initial("Consumer.make")
-  // the name the consumer had when it was looked up (cached info, no request)
-  const nameOf = (c: JsConsumer | PushConsumer) => Effect.promise(() => c.info(true).then((info) => info.name))
-  let currentName = yield* nameOf(current)
+  )
 
   /** Brings the consumer back after it (or its stream) went missing. */
-  const recover = (attempt: number, cause: E.NatsError) =>
+  const recover = (attempt: number, cause: NatsError.NatsError) =>
     Effect.gen(function*() {
-      publish({
+      report({
         _tag: "Recovering",
         attempt,
         reason: cause.reason._tag === "StreamNotFound" ? "StreamNotFound" : "ConsumerNotFound",
         message: cause.message
       })
-      const recreated = "config" in options
-      current = yield* initial("Consumer.recover")
-      currentName = yield* nameOf(current)
-      publish({ _tag: "Recovered", consumer: currentName, recreated })
+      current = yield* binding.resolve("Consumer.recover")
+      currentName = yield* nameOf(current, "Consumer.recover")
+      report({ _tag: "Recovered", consumer: currentName, recreated: binding.recreates })
       yield* Effect.logInfo(
-        `nats: consumer ${currentName} of stream ${stream} ${recreated ? "recreated" : "found again"}`
+        `nats: consumer ${currentName} of stream ${stream} ${binding.recreates ? "recreated" : "found again"}`
       )
     })
 
-  const sessions = new Set<Session>()
-  let closing = false
-  yield* Effect.addFinalizer(() =>
-    Effect.sync(() => {
-      closing = true
-      for (const session of sessions) stopSession(session)
-      sessions.clear()
-      // the handle's own ordered consumer (used by fetch / next) lives on the
-      // server for its 5 minute inactive threshold otherwise
-      if (kind === "ordered") void current.delete().catch(() => undefined)
-    })
-  )
-
-  /**
-   * One nats.js `consume` / `fetch` as a Stream of raw messages through a
-   * bounded queue. The pump offers with backpressure: while the queue is
-   * full the nats.js iterator is not advanced and nothing more is pulled.
-   */
-  const session = (
-    open: (deliver: ((msg: JsMsg) => void) | undefined) => Promise<ConsumerMessages>,
-    operation: string,
-    bufferSize: number,
-    continuous: boolean,
-    onStop?: () => void,
-    /** Whether nats.js may deliver through a callback (the server bounds what is in flight). */
-    callbackMode: () => Promise<boolean> = () => Promise.resolve(false),
-    onReceive?: (msg: JsMsg) => void
-  ): Stream.Stream<JsMsg, E.NatsError> =>
-    Stream.unwrap(Effect.gen(function*() {
-      const ctx = ctxOf(operation)
-      const callback = yield* Effect.tryPromise({
-        try: callbackMode,
-        catch: (cause) => consumerFromUnknown(cause, ctx)
-      })
-      // In callback mode the queue is not bounded here: the server bounds what
-      // is delivered and not yet acked (max_ack_pending). Otherwise it is
-      // bounded, and the pump waits for room before it reads the next message.
-      const queue = yield* Queue.make<JsMsg, E.NatsError | Cause.Done>(callback ? {} : { capacity: bufferSize })
-      const deliver = !callback
-        ? undefined
-        : onReceive === undefined
-        ? (msg: JsMsg) => void Queue.offerUnsafe(queue, msg)
-        : (msg: JsMsg) => {
-          onReceive(msg)
-          Queue.offerUnsafe(queue, msg)
-        }
-      const s = yield* Effect.acquireRelease(
-        Effect.tryPromise({ try: () => open(deliver), catch: (cause) => consumerFromUnknown(cause, ctx) }).pipe(
-          Effect.map((messages): Session => ({
-            messages,
-            iterator: callback ? undefined : messages[Symbol.asyncIterator](),
-            stopped: false
-          }))
-        ),
-        (s) =>
-          Effect.sync(() => {
-            sessions.delete(s)
-            stopSession(s)
-            try {
-              onStop?.()
-            } catch {
-              // best effort
-            }
-          })
-      )
-      sessions.add(s)
-      const statusIterator = s.messages.status()[Symbol.asyncIterator]()
-      yield* Effect.addFinalizer(() => Effect.sync(() => void statusIterator.return?.().catch(() => undefined)))
-      yield* Effect.forkScoped(
-        Effect.gen(function*() {
-          while (true) {
-            const result = yield* Effect.tryPromise(() => statusIterator.next())
-            if (result.done === true) return
-            const status = toStatus(result.value)
-            if (status !== undefined) publish(status)
-            // nats.js does not check a push consumer whose heartbeats stopped: is it gone?
-            if (push && status?._tag === "HeartbeatsMissed") {
-              yield* Effect.tryPromise({
-                try: () => jsm.consumers.info(stream, currentName),
-                catch: (cause) => consumerFromUnknown(cause, ctx)
-              }).pipe(
-                Effect.catchIf(isMissingResource, (error) => Queue.fail(queue, error)),
-                Effect.ignore
-              )
-            }
-          }
-        }).pipe(Effect.ignore)
-      )
-      // The pump is a plain async loop (no Effect per message): a message goes
-      // into the queue at once when there is room; only a full queue waits,
-      // through an Effect offer that suspends (nothing more is pulled meanwhile).
-      const endedUnexpectedly = () =>
-        new E.NatsError({
-          reason: nc.isClosed()
-            ? new E.ConnectionClosed({ operation, message: `connection closed while consuming ${ctx.consumer}` })
-            : new E.Unknown({ operation, message: `consume of ${ctx.consumer} ended unexpectedly` })
-        })
-      const runFork = Effect.runForkWith(yield* Effect.context<never>())
-      const iterator = s.iterator
-      if (iterator === undefined) {
-        // callback mode: the end of the messages ends (or fails) the stream
-        s.messages.closed().then(
-          (err) => {
-            if (err instanceof Error) Queue.failCauseUnsafe(queue, Cause.fail(consumerFromUnknown(err, ctx)))
-            else if (continuous && !closing && !s.stopped) {
-              Queue.failCauseUnsafe(queue, Cause.fail(endedUnexpectedly()))
-            } else Queue.endUnsafe(queue)
-          },
-          (cause) => Queue.failCauseUnsafe(queue, Cause.fail(consumerFromUnknown(cause, ctx)))
-        )
-        return Stream.fromQueue(queue)
-      }
-      const pump = async (): Promise<void> => {
-        while (!s.stopped) {
-          const result = await iterator.next()
-          if (result.done === true) {
-            if (continuous && !closing && !s.stopped) Queue.failCauseUnsafe(queue, Cause.fail(endedUnexpectedly()))
-            else Queue.endUnsafe(queue)
-            return
-          }
-          onReceive?.(result.value)
-          if (!Queue.offerUnsafe(queue, result.value)) {
-            const offered = await new Promise<boolean>((resolve) => {
-              runFork(Queue.offer(queue, result.value)).addObserver((exit) =>
-                resolve(exit._tag === "Success" && exit.value)
-              )
-            })
-            if (!offered) return
-          }
-        }
-      }
-      yield* Effect.sync(() => {
-        pump().catch((cause) => Queue.failCauseUnsafe(queue, Cause.fail(consumerFromUnknown(cause, ctx))))
-      })
-      return Stream.fromQueue(queue)
-    }))
-
-  /** Retries a session by the recovery schedule while the consumer or stream is missing. */
-  const withRecovery = (
-    make: () => Stream.Stream<JsMsg, E.NatsError>,
-    schedule: Schedule.Schedule<unknown, E.NatsError>
-  ): Stream.Stream<JsMsg, E.NatsError> => {
-    let failure: E.NatsError | undefined
-    let attempt = 0
-    const once = Stream.suspend(() => {
-      const previous = failure
-      failure = undefined
-      const start = previous === undefined ? Stream.empty : Stream.fromEffect(recover(++attempt, previous)).pipe(
-        Stream.drain
-      )
-      // The failure is recorded whether the recovery step or the session
-      // failed, so that every retry recovers first.
-      return Stream.concat(
-        start,
-        // chunk-wise (a `Stream.tap` would hand on one message per chunk)
-        Stream.mapArray(make(), (chunk) => {
-          attempt = 0
-          return chunk
-        })
-      ).pipe(
-        Stream.tapError((error) =>
-          Effect.sync(() => {
-            if (isMissingResource(error)) failure = error
-          })
-        )
-      )
-    })
-    return Stream.retry(
-      once,
-      Schedule.while(schedule, ({ input }) => isMissingResource(input) && !closing)
+  /** Whether the consumer is gone (asked when a pull got no answer or a push consumer's heartbeats stopped). */
+  const missing = (operation: string): Effect.Effect<NatsError.NatsError | undefined> =>
+    jsm.consumerInfo(stream, currentName).pipe(
+      Effect.matchEffect({
+        onFailure: (error) => Effect.succeed(isMissingResource(error) ? error : undefined),
+        onSuccess: () => Effect.succeed(undefined)
+      }),
+      Effect.withSpan(operation)
     )
+
+  const onStatus = (status: ConsumerStatus): Effect.Effect<void, NatsError.NatsError> => {
+    report(status)
+    // nats.js does not check a push consumer whose heartbeats stopped: is it gone?
+    if (!binding.push || status._tag !== "HeartbeatsMissed") return Effect.void
+    return Effect.flatMap(missing("Consumer.checkPush"), (gone) => gone === undefined ? Effect.void : Effect.fail(gone))
   }
 
-  const consumeRaw = (options: ConsumeOptions | undefined): Stream.Stream<JsMsg, E.NatsError> => {
-    const natsOptions: NatsConsumeOptions = {
-      ...(options?.maxBytes === undefined
-        ? { max_messages: options?.maxMessages ?? 100 }
-        : { max_bytes: options.maxBytes }),
-      ...(options?.thresholdMessages === undefined ? {} : { threshold_messages: options.thresholdMessages }),
-      ...(options?.thresholdBytes === undefined ? {} : { threshold_bytes: options.thresholdBytes }),
-      ...(options?.expires === undefined ? {} : { expires: millis(options.expires) }),
-      ...(options?.idleHeartbeat === undefined ? {} : { idle_heartbeat: millis(options.idleHeartbeat) }),
-      ...(kind === "ordered" ? {} : { abort_on_missing_resource: true })
-    }
+  const session = (options: Omit<Session.SessionOptions, "context" | "onStatus" | "sessions" | "connectionClosed">) =>
+    Session.stream({
+      ...options,
+      context: () => ctxOf(options.operation),
+      onStatus,
+      sessions,
+      connectionClosed: () => env.core.connection.isClosed()
+    })
+
+  const consumeRaw = (options: ConsumeOptions | undefined): Stream.Stream<JsMsg, NatsError.NatsError> => {
+    const natsOptions = consumeOptions(options, binding.replay !== undefined)
     const bufferSize = options?.bufferSize ?? 256
-    if (kind === "ordered") {
+    const replay = binding.replay
+    if (replay !== undefined) {
       // a fresh ordered consumer per consume: each one replays from the start
       return Stream.suspend(() => {
-        let replay: JsConsumer | undefined
-        return session(
-          () =>
-            js.consumers.get(stream, { ...orderedOpts }).then((c) => {
-              replay = c
+        let replaying: JsConsumer | undefined
+        return session({
+          operation: "Consumer.consume",
+          open: () =>
+            replay().then((c) => {
+              replaying = c
               return c.consume(natsOptions)
             }),
-          "Consumer.consume",
           bufferSize,
-          true,
+          continuous: true,
+          onReceive: options?.onReceive,
           // the server would keep the replay's consumer for its 5 minute inactive threshold
-          () => void replay?.delete().catch(() => undefined),
-          undefined,
-          options?.onReceive
-        )
+          onStop: () => void replaying?.delete().catch(() => undefined)
+        })
       })
     }
-    return withRecovery(
-      () =>
-        session(
-          (deliver) => {
+    return withRecovery({
+      session: () =>
+        session({
+          operation: "Consumer.consume",
+          open: (deliver) => {
             const c = current
             return c.isPushConsumer()
               ? (c as PushConsumer).consume({ abort_on_missing_resource: true })
               : (c as JsConsumer).consume(deliver === undefined ? natsOptions : { ...natsOptions, callback: deliver })
           },
-          "Consumer.consume",
+          callbackMode: () => callbackMode(current),
           bufferSize,
-          true,
-          undefined,
-          // A pull consumer with explicit acks and a max_ack_pending: the server
-          // never has more than that many messages out, so nats.js may deliver
-          // through its callback (much faster than its async iterator).
-          async () => {
-            const c = current
-            if (c.isPushConsumer()) return false
-            const ci = await (c as JsConsumer).info(true)
-            const limit = ci.config.max_ack_pending ?? 0
-            return ci.config.ack_policy === "explicit" && limit > 0 && limit <= 65_536
-          },
-          options?.onReceive
-        ),
-      options?.recovery ?? recoveryDefault
-    )
+          continuous: true,
+          onReceive: options?.onReceive
+        }),
+      schedule: options?.recovery ?? binding.recovery,
+      recover,
+      closing: () => sessions.closing
+    })
   }
 
-  /** A 503 from a fetch means nobody answered the pull: find out whether the consumer is gone. */
-  const classify = (error: E.NatsError, operation: string): Effect.Effect<never, E.NatsError> =>
-    kind !== "ordered" && error.reason._tag === "Timeout"
-      ? Effect.tryPromise({
-        try: () => jsm.consumers.info(stream, currentName),
-        catch: (cause) => consumerFromUnknown(cause, ctxOf(operation))
-      }).pipe(
-        Effect.matchEffect({
-          onFailure: (infoError) => Effect.fail(isMissingResource(infoError) ? infoError : error),
-          onSuccess: () => Effect.fail(error)
-        })
-      )
+  /** A fetch that got no answer (a 503 or a timeout): the consumer may be gone. */
+  const classify = (error: NatsError.NatsError, operation: string): Effect.Effect<never, NatsError.NatsError> =>
+    binding.replay === undefined && error.reason._tag === "Timeout"
+      ? Effect.flatMap(missing(operation), (gone) => Effect.fail(gone ?? error))
       : Effect.fail(error)
 
-  const fetchRaw = (options: FetchOptions, operation: string): Stream.Stream<JsMsg, E.NatsError> => {
+  const fetchRaw = (options: FetchOptions, operation: string): Stream.Stream<JsMsg, NatsError.NatsError> => {
     const natsOptions: NatsFetchOptions = {
       max_messages: options.batch,
       ...(options.maxBytes === undefined ? {} : { max_bytes: options.maxBytes }),
       expires: millis(options.maxWait ?? 30_000)
     }
     const once = () =>
-      session(
-        () => {
+      session({
+        operation,
+        open: () => {
           const c = current
           return c.isPushConsumer()
             ? Promise.reject(
-              new E.NatsError({
-                reason: new E.InvalidArgument({
-                  operation,
-                  message: `${currentName} is a push consumer: use consume (fetch and next need a pull consumer)`
-                })
-              })
+              invalidArgument(
+                operation,
+                `${currentName} is a push consumer: use consume (fetch and next need a pull consumer)`
+              )
             )
             : (c as JsConsumer).fetch(natsOptions)
         },
-        operation,
-        Math.max(1, Math.min(options.batch, 1024)),
-        false
-      ).pipe(
-        Stream.catch((error) => Stream.fromEffect(classify(error, operation)))
-      )
-    return kind === "config" ? withRecovery(once, recoveryDefault) : once()
+        bufferSize: Math.max(1, Math.min(options.batch, 1024)),
+        continuous: false
+      }).pipe(Stream.catch((error) => Stream.fromEffect(classify(error, operation))))
+    return binding.recreates
+      ? withRecovery({ session: once, schedule: binding.recovery, recover, closing: () => sessions.closing })
+      : once()
   }
 
-  const consume = (
-    options?: ConsumeOptions & Partial<DecodeOptions<unknown, unknown>>
-  ): Stream.Stream<JsEnvelope.JsEnvelope<unknown>, E.NatsError | Codec.DecodeError, unknown> => {
-    const raw = consumeRaw(options)
-    const decoded = options?.codec === undefined
-      ? rawEnvelopes(raw, termReasons())
-      : decodeMessages(raw, options.codec, options.onDecodeError as OnDecodeError<unknown> | undefined, termReasons())
-    return Stream.withSpan(decoded, "Consumer.consume", { attributes: { stream, consumer: currentName } })
-  }
-
-  const fetch = (
-    options: FetchOptions & Partial<DecodeOptions<unknown, unknown>>
-  ): Stream.Stream<JsEnvelope.JsEnvelope<unknown>, E.NatsError | Codec.DecodeError, unknown> => {
-    const raw = fetchRaw(options, "Consumer.fetch")
-    const decoded = options.codec === undefined
-      ? rawEnvelopes(raw, termReasons())
-      : decodeMessages(raw, options.codec, options.onDecodeError as OnDecodeError<unknown> | undefined, termReasons())
-    return Stream.withSpan(decoded, "Consumer.fetch", { attributes: { stream, consumer: currentName } })
-  }
-
-  const next = Effect.fn("Consumer.next")(function*(
-    options?: NextOptions & Partial<DecodeOptions<unknown, unknown>>
-  ) {
-    const raw = fetchRaw(
-      { batch: 1, ...(options?.maxWait === undefined ? {} : { maxWait: options.maxWait }) },
-      "Consumer.next"
-    )
-    const decoded = options?.codec === undefined
-      ? rawEnvelopes(raw, termReasons())
-      : decodeMessages(raw, options.codec, options.onDecodeError as OnDecodeError<unknown> | undefined, termReasons())
-    return yield* Stream.runHead(decoded)
-  })
+  const traced = <A, E, R>(stream: Stream.Stream<A, E, R>, name: string) =>
+    Stream.withSpan(stream, name, { attributes: { stream: env.stream, consumer: currentName } })
 
   const shape: ConsumerShape = {
     stream,
-    kind,
-    name: Effect.suspend(() => nameOf(current)),
+    kind: binding.kind,
+    name: Effect.suspend(() => nameOf(current, "Consumer.name")).pipe(Effect.orDie),
     raw: Effect.sync(() => current),
-    push,
+    push: binding.push,
     info: Effect.suspend(() =>
       Effect.tryPromise({
-        try: () => current.info(),
+        try: (): Promise<ConsumerInfo> => current.info(),
         catch: (cause) => consumerFromUnknown(cause, ctxOf("Consumer.info"))
       })
     ),
-    consume: consume as ConsumerShape["consume"],
-    fetch: fetch as ConsumerShape["fetch"],
-    next: next as ConsumerShape["next"],
+    consume: ((options?: ConsumeOptions & Partial<DecodeOptions<unknown, unknown>>) =>
+      traced(envelopes(consumeRaw(options), options, termReasons()), "Consumer.consume")) as ConsumerShape["consume"],
+    fetch: ((options: FetchOptions & Partial<DecodeOptions<unknown, unknown>>) =>
+      traced(
+        envelopes(fetchRaw(options, "Consumer.fetch"), options, termReasons()),
+        "Consumer.fetch"
+      )) as ConsumerShape["fetch"],
+    next: Effect.fn("Consumer.next")(function*(options?: NextOptions & Partial<DecodeOptions<unknown, unknown>>) {
+      const raw = fetchRaw(
+        { batch: 1, ...(options?.maxWait === undefined ? {} : { maxWait: options.maxWait }) },
+        "Consumer.next"
+      )
+      return yield* Stream.runHead(envelopes(raw, options, termReasons()))
+    }) as ConsumerShape["next"],
     status: Stream.fromPubSub(statusHub)
   }
   return shape
 })
 
 /**
- * A layer providing the `Consumer` service.
+ * A layer providing the `Consumer` service (see `make`).
  *
  * @category layers
  * @since 0.1.0
  */
-export const layer = (options: ConsumerOptions): Layer.Layer<Consumer, E.NatsError, NatsClient> =>
-  Layer.effect(Consumer, make(options))
+export const layer = (
+  options: ConsumerOptions
+): Layer.Layer<Consumer, NatsError.NatsError, NatsClient | JetStreamManager> => Layer.effect(Consumer, make(options))

@@ -32,6 +32,7 @@
  */
 import type {
   ConsumerConfig as NatsConsumerConfig,
+  JetStreamClient,
   ConsumerInfo as NatsConsumerInfo,
   JetStreamManager as NatsJetStreamManager,
   JetStreamManagerOptions,
@@ -40,14 +41,17 @@ import type {
   StreamInfo as NatsStreamInfo
 } from "@nats-io/jetstream"
 import { jetstreamManager } from "@nats-io/jetstream"
+import { jserrors } from "@nats-io/jetstream/internal"
 import type { MsgHdrs } from "@nats-io/nats-core"
 import { Context, Duration, Effect, Layer, Option, Schema, Stream } from "effect"
 import { fromNanos } from "../internal/duration.ts"
 import type { JsContext } from "../internal/jsErrors.ts"
+import { invalidSubject } from "../internal/errors.ts"
 import { jsFromUnknown } from "../internal/jsErrors.ts"
 import * as ConsumerConfig from "../schemas/ConsumerConfig.ts"
 import * as E from "../schemas/NatsError.ts"
 import * as StreamConfig from "../schemas/StreamConfig.ts"
+import * as Subject from "../schemas/Subject.ts"
 import { NatsClient } from "./NatsClient.ts"
 
 // -----------------------------------------------------------------------------
@@ -190,6 +194,11 @@ export interface JetStreamManagerShape {
   /** The raw nats.js JetStream manager (escape hatch). */
   readonly manager: NatsJetStreamManager
   /**
+   * The raw nats.js JetStream client with the manager's options (domain, API
+   * prefix, timeout): consumers are read through it.
+   */
+  readonly client: JetStreamClient
+  /**
    * Create the stream, or update it to the requested configuration. Sends
    * nothing when every requested field already has the requested value.
    * Fails with `JetStreamApi` (with `field`) when the server refuses a change.
@@ -199,6 +208,8 @@ export interface JetStreamManagerShape {
   readonly streamInfo: (name: string) => Effect.Effect<StreamInfo, E.NatsError>
   /** Every stream (or those capturing `subject`). */
   readonly listStreams: (options?: { readonly subject?: string | undefined }) => Stream.Stream<StreamInfo, E.NatsError>
+  /** The name of the stream that captures `subject`, if one does. */
+  readonly streamNameBySubject: (subject: string) => Effect.Effect<Option.Option<string>, E.NatsError>
   /** Purge messages; returns how many were purged. */
   readonly purgeStream: (name: string, options?: PurgeOptions) => Effect.Effect<number, E.NatsError>
   /** Delete the stream and its consumers. */
@@ -620,6 +631,21 @@ export const makeWith = (jsm: NatsJetStreamManager): JetStreamManagerShape => {
       )
     ).pipe(Stream.map(streamInfoFromNats))
 
+  const streamNameBySubject = Effect.fn("JetStreamManager.streamNameBySubject")(function*(subject: string) {
+    const operation = "JetStreamManager.streamNameBySubject"
+    const problem = Subject.validateSubject(subject)
+    if (problem !== undefined) return yield* invalidSubject(operation, subject, problem)
+    return yield* call(
+      { operation, subject },
+      () =>
+        jsm.streams.find(subject).then(
+          (name) => Option.some(name),
+          (cause: unknown) =>
+            cause instanceof jserrors.StreamNotFoundError ? Option.none<string>() : Promise.reject(cause)
+        )
+    )
+  })
+
   const purgeStream = Effect.fn("JetStreamManager.purgeStream")(function*(name: string, options?: PurgeOptions) {
     const operation = "JetStreamManager.purgeStream"
     yield* decodeStreamName(operation, name)
@@ -786,9 +812,11 @@ export const makeWith = (jsm: NatsJetStreamManager): JetStreamManagerShape => {
 
   return {
     manager: jsm,
+    client: jsm.jetstream(),
     createOrUpdateStream,
     streamInfo,
     listStreams,
+    streamNameBySubject,
     purgeStream,
     deleteStream,
     getMessage,

@@ -34,6 +34,13 @@
  * every `workingInterval`, so a message waiting behind slow handlers is not
  * redelivered behind the processor's back.
  *
+ * Validation: the consumer must have explicit acks (not an ordered one);
+ * `concurrency` and `prefetch` are positive integers; `handlerTimeout` and
+ * `workingInterval` finite positive durations, `gracePeriod` finite and not
+ * negative; the dead-letter subject must be captured by a stream other than
+ * the processed one. A bad option fails `make` with `InvalidArgument` before
+ * anything is pulled.
+ *
  * Shutdown (the scope closes): intake stops first (no more pulls) and no
  * worker starts another message; in-flight handlers get `gracePeriod` to
  * finish and are acked as usual; those still running after it are
@@ -53,15 +60,19 @@
  * @since 0.1.0
  */
 import type { JsMsg } from "@nats-io/jetstream"
-import { headers as makeHeaders } from "@nats-io/nats-core"
 import type { Scope } from "effect"
-import { Cause, Duration, Effect, Exit, Fiber, Layer, Metric, Option, Queue, Result, Schedule, Stream } from "effect"
-import { nthStep } from "../internal/scheduleStep.ts"
+import { Cause, Duration, Effect, Exit, Fiber, Layer, Option, Queue, Schedule, Stream } from "effect"
+import * as DeadLetter from "../internal/deadLetter.ts"
+import { invalidArgument } from "../internal/errors.ts"
+import * as Metrics from "../internal/processorMetrics.ts"
+import { makeSettler } from "../internal/processorSettle.ts"
+import * as Validation from "../internal/validation.ts"
 import * as Codec from "../schemas/Codec.ts"
-import { InvalidArgument, NatsError } from "../schemas/NatsError.ts"
+import type * as NatsError from "../schemas/NatsError.ts"
 import type { CodecInput, ConsumerShape } from "./Consumer.ts"
 import { JetStream } from "./JetStream.ts"
-import * as JsEnvelope from "./JsEnvelope.ts"
+import { JetStreamManager } from "./JetStreamManager.ts"
+import type * as JsEnvelope from "./JsEnvelope.ts"
 import { NatsClient } from "./NatsClient.ts"
 
 /**
@@ -125,15 +136,14 @@ export interface ProcessorOptions<A, E, R> {
 }
 
 /**
- * Messages by outcome (attribute `outcome`).
+ * Messages by outcome (attribute `outcome`: `acked`, `retried`,
+ * `dead_lettered`, `termed`, `decode_failed`, `interrupted`; and `stream`,
+ * `consumer`).
  *
  * @category metrics
  * @since 0.1.0
  */
-export const messages = Metric.counter("effect_nats_processor_messages", {
-  description: "JetStream messages handled by effect-nats processors, by outcome",
-  incremental: true
-})
+export const messages = Metrics.messages
 
 /**
  * Handlers running now.
@@ -141,11 +151,7 @@ export const messages = Metric.counter("effect_nats_processor_messages", {
  * @category metrics
  * @since 0.1.0
  */
-export const inFlight = Metric.gauge("effect_nats_processor_in_flight", {
-  description: "Handlers of effect-nats processors running now"
-})
-
-type Outcome = "acked" | "retried" | "dead_lettered" | "termed" | "decode_failed" | "interrupted"
+export const inFlight = Metrics.inFlight
 
 /**
  * The default redelivery schedule: exponential from 1 s, jittered, capped at
@@ -166,304 +172,179 @@ export const defaultRetry: Schedule.Schedule<unknown, unknown> = Schedule.expone
  * @category constants
  * @since 0.1.0
  */
-export const DeadLetterHeaders = {
-  reason: "Nats-Dlq-Reason",
-  error: "Nats-Dlq-Error",
-  stream: "Nats-Dlq-Stream",
-  consumer: "Nats-Dlq-Consumer",
-  sequence: "Nats-Dlq-Sequence",
-  subject: "Nats-Dlq-Subject",
-  deliveryCount: "Nats-Dlq-Delivery-Count"
-} as const
+export const DeadLetterHeaders = DeadLetter.DeadLetterHeaders
 
-const describe = <E>(failure: Failure<E>): string => {
-  switch (failure._tag) {
-    case "Failed":
-      return oneLine(failure.error)
-    case "Died":
-      return `defect: ${oneLine(failure.defect)}`
-    case "TimedOut":
-      return `timed out after ${Duration.format(failure.after)}`
+/** The options, checked, with their defaults and what the consumer's info says. */
+const settingsOf = Effect.fnUntraced(function*<A, E, R>(options: ProcessorOptions<A, E, R>) {
+  const operation = "Processor.make"
+  const { consumer } = options
+  const info = yield* consumer.info
+  if (consumer.kind === "ordered" || info.config.ack_policy !== "explicit") {
+    return yield* invalidArgument(
+      operation,
+      `a processor needs a consumer with explicit acks (consumer ${info.name} has ack policy ${info.config.ack_policy})`
+    )
   }
-}
-
-const oneLine = (u: unknown): string => {
-  let text: string
-  if (typeof u === "object" && u !== null && "_tag" in u) {
-    const { _tag, message, ...fields } = u as { readonly _tag: unknown; readonly message?: unknown }
-    const detail = typeof message === "string" && message.length > 0 ? message : safeJson(fields)
-    text = `${String(_tag)}${detail === "{}" ? "" : `: ${detail}`}`
-  } else {
-    text = u instanceof Error ? `${u.name}: ${u.message}` : String(u)
+  const concurrency = options.concurrency ?? 1
+  const prefetch = options.prefetch ?? Math.max(2 * concurrency, 100)
+  const invalidCount = Validation.counts(operation, undefined, { concurrency, prefetch })
+  if (invalidCount !== undefined) return yield* invalidCount
+  const ackWaitMillis = Math.max(1, Math.floor((info.config.ack_wait ?? 30_000_000_000) / 1_000_000))
+  const durations = {
+    handlerTimeout: options.handlerTimeout === undefined ? undefined : yield* Effect.fromResult(
+      Validation.duration(operation, "handlerTimeout", options.handlerTimeout, 0)
+    ),
+    gracePeriod: yield* Effect.fromResult(
+      Validation.duration(operation, "gracePeriod", options.gracePeriod, "30 seconds", true)
+    ),
+    workingInterval: yield* Effect.fromResult(
+      Validation.duration(
+        operation,
+        "workingInterval",
+        options.workingInterval,
+        Duration.millis(Math.max(50, Math.floor(ackWaitMillis / 3)))
+      )
+    )
   }
-  return text.replace(/[\r\n]+/g, " ").slice(0, 1024)
-}
+  return {
+    ...durations,
+    concurrency,
+    prefetch,
+    ackWaitMillis,
+    consumerName: info.name,
+    maxDeliver: info.config.max_deliver ?? -1
+  }
+})
 
-const safeJson = (u: unknown): string => {
-  try {
-    return JSON.stringify(u) ?? ""
-  } catch {
-    return String(u)
+/**
+ * The dead-letter subject must be captured, and not by the stream being
+ * processed (a dead letter would come back as a new message, forever). A
+ * failed lookup (a timeout, a permission) fails with its own reason.
+ */
+const checkDeadLetter = Effect.fnUntraced(function*(subject: string, processed: string) {
+  const jsm = yield* JetStreamManager
+  const captured = yield* jsm.streamNameBySubject(subject)
+  if (Option.isNone(captured)) {
+    return yield* invalidArgument("Processor.make", `no stream captures the dead-letter subject ${subject}`)
+  }
+  if (captured.value === processed) {
+    return yield* invalidArgument(
+      "Processor.make",
+      `the dead-letter subject ${subject} is captured by the processed stream ${processed}`
+    )
+  }
+})
+
+/**
+ * Messages received and not yet settled (waiting for a worker, handled,
+ * being settled): one sweeper sends `working` for all of them every
+ * interval, so the server never redelivers them behind the processor's back.
+ */
+class Held {
+  readonly messages = new Set<JsMsg>()
+
+  /** Sends `working` for every held message, every `interval`, until interrupted. */
+  sweeper(interval: Duration.Duration): Effect.Effect<void> {
+    return Effect.sync(() => this.each((msg) => msg.working())).pipe(
+      Effect.repeat(Schedule.spaced(interval)),
+      Effect.delay(interval),
+      Effect.asVoid
+    )
+  }
+
+  /** Naks (without delay) what is still held: received, never started. */
+  nakAll(): void {
+    this.each((msg) => msg.nak())
+    this.messages.clear()
+  }
+
+  private each(f: (msg: JsMsg) => void): void {
+    for (const msg of this.messages) {
+      try {
+        f(msg)
+      } catch {
+        // the connection is closing: the message will be redelivered after its ack wait
+      }
+    }
   }
 }
 
 /**
  * Starts processing in the current scope and returns at once; the scope's
- * close runs the graceful shutdown. Requires `JetStream` for dead-lettering
- * and `NatsClient` to flush the acks on shutdown.
+ * close runs the graceful shutdown. Requires `JetStream` for dead-lettering,
+ * `JetStreamManager` to check the dead-letter subject, and `NatsClient` to
+ * flush the acks on shutdown. The returned fiber fails if the processor stops
+ * on its own (its consumer could not be recovered).
+ *
+ * @example
+ * ```ts
+ * const consumer = yield* Consumer.durable({ stream: "ORDERS", durable: "order-worker" })
+ * yield* Processor.make({
+ *   consumer,
+ *   codec: Order,
+ *   handler: (order) => charge(order),
+ *   concurrency: 16,
+ *   deadLetter: { subject: "dlq.orders" }
+ * })
+ * ```
  *
  * @category constructors
  * @since 0.1.0
  */
 export const make = <A, E, R>(
   options: ProcessorOptions<A, E, R>
-): Effect.Effect<Fiber.Fiber<void, NatsError>, NatsError, JetStream | NatsClient | R | Scope.Scope> =>
+): Effect.Effect<
+  Fiber.Fiber<void, NatsError.NatsError>,
+  NatsError.NatsError,
+  JetStream | JetStreamManager | NatsClient | R | Scope.Scope
+> =>
   Effect.gen(function*() {
     const js = yield* JetStream
     const client = yield* NatsClient
     const { consumer } = options
-    const codec = Codec.fromInput(options.codec)
-    const concurrency = Math.max(1, options.concurrency ?? 1)
-    const info = yield* consumer.info
-    const invalid = (message: string) =>
-      new NatsError({ reason: new InvalidArgument({ operation: "Processor.make", message }) })
-    if (consumer.kind === "ordered" || info.config.ack_policy !== "explicit") {
-      return yield* invalid(
-        `a processor needs a consumer with explicit acks (consumer ${info.name} has ack policy ${info.config.ack_policy})`
-      )
-    }
-    if (options.deadLetter !== undefined) {
-      // The dead-letter subject must be captured, and not by the stream being
-      // processed (a dead letter would come back as a new message, forever).
-      const subject = options.deadLetter.subject
-      const captured = yield* Effect.tryPromise({
-        try: () => js.client.jetstreamManager().then((jsm) => jsm.streams.find(subject)),
-        catch: () => invalid(`no stream captures the dead-letter subject ${subject}`)
-      })
-      if (captured === consumer.stream) {
-        return yield* invalid(`the dead-letter subject ${subject} is captured by the processed stream ${captured}`)
-      }
-    }
-    // one counter per outcome, built once (not per message)
-    const counters = Object.fromEntries(
-      (["acked", "retried", "dead_lettered", "termed", "decode_failed", "interrupted"] as const).map((name) => [
-        name,
-        Metric.withAttributes(messages, { outcome: name, stream: consumer.stream, consumer: info.name })
-      ])
-    ) as Record<Outcome, Metric.Metric<number, unknown>>
-    const outcomes = Object.fromEntries(
-      Object.entries(counters).map(([name, counter]) => [name, Metric.update(counter, 1)])
-    ) as Record<Outcome, Effect.Effect<void>>
-    const counted = (name: Outcome) => outcomes[name]
-    const ackWaitMillis = Math.max(1, Math.floor((info.config.ack_wait ?? 30_000_000_000) / 1_000_000))
-    const maxDeliver = info.config.max_deliver ?? -1
-    const workingEvery = options.workingInterval === undefined
-      ? Duration.millis(Math.max(50, Math.floor(ackWaitMillis / 3)))
-      : Duration.fromInputUnsafe(options.workingInterval)
-    const retry: Schedule.Schedule<unknown, Failure<E>> = options.retry ?? defaultRetry
-    const timeout = options.handlerTimeout === undefined ? undefined : Duration.fromInputUnsafe(options.handlerTimeout)
-
-    // A dead-letter publish is retried a few times before giving up on it for this delivery.
-    const deadLetterRetry = Schedule.exponential("100 millis").pipe(Schedule.upTo({ times: 4 }))
-
-    const where = (msg: JsMsg) => `${msg.subject} (stream ${msg.info.stream} seq ${msg.info.streamSequence})`
-
-    const deadLetter = (msg: JsMsg, reason: string, cause: string, outcome: Outcome = "dead_lettered") =>
-      Effect.gen(function*() {
-        // one line: it travels in a header
-        const error = oneLine(cause)
-        if (options.deadLetter === undefined) {
-          yield* Effect.logWarning(`nats: terminated ${where(msg)}: ${reason}: ${error}`)
-          yield* JsEnvelope.make(msg.data, msg).term(`${reason}: ${error}`)
-          yield* counted(outcome === "dead_lettered" ? "termed" : outcome)
-          return
-        }
-        const h = makeHeaders()
-        if (msg.headers !== undefined) {
-          // JetStream control headers (Nats-Expected-*, Nats-Rollup, Nats-Msg-Id...)
-          // would act on the dead-letter stream: they are not copied.
-          for (const [key, values] of msg.headers) {
-            if (key.toLowerCase().startsWith("nats-")) continue
-            for (const value of values) h.append(key, value)
-          }
-        }
-        h.set(DeadLetterHeaders.reason, reason)
-        h.set(DeadLetterHeaders.error, error)
-        h.set(DeadLetterHeaders.stream, msg.info.stream)
-        h.set(DeadLetterHeaders.consumer, msg.info.consumer)
-        h.set(DeadLetterHeaders.sequence, String(msg.info.streamSequence))
-        h.set(DeadLetterHeaders.subject, msg.subject)
-        h.set(DeadLetterHeaders.deliveryCount, String(msg.info.deliveryCount))
-        // The msgId makes a dead-letter publish repeated after a crash a duplicate.
-        yield* js.publish(options.deadLetter.subject, msg.data, {
-          headers: h,
-          msgId: `dlq:${msg.info.stream}:${msg.info.consumer}:${msg.info.streamSequence}`,
-          retry: deadLetterRetry
-        })
-        yield* JsEnvelope.make(msg.data, msg).term(`${reason}: ${error}`)
-        yield* counted(outcome)
-        yield* Effect.logWarning(
-          `nats: dead-lettered ${where(msg)} to ${options.deadLetter.subject}: ${reason}: ${error}`
-        )
-      }).pipe(
-        // The dead-letter publish still failed after its retries: nak it so that
-        // it comes back (unless max_deliver is reached: then it is only logged).
-        Effect.catch((cause) =>
-          Effect.logError(
-            maxDeliver > 0 && msg.info.deliveryCount >= maxDeliver
-              ? `nats: could not dead-letter ${where(msg)}, which reached max_deliver: it is LOST to this consumer`
-              : `nats: could not dead-letter ${where(msg)}; nak'ed to try again`,
-            cause
-          ).pipe(
-            Effect.andThen(Effect.ignore(JsEnvelope.make(msg.data, msg).nak(Duration.millis(ackWaitMillis)))),
-            Effect.andThen(counted("retried"))
-          )
-        )
-      )
-
-    const onFailure = (envelope: JsEnvelope.JsEnvelope<A>, failure: Failure<E>) => {
-      const decision = options.decide?.(failure, envelope) ?? "retry"
-      const error = describe(failure)
-      const msg = envelope.msg
-      if (decision === "term") {
-        return Effect.logWarning(`nats: terminated ${where(msg)}: ${error}`).pipe(
-          Effect.andThen(envelope.term(error)),
-          Effect.andThen(counted("termed"))
-        )
-      }
-      if (decision === "deadLetter") return deadLetter(msg, "rejected", error)
-      const count = envelope.deliveryCount
-      if (maxDeliver > 0 && count >= maxDeliver) return deadLetter(msg, "max_deliver", error)
-      const step = nthStep(retry, count, failure)
-      if (step._tag === "Done") return deadLetter(msg, "retries_exhausted", error)
-      const delay = step._tag === "Delay" ? step.millis : ackWaitMillis
-      const stepFailed = step._tag === "Failed"
-        ? Effect.logWarning(`nats: the retry schedule failed; using the ack wait as the delay`, step.cause)
-        : Effect.void
-      return stepFailed.pipe(
-        Effect.andThen(Effect.logInfo(`nats: retrying ${where(msg)} (delivery ${count}) in ${delay} ms: ${error}`)),
-        Effect.andThen(envelope.nak(Duration.millis(delay))),
-        Effect.andThen(counted("retried"))
-      )
-    }
-
-    // Messages received and not yet settled (waiting for a handler, being
-    // handled, being settled): one sweeper sends `working` for all of them
-    // every `workingEvery`, so the server never redelivers them behind our back.
-    const held = new Set<JsMsg>()
-    const sweeper = Effect.sync(() => {
-      for (const msg of held) {
-        try {
-          msg.working()
-        } catch {
-          // the connection is closing: the message will be redelivered
-        }
-      }
-    }).pipe(Effect.repeat(Schedule.spaced(workingEvery)), Effect.delay(workingEvery))
-
-    // The handler's outcome: `undefined` for success, else why it did not succeed.
-    const runHandler = (envelope: JsEnvelope.JsEnvelope<A>): Effect.Effect<Failure<E> | undefined, never, R> => {
-      const handled = Effect.suspend(() => options.handler(envelope.value, envelope))
-      const bounded: Effect.Effect<Failure<E> | undefined, E, R> = timeout === undefined
-        ? Effect.as(handled, undefined)
-        : handled.pipe(
-          Effect.as(undefined),
-          Effect.timeoutOrElse({
-            duration: timeout,
-            orElse: () => Effect.succeed<Failure<E>>({ _tag: "TimedOut", after: timeout })
-          })
-        )
-      return Effect.catchCause(bounded, (cause): Effect.Effect<Failure<E>> => {
-        // Interrupted by the shutdown: let the interruption through (the
-        // message is nak'ed). Any other interruption is a failure.
-        if (Cause.hasInterruptsOnly(cause) && shuttingDown) return Effect.failCause(cause) as never
-        const failure = Cause.findErrorOption(cause)
-        return Effect.succeed(
-          Option.isSome(failure)
-            ? { _tag: "Failed", error: failure.value }
-            : { _tag: "Died", defect: Cause.squash(cause) }
-        )
-      })
-    }
-
-    // Acks are counted in a plain number and reported to the metrics in
-    // batches (when a worker runs out of messages, and every 256 messages):
-    // a metric update per message would cost more than the ack.
-    let ackedUnreported = 0
-    let active = 0
-    let activeReported = 0
-    let sinceReport = 0
-    const report = Effect.suspend(() => {
-      sinceReport = 0
-      const acked = ackedUnreported
-      const delta = active - activeReported
-      ackedUnreported = 0
-      activeReported = active
-      return Effect.andThen(
-        acked === 0 ? Effect.void : Metric.update(counters.acked, acked),
-        delta === 0 ? Effect.void : Metric.modify(inFlight, delta)
-      )
-    })
-
-    const couldNotSettle = (msg: JsMsg, error: unknown) =>
-      Effect.logError(`nats: could not settle ${where(msg)}; it will be redelivered`, error)
-
-    const settle = (msg: JsMsg): Effect.Effect<void, never, R> => {
-      const decoded = codec.decode(msg.data)
-      if (Result.isFailure(decoded)) {
-        const error = Codec.withSubject(decoded.failure, msg.subject).message
-        return deadLetter(msg, "decode", error, "decode_failed")
-      }
-      const envelope = JsEnvelope.make(decoded.success, msg)
-      return Effect.flatMap(runHandler(envelope), (failure) => {
-        if (failure !== undefined) return Effect.catch(onFailure(envelope, failure), (e) => couldNotSettle(msg, e))
-        if (options.doubleAck === true) {
-          return envelope.ackAck().pipe(
-            Effect.andThen(Effect.sync(() => {
-              ackedUnreported++
-            })),
-            Effect.catch((e) => couldNotSettle(msg, e))
-          )
-        }
-        try {
-          msg.ack()
-        } catch (e) {
-          return couldNotSettle(msg, e)
-        }
-        ackedUnreported++
-        return Effect.void
-      })
-    }
-
-    const interruptedMsg = (msg: JsMsg) =>
-      Effect.logWarning(`nats: interrupted ${where(msg)}; nak'ed for redelivery`).pipe(
-        Effect.andThen(Effect.ignore(JsEnvelope.make(msg.data, msg).nak())),
-        Effect.andThen(counted("interrupted"))
-      )
-
-    const process = (msg: JsMsg): Effect.Effect<void, never, R> => {
-      active++
-      return Effect.onExit(settle(msg), (exit) => {
-        active--
-        held.delete(msg)
-        return Exit.hasInterrupts(exit) ? interruptedMsg(msg) : Effect.void
-      })
-    }
-
+    const settings = yield* settingsOf(options)
+    if (options.deadLetter !== undefined) yield* checkDeadLetter(options.deadLetter.subject, consumer.stream)
+    const metrics = new Metrics.ProcessorMetrics(consumer.stream, settings.consumerName)
+    const held = new Held()
     let shuttingDown = false
     let stopping = false
-    const prefetch = options.prefetch ?? Math.max(2 * concurrency, 100)
+    const { interrupted, settle } = makeSettler({
+      codec: Codec.fromInput(options.codec),
+      handler: options.handler,
+      handlerTimeout: settings.handlerTimeout,
+      retry: options.retry ?? defaultRetry,
+      decide: options.decide,
+      deadLetter: options.deadLetter?.subject,
+      doubleAck: options.doubleAck === true,
+      ackWaitMillis: settings.ackWaitMillis,
+      maxDeliver: settings.maxDeliver,
+      termReasons: client.core.termReasons(),
+      publish: js.publish,
+      metrics,
+      context: yield* Effect.context<never>(),
+      shuttingDown: () => shuttingDown
+    })
+
+    const process = (msg: JsMsg): Effect.Effect<void, never, R> => {
+      metrics.active++
+      return Effect.onExit(settle(msg), (exit) => {
+        metrics.active--
+        held.messages.delete(msg)
+        return Exit.hasInterrupts(exit) ? interrupted(msg) : Effect.void
+      })
+    }
+
     // Received messages waiting for a worker. Bounded: when it is full the
     // intake waits (and, for consumers read through nats.js' iterator,
     // nothing more is pulled).
-    const waiting = yield* Queue.bounded<JsEnvelope.JsEnvelope<Uint8Array>, NatsError | Cause.Done>(
-      Math.max(prefetch, concurrency)
+    const waiting = yield* Queue.bounded<JsEnvelope.JsEnvelope<Uint8Array>, NatsError.NatsError | Cause.Done>(
+      Math.max(settings.prefetch, settings.concurrency)
     )
     const intake = consumer.consume({
-      maxMessages: prefetch,
-      bufferSize: prefetch,
+      maxMessages: settings.prefetch,
+      bufferSize: settings.prefetch,
       // held (kept alive) from the moment they are received
-      onReceive: (msg) => held.add(msg)
+      onReceive: (msg) => held.messages.add(msg)
     }).pipe(Stream.runIntoQueue(waiting))
 
     // `concurrency` workers take the messages in turn (one worker: in
@@ -471,11 +352,11 @@ export const make = <A, E, R>(
     // without a fork or a scheduler hop, so the acks of a burst leave in one
     // write. It stops when the intake has ended (returning its error, if
     // any) or, at shutdown, before it starts another message.
-    const worker: Effect.Effect<NatsError | undefined, never, R> = Effect.gen(function*() {
+    const worker: Effect.Effect<NatsError.NatsError | undefined, never, R> = Effect.gen(function*() {
       while (true) {
         let next = Queue.takeUnsafe(waiting)
-        if (next === undefined || ++sinceReport >= 256) {
-          yield* report
+        if (next === undefined || metrics.due()) {
+          yield* metrics.report
           if (next === undefined) next = yield* Effect.exit(Queue.take(waiting))
         }
         if (stopping) return undefined
@@ -486,11 +367,10 @@ export const make = <A, E, R>(
         yield* process(next.value.msg)
       }
     })
-    const workers = Effect.forEach(Array.from({ length: concurrency }, () => worker), (w) => w, {
-      concurrency,
-      discard: false
+    const workers = Effect.forEach(Array.from({ length: settings.concurrency }, () => worker), (w) => w, {
+      concurrency: settings.concurrency
     }).pipe(
-      Effect.ensuring(report),
+      Effect.ensuring(metrics.report),
       Effect.flatMap((results) => {
         const error = results.find((e) => e !== undefined)
         return error === undefined
@@ -501,13 +381,12 @@ export const make = <A, E, R>(
       })
     )
 
-    const grace = options.gracePeriod ?? "30 seconds"
     // Forked and given their finalizer in one uninterruptible step: no fiber
     // outlives the scope.
     return yield* Effect.uninterruptible(Effect.gen(function*() {
       const intakeFiber = yield* Effect.forkDetach(intake)
       const workersFiber = yield* Effect.forkDetach(workers)
-      const keepAlive = yield* Effect.forkDetach(sweeper)
+      const keepAlive = yield* Effect.forkDetach(held.sweeper(settings.workingInterval))
       yield* Effect.addFinalizer(() =>
         Effect.gen(function*() {
           // 1. stop pulling, and no worker starts another message; 2. let the
@@ -515,24 +394,17 @@ export const make = <A, E, R>(
           // 3. interrupt the rest (they nak).
           stopping = true
           yield* Fiber.interrupt(intakeFiber)
-          const finished = yield* Fiber.await(workersFiber).pipe(Effect.timeoutOption(grace))
+          const finished = yield* Fiber.await(workersFiber).pipe(Effect.timeoutOption(settings.gracePeriod))
           if (Option.isNone(finished)) {
             yield* Effect.logWarning(
-              `nats: processor on ${consumer.stream}: ${active} handler(s) still running after the grace period; interrupting`
+              `nats: processor on ${consumer.stream}: ${metrics.active} handler(s) still running after the grace period; interrupting`
             )
             shuttingDown = true
             yield* Fiber.interrupt(workersFiber).pipe(Effect.timeoutOption("10 seconds"))
           }
           yield* Fiber.interrupt(keepAlive)
           // 4. what is still held was received and never started: back to the server now
-          for (const msg of held) {
-            try {
-              msg.nak()
-            } catch {
-              // the connection is closing: redelivered after the ack wait
-            }
-          }
-          held.clear()
+          held.nakAll()
           // 5. the acks (and naks) are on the wire before the scope is done.
           yield* Effect.ignore(client.flush)
         })
@@ -552,4 +424,5 @@ export const make = <A, E, R>(
  */
 export const layer = <A, E, R>(
   options: ProcessorOptions<A, E, R>
-): Layer.Layer<never, NatsError, JetStream | NatsClient | R> => Layer.effectDiscard(make(options))
+): Layer.Layer<never, NatsError.NatsError, JetStream | JetStreamManager | NatsClient | R> =>
+  Layer.effectDiscard(make(options))

@@ -1,12 +1,15 @@
 import { assert, describe, layer } from "@effect/vitest"
 import type { JetStreamManager, JsMsg } from "@nats-io/jetstream"
 import { jetstream, jetstreamManager } from "@nats-io/jetstream"
-import { Deferred, Duration, Effect, Exit, Fiber, Option, Ref, Schedule, Schema, Scope, Stream } from "effect"
-import { Codec, LocalNats, NatsClient, NatsServer } from "../../src/index.ts"
+import { Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Ref, Schedule, Schema, Scope, Stream } from "effect"
+import { Codec, JetStreamManager as Jsm, LocalNats, NatsClient, NatsServer } from "../../src/index.ts"
 import * as ConsumerConfig from "../../src/schemas/ConsumerConfig.ts"
 import * as Consumer from "../../src/services/Consumer.ts"
 
 const encoder = new TextEncoder()
+
+/** A client on an embedded server, with the JetStream manager consumers are made through. */
+const Env = Jsm.JetStreamManager.layer.pipe(Layer.provideMerge(LocalNats.layer()))
 
 const manager = Effect.gen(function*() {
   const client = yield* NatsClient.NatsClient
@@ -77,7 +80,7 @@ const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes)
 const Payload = Schema.Struct({ n: Schema.Number })
 
 describe("Consumer", () => {
-  layer(LocalNats.layer(), { excludeTestServices: true })("on a real server", (it) => {
+  layer(Env, { excludeTestServices: true })("on a real server", (it) => {
     it.effect("consume with explicit ack: 10,000 messages, each exactly once", () =>
       Effect.gen(function*() {
         const jsm = yield* makeStream("bulk")
@@ -426,7 +429,7 @@ describe("Consumer", () => {
       }))
   })
 
-  layer(LocalNats.layer(), { excludeTestServices: true })("faults", (it) => {
+  layer(Env, { excludeTestServices: true })("faults", (it) => {
     it.effect(
       "consume keeps going across a server restart: no acked message redelivered, none missing",
       () =>

@@ -1,0 +1,223 @@
+/**
+ * One nats.js `consume` or `fetch` of a consumer, as a bounded Stream of raw
+ * messages: the session opens the pull, reports its status notifications,
+ * and moves messages into a queue until it is stopped.
+ *
+ * Two ways in: nats.js' callback (when the server bounds what is in flight:
+ * explicit acks with a `max_ack_pending`), or its async iterator read by a
+ * pump that waits for room in the queue before it reads the next message
+ * (so nothing more is pulled while the Stream is full). Releasing the
+ * session stops the pull at once, shuts the queue down (a pump waiting for
+ * room ends) and closes the status iterator.
+ *
+ * @internal
+ */
+import type { ConsumerMessages, JsMsg } from "@nats-io/jetstream"
+import type { Fiber, Scope } from "effect"
+import { Cause, Effect, Exit, Queue, Stream } from "effect"
+import * as NatsError from "../schemas/NatsError.ts"
+import type { ConsumerStatus } from "../services/Consumer.ts"
+import type { ConsumerContext } from "./consumerErrors.ts"
+import { consumerFromUnknown } from "./consumerErrors.ts"
+import * as ConsumerStatuses from "./consumerStatus.ts"
+import { connectionClosed, natsError } from "./errors.ts"
+
+/** An open pull. */
+interface Session {
+  readonly messages: ConsumerMessages
+  /** Absent when nats.js delivers through a callback. */
+  readonly iterator: AsyncIterator<JsMsg> | undefined
+  stopped: boolean
+}
+
+/**
+ * Stops the pull: `close` unsubscribes the pull inbox synchronously (nothing
+ * more is pulled); its promise only settles once the iterator has drained,
+ * so it is not awaited; `return` ends an iterator suspended at a `yield`.
+ */
+const stop = (session: Session): void => {
+  if (session.stopped) return
+  session.stopped = true
+  try {
+    session.messages.close().catch(() => undefined)
+  } catch {
+    // the connection is already closed
+  }
+  try {
+    session.iterator?.return?.().catch(() => undefined)
+  } catch {
+    // ignored
+  }
+}
+
+/** The open sessions of one consumer handle: all stopped when the handle closes. */
+export class Sessions {
+  private readonly open = new Set<Session>()
+  /** The handle is closing: a session's end is not a failure. */
+  closing = false
+
+  add(session: Session): void {
+    this.open.add(session)
+  }
+
+  remove(session: Session): void {
+    this.open.delete(session)
+  }
+
+  /** Stops every session (the handle's release). */
+  closeAll(): void {
+    this.closing = true
+    for (const session of this.open) stop(session)
+    this.open.clear()
+  }
+}
+
+/** How to open one session and what to do with what it reports. */
+export interface SessionOptions {
+  readonly operation: string
+  /** The consumer, for errors (its current name). */
+  readonly context: () => ConsumerContext
+  /** Opens the nats.js pull; `deliver` is given when nats.js may deliver through its callback. */
+  readonly open: (deliver: ((msg: JsMsg) => void) | undefined) => Promise<ConsumerMessages>
+  /** Whether nats.js may deliver through its callback (the server bounds what is in flight). Default no. */
+  readonly callbackMode?: (() => Promise<boolean>) | undefined
+  /** The queue's capacity in iterator mode. */
+  readonly bufferSize: number
+  /** A `consume` (runs until stopped: any other end is a failure), not a `fetch`. */
+  readonly continuous: boolean
+  /** Called with each message as it enters the queue. */
+  readonly onReceive?: ((msg: JsMsg) => void) | undefined
+  /** Called when the session is released. */
+  readonly onStop?: (() => void) | undefined
+  /** Each status of the pull; a failure fails the session (a push consumer found gone, say). */
+  readonly onStatus: (status: ConsumerStatus) => Effect.Effect<void, NatsError.NatsError>
+  readonly sessions: Sessions
+  /** Whether the connection is closed (an unexpected end then says so). */
+  readonly connectionClosed: () => boolean
+}
+
+/** The session as a Stream of raw messages. */
+export const stream = (options: SessionOptions): Stream.Stream<JsMsg, NatsError.NatsError> =>
+  Stream.unwrap(Effect.gen(function*() {
+    const ctx = options.context()
+    const failed = (cause: unknown) => consumerFromUnknown(cause, ctx)
+    const callback = options.callbackMode === undefined
+      ? false
+      : yield* Effect.tryPromise({ try: options.callbackMode, catch: failed })
+    // In callback mode the queue is not bounded here: the server bounds what
+    // is delivered and not yet acked (max_ack_pending). Otherwise it is
+    // bounded, and the pump waits for room before it reads the next message.
+    const queue = yield* Queue.make<JsMsg, NatsError.NatsError | Cause.Done>(
+      callback ? {} : { capacity: options.bufferSize }
+    )
+    const session = yield* acquire(options, queue, callback, failed)
+    yield* Effect.forkScoped(watchStatus(session, options, queue))
+    const fail = (error: NatsError.NatsError) => Queue.failCauseUnsafe(queue, Cause.fail(error))
+    // the end of the pull: the end of a fetch; a failure for a consume, unless stopped
+    const ended = () => {
+      if (!options.continuous || options.sessions.closing || session.stopped) return Queue.endUnsafe(queue)
+      fail(
+        options.connectionClosed()
+          ? connectionClosed(options.operation, `connection closed while consuming ${ctx.consumer}`)
+          : natsError(
+            new NatsError.Unknown({
+              operation: options.operation,
+              message: `consume of ${ctx.consumer} ended unexpectedly`
+            })
+          )
+      )
+    }
+    if (session.iterator === undefined) {
+      session.messages.closed().then(
+        (err) => err instanceof Error ? fail(failed(err)) : ended(),
+        (cause) => fail(failed(cause))
+      )
+    } else {
+      const iterator = session.iterator
+      const runFork = Effect.runForkWith(yield* Effect.context<never>())
+      pump(session, iterator, queue, options.onReceive, ended, runFork).catch((cause) => fail(failed(cause)))
+    }
+    return Stream.fromQueue(queue)
+  }))
+
+/** Opens the pull in the current scope; the release stops it and shuts the queue down. */
+const acquire = (
+  options: SessionOptions,
+  queue: Queue.Queue<JsMsg, NatsError.NatsError | Cause.Done>,
+  callback: boolean,
+  failed: (cause: unknown) => NatsError.NatsError
+): Effect.Effect<Session, NatsError.NatsError, Scope.Scope> => {
+  const onReceive = options.onReceive
+  const deliver = !callback
+    ? undefined
+    : onReceive === undefined
+    ? (msg: JsMsg) => void Queue.offerUnsafe(queue, msg)
+    : (msg: JsMsg) => {
+      onReceive(msg)
+      Queue.offerUnsafe(queue, msg)
+    }
+  return Effect.acquireRelease(
+    Effect.tryPromise({ try: () => options.open(deliver), catch: failed }).pipe(
+      Effect.map((messages): Session => ({
+        messages,
+        iterator: callback ? undefined : messages[Symbol.asyncIterator](),
+        stopped: false
+      })),
+      Effect.tap((session) => Effect.sync(() => options.sessions.add(session)))
+    ),
+    (session) =>
+      Effect.gen(function*() {
+        options.sessions.remove(session)
+        stop(session)
+        // a pump waiting for room (a forked offer) ends with the queue
+        yield* Queue.shutdown(queue)
+        try {
+          options.onStop?.()
+        } catch {
+          // best effort
+        }
+      })
+  )
+}
+
+/** Reports the pull's status notifications until the session ends. */
+const watchStatus = (
+  session: Session,
+  options: SessionOptions,
+  queue: Queue.Queue<JsMsg, NatsError.NatsError | Cause.Done>
+): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const statusIterator = session.messages.status()[Symbol.asyncIterator]()
+    yield* Effect.addFinalizer(() => Effect.sync(() => void statusIterator.return?.().catch(() => undefined)))
+    while (true) {
+      const result = yield* Effect.tryPromise(() => statusIterator.next())
+      if (result.done === true) return
+      const status = ConsumerStatuses.fromNotification(result.value)
+      if (status !== undefined) yield* Effect.catch(options.onStatus(status), (error) => Queue.fail(queue, error))
+    }
+  }).pipe(Effect.ignore)
+
+/**
+ * Reads nats.js' iterator into the queue: a plain async loop (no Effect per
+ * message); only a full queue waits, through an Effect offer that suspends
+ * (nothing more is pulled meanwhile) and ends when the queue shuts down.
+ */
+const pump = async (
+  session: Session,
+  iterator: AsyncIterator<JsMsg>,
+  queue: Queue.Queue<JsMsg, NatsError.NatsError | Cause.Done>,
+  onReceive: ((msg: JsMsg) => void) | undefined,
+  ended: () => void,
+  runFork: (effect: Effect.Effect<boolean>) => Fiber.Fiber<boolean>
+): Promise<void> => {
+  while (!session.stopped) {
+    const result = await iterator.next()
+    if (result.done === true) return ended()
+    onReceive?.(result.value)
+    if (Queue.offerUnsafe(queue, result.value)) continue
+    const offered = await new Promise<boolean>((resolve) => {
+      runFork(Queue.offer(queue, result.value)).addObserver((exit) => resolve(Exit.isSuccess(exit) && exit.value))
+    })
+    if (!offered) return
+  }
+}

@@ -1,0 +1,195 @@
+/**
+ * How the Processor settles one message: decode, run the handler (bounded by
+ * its timeout), then ack; a failure is retried (nak with the delay the retry
+ * Schedule gives for this delivery), terminated or dead-lettered, as the
+ * decision says; a message that does not decode is poison and dead-lettered
+ * at once.
+ *
+ * @internal
+ */
+import type { JsMsg } from "@nats-io/jetstream"
+import type { Context } from "effect"
+import { Cause, Duration, Effect, Option, Result, Schedule } from "effect"
+import type * as Codec from "../schemas/Codec.ts"
+import type { JetStreamShape } from "../services/JetStream.ts"
+import * as JsEnvelope from "../services/JsEnvelope.ts"
+import type { Decision, Failure } from "../services/Processor.ts"
+import { headersOf, msgIdOf, oneLine, where } from "./deadLetter.ts"
+import * as Decode from "./decode.ts"
+import type { Outcome, ProcessorMetrics } from "./processorMetrics.ts"
+import { nthStep } from "./scheduleStep.ts"
+
+/** What settling needs: the user's options, resolved, and the processor's parts. */
+export interface SettleOptions<A, E, R> {
+  readonly codec: Codec.Codec<A>
+  readonly handler: (value: A, envelope: JsEnvelope.JsEnvelope<A>) => Effect.Effect<void, E, R>
+  readonly handlerTimeout: Duration.Duration | undefined
+  readonly retry: Schedule.Schedule<unknown, Failure<E>>
+  readonly decide: ((failure: Failure<E>, envelope: JsEnvelope.JsEnvelope<A>) => Decision) | undefined
+  readonly deadLetter: string | undefined
+  readonly doubleAck: boolean
+  readonly ackWaitMillis: number
+  /** The consumer's `max_deliver`; -1 (or 0) for unlimited. */
+  readonly maxDeliver: number
+  /** Whether the server records a `term` reason. */
+  readonly termReasons: boolean
+  readonly publish: JetStreamShape["publish"]
+  readonly metrics: ProcessorMetrics
+  /** The services the retry schedule steps with. */
+  readonly context: Context.Context<never>
+  /** True once the shutdown interrupts handlers (their interruption is let through). */
+  readonly shuttingDown: () => boolean
+}
+
+/** A dead-letter publish is retried a few times before giving up on it for this delivery. */
+const deadLetterRetry = Schedule.exponential("100 millis").pipe(Schedule.upTo({ times: 4 }))
+
+const describe = <E>(failure: Failure<E>): string => {
+  switch (failure._tag) {
+    case "Failed":
+      return oneLine(failure.error)
+    case "Died":
+      return `defect: ${oneLine(failure.defect)}`
+    case "TimedOut":
+      return `timed out after ${Duration.format(failure.after)}`
+  }
+}
+
+/** The settling functions of one processor. */
+export const makeSettler = <A, E, R>(options: SettleOptions<A, E, R>) => {
+  const { ackWaitMillis, maxDeliver, metrics } = options
+  const envelopeOf = <V>(value: V, msg: JsMsg) => JsEnvelope.make(value, msg, options.termReasons)
+
+  /** Terminates with the reason logged (no dead-letter subject). */
+  const terminate = (msg: JsMsg, reason: string, error: string, outcome: Outcome) =>
+    Effect.logWarning(`nats: terminated ${where(msg)}: ${reason}: ${error}`).pipe(
+      Effect.andThen(envelopeOf(msg.data, msg).term(`${reason}: ${error}`)),
+      Effect.andThen(metrics.count(outcome === "dead_lettered" ? "termed" : outcome))
+    )
+
+  /**
+   * Publishes the dead letter, then terms the original. When the publish
+   * still fails after its retries the original is nak'ed to come back (at
+   * `max_deliver` that is the end of it: logged as lost).
+   */
+  const deadLetter = (msg: JsMsg, reason: string, cause: string, outcome: Outcome = "dead_lettered") => {
+    const error = oneLine(cause)
+    const subject = options.deadLetter
+    const sent = subject === undefined ? terminate(msg, reason, error, outcome) : options.publish(subject, msg.data, {
+      headers: headersOf(msg, reason, error),
+      msgId: msgIdOf(msg),
+      retry: deadLetterRetry
+    }).pipe(
+      Effect.andThen(envelopeOf(msg.data, msg).term(`${reason}: ${error}`)),
+      Effect.andThen(metrics.count(outcome)),
+      Effect.andThen(Effect.logWarning(`nats: dead-lettered ${where(msg)} to ${subject}: ${reason}: ${error}`))
+    )
+    return sent.pipe(
+      Effect.catch((failure) =>
+        Effect.logError(
+          maxDeliver > 0 && msg.info.deliveryCount >= maxDeliver
+            ? `nats: could not dead-letter ${where(msg)}, which reached max_deliver: it is LOST to this consumer`
+            : `nats: could not dead-letter ${where(msg)}; nak'ed to try again`,
+          failure
+        ).pipe(
+          Effect.andThen(Effect.ignore(envelopeOf(msg.data, msg).nak(Duration.millis(ackWaitMillis)))),
+          Effect.andThen(metrics.count("retried"))
+        )
+      )
+    )
+  }
+
+  /** Naks with the delay the retry schedule gives for this delivery; dead-letters when it has ended. */
+  const retry = (envelope: JsEnvelope.JsEnvelope<A>, failure: Failure<E>, error: string) => {
+    const msg = envelope.msg
+    const count = envelope.deliveryCount
+    if (maxDeliver > 0 && count >= maxDeliver) return deadLetter(msg, "max_deliver", error)
+    const step = nthStep(options.retry, count, failure, options.context)
+    if (step._tag === "Done") return deadLetter(msg, "retries_exhausted", error)
+    const delay = step._tag === "Delay" ? step.millis : ackWaitMillis
+    const stepFailed = step._tag === "Failed"
+      ? Effect.logWarning(`nats: the retry schedule failed; using the ack wait as the delay`, step.cause)
+      : Effect.void
+    return stepFailed.pipe(
+      Effect.andThen(Effect.logInfo(`nats: retrying ${where(msg)} (delivery ${count}) in ${delay} ms: ${error}`)),
+      Effect.andThen(envelope.nak(Duration.millis(delay))),
+      Effect.andThen(metrics.count("retried"))
+    )
+  }
+
+  const onFailure = (envelope: JsEnvelope.JsEnvelope<A>, failure: Failure<E>) => {
+    const decision = options.decide?.(failure, envelope) ?? "retry"
+    const error = describe(failure)
+    switch (decision) {
+      case "term":
+        return Effect.logWarning(`nats: terminated ${where(envelope.msg)}: ${error}`).pipe(
+          Effect.andThen(envelope.term(error)),
+          Effect.andThen(metrics.count("termed"))
+        )
+      case "deadLetter":
+        return deadLetter(envelope.msg, "rejected", error)
+      case "retry":
+        return retry(envelope, failure, error)
+    }
+  }
+
+  /** The handler's outcome: `undefined` for success, else why it did not succeed. */
+  const runHandler = (envelope: JsEnvelope.JsEnvelope<A>): Effect.Effect<Failure<E> | undefined, never, R> => {
+    const timeout = options.handlerTimeout
+    const handled = Effect.as(Effect.suspend(() => options.handler(envelope.value, envelope)), undefined)
+    const bounded: Effect.Effect<Failure<E> | undefined, E, R> = timeout === undefined ? handled : handled.pipe(
+      Effect.timeoutOrElse({
+        duration: timeout,
+        orElse: () => Effect.succeed<Failure<E>>({ _tag: "TimedOut", after: timeout })
+      })
+    )
+    return Effect.catchCause(bounded, (cause): Effect.Effect<Failure<E>> => {
+      // Interrupted by the shutdown: let the interruption through (the
+      // message is nak'ed). Any other interruption is a failure.
+      if (Cause.hasInterruptsOnly(cause) && options.shuttingDown()) return Effect.failCause(cause) as never
+      const failure = Cause.findErrorOption(cause)
+      return Effect.succeed(
+        Option.isSome(failure) ? { _tag: "Failed", error: failure.value } : { _tag: "Died", defect: Cause.squash(cause) }
+      )
+    })
+  }
+
+  const couldNotSettle = (msg: JsMsg, error: unknown) =>
+    Effect.logError(`nats: could not settle ${where(msg)}; it will be redelivered`, error)
+
+  const ack = (envelope: JsEnvelope.JsEnvelope<A>): Effect.Effect<void> => {
+    if (options.doubleAck) {
+      return envelope.ackAck().pipe(
+        Effect.andThen(Effect.sync(() => metrics.ack())),
+        Effect.catch((e) => couldNotSettle(envelope.msg, e))
+      )
+    }
+    try {
+      envelope.msg.ack()
+    } catch (e) {
+      return couldNotSettle(envelope.msg, e)
+    }
+    metrics.ack()
+    return Effect.void
+  }
+
+  /** Decodes, handles and settles one message. Never fails. */
+  const settle = (msg: JsMsg): Effect.Effect<void, never, R> => {
+    const decoded = Decode.payload(options.codec, msg.data, msg.subject)
+    if (Result.isFailure(decoded)) return deadLetter(msg, "decode", decoded.failure.message, "decode_failed")
+    const envelope = envelopeOf(decoded.success, msg)
+    return Effect.flatMap(runHandler(envelope), (failure) =>
+      failure === undefined
+        ? ack(envelope)
+        : Effect.catch(onFailure(envelope, failure), (e) => couldNotSettle(msg, e)))
+  }
+
+  /** A handler interrupted by the shutdown: back to the server at once. */
+  const interrupted = (msg: JsMsg): Effect.Effect<void> =>
+    Effect.logWarning(`nats: interrupted ${where(msg)}; nak'ed for redelivery`).pipe(
+      Effect.andThen(Effect.ignore(envelopeOf(msg.data, msg).nak())),
+      Effect.andThen(metrics.count("interrupted"))
+    )
+
+  return { settle, interrupted }
+}
