@@ -4,12 +4,24 @@
  * nats-server 2.9 honours are offered (no `filter_subjects`, `metadata`,
  * priority groups, pause).
  *
+ * The configuration is declared once, as a Schema: its Type is the typed
+ * configuration (camelCase keys, `Duration` values, `DeliverPolicy`), its
+ * Encoded side is the nats.js wire shape (snake_case keys, durations in
+ * nanoseconds). It is built in two steps: the fields, each with its schema
+ * and (`Schema.encodeKeys`) its wire key; then the start position, the one
+ * field that is not one wire key, spread over `deliver_policy`,
+ * `opt_start_seq` and `opt_start_time`. `toNats` / `fromNats` encode and
+ * decode with it, and `diff` (the change detection of
+ * `JetStreamManager.createOrUpdateConsumer`) compares field by field.
+ *
  * @since 0.1.0
  */
 import type { ConsumerConfig as NatsConsumerConfig } from "@nats-io/jetstream"
-import { Schema } from "effect"
-import { nanos } from "../internal/duration.ts"
-import { Name, ServerDuration } from "./StreamConfig.ts"
+import type { SchemaAST } from "effect"
+import { Effect, Schema, SchemaIssue, SchemaTransformation, Struct } from "effect"
+import * as Wire from "../internal/wire.ts"
+import { Name, ServerDurationFromNanos } from "./StreamConfig.ts"
+import { validateSubject } from "./Subject.ts"
 
 const PositiveInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
 /** A limit where -1 means unlimited. */
@@ -70,52 +82,92 @@ export const deliver = {
  */
 export const ReplayPolicy = Schema.Literals(["instant", "original"])
 
-/**
- * A consumer's configuration. A `durable` name makes it durable; without one
- * the server names it and removes it after `inactiveThreshold`. Unset fields
- * take the server's defaults (`ackPolicy` defaults to `explicit`).
- *
- * @category schemas
- * @since 0.1.0
- */
-export const ConsumerConfig = Schema.Struct({
-  durable: Schema.optional(Name),
-  description: Schema.optional(Schema.String),
+/** A subject the server delivers to: no wildcards. */
+const DeliverSubject = Schema.String.check(
+  Schema.makeFilter(validateSubject, {
+    identifier: "DeliverSubject",
+    arbitraryConstraint: { patterns: [{ source: "^[a-z0-9_-]+(\\.[a-z0-9_-]+){0,3}$", flags: "" }] }
+  })
+)
+
+/** A queue group: non-empty, no whitespace. */
+const QueueGroup = Schema.String.check(
+  Schema.makeFilter(
+    (s: string) => s.length > 0 && !/\s/.test(s) ? undefined : "a non-empty queue group, no whitespace",
+    {
+      identifier: "QueueGroup"
+    }
+  )
+)
+
+/** Every field of a consumer configuration, with its wire key; the start position is still one value here. */
+const Fields = Wire.Struct({
+  durable: Wire.optional(Name),
+  description: Wire.optional(Schema.String),
   /** Only messages on subjects matching this pattern. */
-  filterSubject: Schema.optional(Schema.String),
-  ackPolicy: Schema.optional(AckPolicy),
+  filterSubject: Wire.optional(Schema.String),
+  ackPolicy: Wire.optional(AckPolicy),
   /** Redelivered if not acked within this time. */
-  ackWait: Schema.optional(ServerDuration),
+  ackWait: Wire.optional(ServerDurationFromNanos),
   /** Deliveries before giving up on a message; -1 is unlimited. */
-  maxDeliver: Schema.optional(Limit),
+  maxDeliver: Wire.optional(Limit),
   /** Redelivery delays by delivery count (overrides `ackWait` for redeliveries). */
-  backoff: Schema.optional(Schema.Array(ServerDuration)),
-  deliverPolicy: Schema.optional(DeliverPolicy),
-  replayPolicy: Schema.optional(ReplayPolicy),
+  backoff: Wire.optional(Schema.Array(ServerDurationFromNanos)),
+  deliverPolicy: Wire.optional(DeliverPolicy),
+  replayPolicy: Wire.optional(ReplayPolicy),
   /** Messages delivered but not yet acked, at most. */
-  maxAckPending: Schema.optional(Limit),
+  maxAckPending: Wire.optional(Limit),
   /** Pending pull requests, at most. */
-  maxWaiting: Schema.optional(PositiveInt),
+  maxWaiting: Wire.optional(PositiveInt),
   /** Largest batch a pull may ask for. */
-  maxBatch: Schema.optional(PositiveInt),
+  maxBatch: Wire.optional(PositiveInt),
   /** Longest expiry a pull may ask for. */
-  maxExpires: Schema.optional(ServerDuration),
+  maxExpires: Wire.optional(ServerDurationFromNanos),
   /** An ephemeral consumer is removed after this long without activity. */
-  inactiveThreshold: Schema.optional(ServerDuration),
-  headersOnly: Schema.optional(Schema.Boolean),
-  replicas: Schema.optional(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 5 }))),
-  memoryStorage: Schema.optional(Schema.Boolean)
+  inactiveThreshold: Wire.optional(ServerDurationFromNanos),
+  headersOnly: Wire.optional(Schema.Boolean),
+  replicas: Wire.optional(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 5 }))),
+  memoryStorage: Wire.optional(Schema.Boolean),
+  /** Makes it a push consumer: the server sends messages to this subject. */
+  deliverSubject: Wire.optional(DeliverSubject),
+  /** A push consumer's queue group: each message goes to one member. */
+  deliverGroup: Wire.optional(QueueGroup),
+  /** Push flow control (needs `idleHeartbeat`). */
+  flowControl: Wire.optional(Schema.Boolean),
+  /** A push consumer's heartbeat when idle. */
+  idleHeartbeat: Wire.optional(ServerDurationFromNanos)
+}).pipe(Schema.encodeKeys({
+  durable: "durable_name",
+  filterSubject: "filter_subject",
+  ackPolicy: "ack_policy",
+  ackWait: "ack_wait",
+  maxDeliver: "max_deliver",
+  replayPolicy: "replay_policy",
+  maxAckPending: "max_ack_pending",
+  maxWaiting: "max_waiting",
+  maxBatch: "max_batch",
+  maxExpires: "max_expires",
+  inactiveThreshold: "inactive_threshold",
+  headersOnly: "headers_only",
+  replicas: "num_replicas",
+  memoryStorage: "mem_storage",
+  deliverSubject: "deliver_subject",
+  deliverGroup: "deliver_group",
+  flowControl: "flow_control",
+  idleHeartbeat: "idle_heartbeat"
+}))
+
+/** The wire fields of a start position. */
+const DeliverPolicyWire = Schema.Struct({
+  deliver_policy: Schema.optionalKey(
+    Schema.Literals(["all", "last", "new", "last_per_subject", "by_start_sequence", "by_start_time"])
+  ),
+  opt_start_seq: Schema.optionalKey(Schema.Number),
+  opt_start_time: Schema.optionalKey(Schema.String)
 })
+type DeliverPolicyWire = typeof DeliverPolicyWire.Type
 
-/**
- * A consumer's configuration.
- *
- * @category models
- * @since 0.1.0
- */
-export type ConsumerConfig = typeof ConsumerConfig.Type
-
-const deliverToNats = (policy: DeliverPolicy): Partial<NatsConsumerConfig> => {
+const deliverToWire = (policy: DeliverPolicy): DeliverPolicyWire => {
   switch (policy._tag) {
     case "All":
       return { deliver_policy: "all" }
@@ -132,33 +184,131 @@ const deliverToNats = (policy: DeliverPolicy): Partial<NatsConsumerConfig> => {
   }
 }
 
+const missing = (key: string, wire: DeliverPolicyWire, options: SchemaAST.ParseOptions) =>
+  Effect.fail(new SchemaIssue.InvalidValue({ message: `${wire.deliver_policy} needs ${key}` }, wire, options))
+
+/** The start position of its wire fields; none without `deliver_policy`. */
+const deliverFromWire = (
+  wire: DeliverPolicyWire,
+  options: SchemaAST.ParseOptions
+): Effect.Effect<DeliverPolicy | undefined, SchemaIssue.Issue> => {
+  switch (wire.deliver_policy) {
+    case "all":
+      return Effect.succeed({ _tag: "All" })
+    case "last":
+      return Effect.succeed({ _tag: "Last" })
+    case "new":
+      return Effect.succeed({ _tag: "New" })
+    case "last_per_subject":
+      return Effect.succeed({ _tag: "LastPerSubject" })
+    case "by_start_sequence":
+      return wire.opt_start_seq === undefined
+        ? missing("opt_start_seq", wire, options)
+        : Effect.succeed({ _tag: "StartSequence", sequence: wire.opt_start_seq })
+    case "by_start_time":
+      return wire.opt_start_time === undefined
+        ? missing("opt_start_time", wire, options)
+        : Effect.succeed({ _tag: "StartTime", time: new Date(wire.opt_start_time) })
+    default:
+      return Effect.succeed(undefined)
+  }
+}
+
+/** The wire shape: every field under its wire key, the start position spread over its wire fields. */
+const ConsumerConfigWire = Fields.from.mapFields((fields) => ({
+  ...Struct.omit(fields, ["deliverPolicy"]),
+  ...DeliverPolicyWire.fields
+}))
+const deliverKeys = Struct.keys(DeliverPolicyWire.fields)
+
+/**
+ * A consumer's configuration. A `durable` name makes it durable; without one
+ * the server names it and removes it after `inactiveThreshold`. A
+ * `deliverSubject` makes it a push consumer. Unset fields take the server's
+ * defaults (and are left out on the wire; `toNats` sets `ackPolicy` to
+ * `explicit` when unset).
+ *
+ * Type: `{ durable?, ackWait?: Duration, deliverPolicy?: DeliverPolicy, ... }`;
+ * Encoded (nats.js): `{ durable_name?, ack_wait?: nanoseconds,
+ * deliver_policy?, opt_start_seq?, opt_start_time?: ISO string, ... }`.
+ *
+ * @category schemas
+ * @since 0.1.0
+ */
+export const ConsumerConfig = ConsumerConfigWire.pipe(Schema.decodeTo(
+  Fields,
+  SchemaTransformation.transformEffect<typeof Fields.Encoded, typeof ConsumerConfigWire.Type>({
+    decode: (wire, options) =>
+      Effect.map(deliverFromWire(wire, options), (deliverPolicy) => {
+        const rest = Struct.omit(wire, deliverKeys)
+        return deliverPolicy === undefined ? rest : { ...rest, deliverPolicy }
+      }),
+    encode: ({ deliverPolicy, ...rest }) =>
+      Effect.succeed(deliverPolicy === undefined ? rest : { ...rest, ...deliverToWire(deliverPolicy) })
+  })
+))
+
+/**
+ * A consumer's configuration.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type ConsumerConfig = typeof ConsumerConfig.Type
+
+const encode = Schema.encodeSync(ConsumerConfig)
+const decode = Schema.decodeUnknownSync(ConsumerConfig)
+
 /**
  * The nats.js (wire) form of a configuration: snake_case, durations in
  * nanoseconds. `ackPolicy` defaults to `explicit`; other unset fields are
- * left out.
+ * left out. It converts and does not validate (decode the input with
+ * `Schema.toType(ConsumerConfig)` for that).
  *
  * @category conversions
  * @since 0.1.0
  */
 export const toNats = (config: ConsumerConfig): Partial<NatsConsumerConfig> => {
-  const out: Record<string, unknown> = { ack_policy: config.ackPolicy ?? "explicit" }
-  const set = (key: string, value: unknown) => {
-    if (value !== undefined) out[key] = value
-  }
-  set("durable_name", config.durable)
-  set("description", config.description)
-  set("filter_subject", config.filterSubject)
-  set("ack_wait", config.ackWait === undefined ? undefined : nanos(config.ackWait))
-  set("max_deliver", config.maxDeliver)
-  set("backoff", config.backoff?.map(nanos))
-  set("replay_policy", config.replayPolicy)
-  set("max_ack_pending", config.maxAckPending)
-  set("max_waiting", config.maxWaiting)
-  set("max_batch", config.maxBatch)
-  set("max_expires", config.maxExpires === undefined ? undefined : nanos(config.maxExpires))
-  set("inactive_threshold", config.inactiveThreshold === undefined ? undefined : nanos(config.inactiveThreshold))
-  set("headers_only", config.headersOnly)
-  set("num_replicas", config.replicas)
-  set("mem_storage", config.memoryStorage)
-  return { ...out, ...(config.deliverPolicy === undefined ? {} : deliverToNats(config.deliverPolicy)) }
+  const { backoff, ...wire } = encode(config, { disableChecks: true })
+  return { ack_policy: "explicit", ...wire, ...(backoff === undefined ? {} : { backoff: [...backoff] }) }
 }
+
+const isAckPolicy = Schema.is(AckPolicy)
+
+/**
+ * The typed form of a configuration read from the server. The server is
+ * trusted: its values are decoded without the checks user input gets. Fields
+ * it leaves out stay out, except the booleans it leaves out when `false`
+ * (`headersOnly`, `memoryStorage`, `flowControl`), which read back as
+ * `false`; an `ackPolicy` this module does not know reads back as
+ * `explicit`. Throws when the server reports a value of the wrong type.
+ *
+ * @category conversions
+ * @since 0.1.0
+ */
+export const fromNats = (config: NatsConsumerConfig): ConsumerConfig => {
+  const ackPolicy = isAckPolicy(config.ack_policy) ? config.ack_policy : "explicit"
+  const typed = decode({ ...config, ack_policy: ackPolicy }, { disableChecks: true })
+  return {
+    ...typed,
+    headersOnly: typed.headersOnly ?? false,
+    memoryStorage: typed.memoryStorage ?? false,
+    flowControl: typed.flowControl ?? false
+  }
+}
+
+/**
+ * The fields set in `requested` whose value differs from the `current`
+ * configuration (as read back from the server), in field order: the change
+ * detection of `JetStreamManager.createOrUpdateConsumer`. Each field is
+ * compared with its schema's equivalence; a field the server leaves out of
+ * `current` equals a requested zero value (`""`, `false`, `0`, `[]`, zero
+ * duration).
+ *
+ * @category comparisons
+ * @since 0.1.0
+ */
+export const diff: (
+  requested: ConsumerConfig,
+  current: ConsumerConfig
+) => ReadonlyArray<keyof ConsumerConfig & string> = Wire.diff(Fields.to.fields)

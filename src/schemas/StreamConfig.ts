@@ -3,11 +3,20 @@
  * numbers of bytes, enums are literal unions. Only options that nats-server
  * 2.9 honours are offered (no `metadata`, `compression`, per-message TTL).
  *
+ * The configuration is declared once, as a Schema: its Type is the typed
+ * configuration (camelCase keys, `Duration` values), its Encoded side is the
+ * nats.js wire shape (snake_case keys, durations in nanoseconds). Each field
+ * names its schema; `Schema.encodeKeys` gives the fields whose wire key
+ * differs. `toNats` / `fromNats` encode and decode with it, and `diff` (the
+ * change detection of `JetStreamManager.createOrUpdateStream`) compares
+ * field by field with each field's equivalence.
+ *
  * @since 0.1.0
  */
 import type { StreamConfig as NatsStreamConfig } from "@nats-io/jetstream"
-import { Duration, Schema } from "effect"
-import { nanos } from "../internal/duration.ts"
+import { Duration, Schema, SchemaGetter, SchemaTransformation } from "effect"
+import { fromNanos, nanos } from "../internal/duration.ts"
+import * as Wire from "../internal/wire.ts"
 
 /**
  * A name for a stream or consumer: non-empty, no whitespace, `.`, `*`, `>`,
@@ -22,22 +31,43 @@ export const Name = Schema.String.check(
       s.length > 0 && !/[\s.*>/\\]/.test(s)
         ? undefined
         : "a name is non-empty, without whitespace, '.', '*', '>', '/', '\\'",
-    { identifier: "Name" }
+    { identifier: "Name", arbitraryConstraint: { patterns: [{ source: "^[A-Za-z0-9_-]{1,32}$", flags: "" }] } }
   )
 )
 
 /**
- * A duration for the server: finite and not negative.
+ * A duration for the server: finite and not negative. Generated values (for
+ * property tests) are whole nanoseconds up to `Number.MAX_SAFE_INTEGER`
+ * (about 104 days), which the wire's nanosecond numbers carry exactly.
  *
  * @category schemas
  * @since 0.1.0
  */
-export const ServerDuration = Schema.Duration.check(
+export const ServerDuration = Schema.Duration.annotate({
+  toCodecArbitrary: () =>
+    Schema.link<Duration.Duration>()(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)), {
+      decode: SchemaGetter.transform(fromNanos),
+      encode: SchemaGetter.transform(nanos)
+    })
+}).check(
   Schema.makeFilter(
     (d: Duration.Duration) =>
       Duration.isFinite(d) && !Duration.isNegative(d) ? undefined : "a duration that is finite and not negative",
     { identifier: "ServerDuration" }
   )
+)
+
+/**
+ * A `ServerDuration` as JetStream's wire carries it: a number of nanoseconds.
+ * Beyond `Number.MAX_SAFE_INTEGER` nanoseconds (about 104 days) the number is
+ * the nearest one a JavaScript number holds (whole seconds and milliseconds
+ * stay exact far beyond that).
+ *
+ * @category schemas
+ * @since 0.1.0
+ */
+export const ServerDurationFromNanos = Schema.Finite.pipe(
+  Schema.decodeTo(ServerDuration, SchemaTransformation.transform({ decode: fromNanos, encode: nanos }))
 )
 
 /** A limit where -1 means unlimited. */
@@ -71,37 +101,56 @@ export const Storage = Schema.Literals(["file", "memory"])
 export const Discard = Schema.Literals(["old", "new"])
 
 /**
- * A stream's configuration. Unset fields take the server's defaults.
+ * A stream's configuration. Unset fields take the server's defaults (and are
+ * left out on the wire).
+ *
+ * Type: `{ name, subjects, maxAge?: Duration, ... }`; Encoded (nats.js):
+ * `{ name, subjects, max_age?: nanoseconds, num_replicas?, ... }`.
  *
  * @category schemas
  * @since 0.1.0
  */
-export const StreamConfig = Schema.Struct({
+export const StreamConfig = Wire.Struct({
   name: Name,
   subjects: Schema.Array(Schema.String),
-  description: Schema.optional(Schema.String),
-  retention: Schema.optional(Retention),
-  storage: Schema.optional(Storage),
-  replicas: Schema.optional(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 5 }))),
+  description: Wire.optional(Schema.String),
+  retention: Wire.optional(Retention),
+  storage: Wire.optional(Storage),
+  replicas: Wire.optional(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 5 }))),
   /** Oldest message kept; zero means no age limit. */
-  maxAge: Schema.optional(ServerDuration),
+  maxAge: Wire.optional(ServerDurationFromNanos),
   /** Total size in bytes; -1 is unlimited. */
-  maxBytes: Schema.optional(Limit),
-  maxMsgs: Schema.optional(Limit),
-  maxMsgsPerSubject: Schema.optional(Limit),
+  maxBytes: Wire.optional(Limit),
+  maxMsgs: Wire.optional(Limit),
+  maxMsgsPerSubject: Wire.optional(Limit),
   /** Largest message in bytes; -1 is unlimited. */
-  maxMsgSize: Schema.optional(Limit),
-  maxConsumers: Schema.optional(Limit),
-  discard: Schema.optional(Discard),
-  discardNewPerSubject: Schema.optional(Schema.Boolean),
+  maxMsgSize: Wire.optional(Limit),
+  maxConsumers: Wire.optional(Limit),
+  discard: Wire.optional(Discard),
+  discardNewPerSubject: Wire.optional(Schema.Boolean),
   /** Window in which a repeated `msgId` is a duplicate (default 2 minutes). */
-  duplicateWindow: Schema.optional(ServerDuration),
-  denyDelete: Schema.optional(Schema.Boolean),
-  denyPurge: Schema.optional(Schema.Boolean),
-  allowRollup: Schema.optional(Schema.Boolean),
-  allowDirect: Schema.optional(Schema.Boolean),
-  noAck: Schema.optional(Schema.Boolean)
-})
+  duplicateWindow: Wire.optional(ServerDurationFromNanos),
+  denyDelete: Wire.optional(Schema.Boolean),
+  denyPurge: Wire.optional(Schema.Boolean),
+  allowRollup: Wire.optional(Schema.Boolean),
+  allowDirect: Wire.optional(Schema.Boolean),
+  noAck: Wire.optional(Schema.Boolean)
+}).pipe(Schema.encodeKeys({
+  replicas: "num_replicas",
+  maxAge: "max_age",
+  maxBytes: "max_bytes",
+  maxMsgs: "max_msgs",
+  maxMsgsPerSubject: "max_msgs_per_subject",
+  maxMsgSize: "max_msg_size",
+  maxConsumers: "max_consumers",
+  discardNewPerSubject: "discard_new_per_subject",
+  duplicateWindow: "duplicate_window",
+  denyDelete: "deny_delete",
+  denyPurge: "deny_purge",
+  allowRollup: "allow_rollup_hdrs",
+  allowDirect: "allow_direct",
+  noAck: "no_ack"
+}))
 
 /**
  * A stream's configuration.
@@ -111,64 +160,49 @@ export const StreamConfig = Schema.Struct({
  */
 export type StreamConfig = typeof StreamConfig.Type
 
+const encode = Schema.encodeSync(StreamConfig)
+const decode = Schema.decodeUnknownSync(StreamConfig)
+
 /**
  * The nats.js (wire) form of a configuration: snake_case, durations in
- * nanoseconds. Unset fields are left out.
+ * nanoseconds. Unset fields are left out. It converts and does not validate
+ * (decode the input with `Schema.toType(StreamConfig)` for that).
  *
  * @category conversions
  * @since 0.1.0
  */
 export const toNats = (config: StreamConfig): Partial<NatsStreamConfig> & { name: string } => {
-  const out: Record<string, unknown> = { name: config.name, subjects: [...config.subjects] }
-  const set = (key: string, value: unknown) => {
-    if (value !== undefined) out[key] = value
-  }
-  set("description", config.description)
-  set("retention", config.retention)
-  set("storage", config.storage)
-  set("num_replicas", config.replicas)
-  set("max_age", config.maxAge === undefined ? undefined : nanos(config.maxAge))
-  set("max_bytes", config.maxBytes)
-  set("max_msgs", config.maxMsgs)
-  set("max_msgs_per_subject", config.maxMsgsPerSubject)
-  set("max_msg_size", config.maxMsgSize)
-  set("max_consumers", config.maxConsumers)
-  set("discard", config.discard)
-  set("discard_new_per_subject", config.discardNewPerSubject)
-  set("duplicate_window", config.duplicateWindow === undefined ? undefined : nanos(config.duplicateWindow))
-  set("deny_delete", config.denyDelete)
-  set("deny_purge", config.denyPurge)
-  set("allow_rollup_hdrs", config.allowRollup)
-  set("allow_direct", config.allowDirect)
-  set("no_ack", config.noAck)
-  return out as Partial<NatsStreamConfig> & { name: string }
+  const wire = encode(config, { disableChecks: true })
+  return { ...wire, subjects: [...wire.subjects] }
 }
 
 /**
- * The typed form of a configuration read from the server.
+ * The typed form of a configuration read from the server. The server is
+ * trusted: its values are decoded without the checks user input gets. Fields
+ * it leaves out stay out, except the booleans it leaves out when `false`
+ * (`discardNewPerSubject`, `noAck`), which read back as `false`, and
+ * `subjects` (empty, e.g. for a mirror). Throws when the server reports a
+ * value of the wrong type.
  *
  * @category conversions
  * @since 0.1.0
  */
-export const fromNats = (config: NatsStreamConfig): StreamConfig => ({
-  name: config.name,
-  subjects: config.subjects ?? [],
-  ...(config.description === undefined ? {} : { description: config.description }),
-  retention: config.retention,
-  storage: config.storage,
-  replicas: config.num_replicas,
-  maxAge: Duration.nanos(BigInt(config.max_age)),
-  maxBytes: config.max_bytes,
-  maxMsgs: config.max_msgs,
-  maxMsgsPerSubject: config.max_msgs_per_subject,
-  maxMsgSize: config.max_msg_size,
-  maxConsumers: config.max_consumers,
-  discard: config.discard,
-  discardNewPerSubject: config.discard_new_per_subject ?? false,
-  duplicateWindow: Duration.nanos(BigInt(config.duplicate_window)),
-  denyDelete: config.deny_delete,
-  denyPurge: config.deny_purge,
-  allowRollup: config.allow_rollup_hdrs,
-  allowDirect: config.allow_direct,
-  noAck: config.no_ack ?? false
-})
+export const fromNats = (config: NatsStreamConfig): StreamConfig => {
+  const typed = decode({ ...config, subjects: config.subjects ?? [] }, { disableChecks: true })
+  return { ...typed, discardNewPerSubject: typed.discardNewPerSubject ?? false, noAck: typed.noAck ?? false }
+}
+
+/**
+ * The fields set in `requested` whose value differs from the `current`
+ * configuration (as read back from the server), in field order: the change
+ * detection of `JetStreamManager.createOrUpdateStream`. Each field is
+ * compared with its schema's equivalence; a field the server leaves out of
+ * `current` equals a requested zero value (`""`, `false`, `0`, zero duration).
+ *
+ * @category comparisons
+ * @since 0.1.0
+ */
+export const diff: (
+  requested: StreamConfig,
+  current: StreamConfig
+) => ReadonlyArray<keyof StreamConfig & string> = Wire.diff(StreamConfig.to.fields)

@@ -44,7 +44,6 @@ import { jetstreamManager } from "@nats-io/jetstream"
 import { jserrors } from "@nats-io/jetstream/internal"
 import type { MsgHdrs } from "@nats-io/nats-core"
 import { Context, Duration, Effect, Layer, Option, Schema, Stream } from "effect"
-import { fromNanos } from "../internal/duration.ts"
 import type { JsContext } from "../internal/jsErrors.ts"
 import { invalidSubject } from "../internal/errors.ts"
 import { jsFromUnknown } from "../internal/jsErrors.ts"
@@ -277,56 +276,16 @@ export const streamInfoFromNats = (info: NatsStreamInfo): StreamInfo => ({
   }
 })
 
-const deliverFromNats = (config: NatsConsumerConfig): ConsumerConfig.DeliverPolicy => {
-  switch (config.deliver_policy) {
-    case "last":
-      return { _tag: "Last" }
-    case "new":
-      return { _tag: "New" }
-    case "last_per_subject":
-      return { _tag: "LastPerSubject" }
-    case "by_start_sequence":
-      return { _tag: "StartSequence", sequence: config.opt_start_seq ?? 1 }
-    case "by_start_time":
-      return { _tag: "StartTime", time: dateOrEpoch(config.opt_start_time) }
-    default:
-      return { _tag: "All" }
-  }
-}
-
 /**
- * The typed form of a consumer configuration read from the server. Fields
- * the server leaves out are left out, except booleans (`false`).
+ * The typed form of a consumer configuration read from the server
+ * (`ConsumerConfig.fromNats`): fields the server leaves out are left out,
+ * except booleans (`false`); an unknown `ackPolicy` reads back as `explicit`.
  *
  * @category conversions
  * @since 0.1.0
  */
-export const consumerConfigFromNats = (config: NatsConsumerConfig): ConsumerConfig.ConsumerConfig => {
-  const opt = <K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } =>
-    (value === undefined ? {} : { [key]: value }) as { [P in K]?: V }
-  return {
-    ...opt("durable", config.durable_name),
-    ...opt("description", config.description),
-    ...opt("filterSubject", config.filter_subject),
-    ackPolicy: config.ack_policy === "none" || config.ack_policy === "all" ? config.ack_policy : "explicit",
-    ...opt("ackWait", config.ack_wait === undefined ? undefined : fromNanos(config.ack_wait)),
-    ...opt("maxDeliver", config.max_deliver),
-    ...opt("backoff", config.backoff?.map(fromNanos)),
-    deliverPolicy: deliverFromNats(config),
-    ...opt("replayPolicy", config.replay_policy),
-    ...opt("maxAckPending", config.max_ack_pending),
-    ...opt("maxWaiting", config.max_waiting),
-    ...opt("maxBatch", config.max_batch),
-    ...opt("maxExpires", config.max_expires === undefined ? undefined : fromNanos(config.max_expires)),
-    ...opt(
-      "inactiveThreshold",
-      config.inactive_threshold === undefined ? undefined : fromNanos(config.inactive_threshold)
-    ),
-    headersOnly: config.headers_only ?? false,
-    ...opt("replicas", config.num_replicas),
-    memoryStorage: config.mem_storage ?? false
-  }
-}
+export const consumerConfigFromNats = (config: NatsConsumerConfig): ConsumerConfig.ConsumerConfig =>
+  ConsumerConfig.fromNats(config)
 
 const sequenceFromNats = (s: NatsSequenceInfo | undefined): SequenceInfo => {
   // nats-server reports `last_active` as an RFC 3339 time (nats.js types it as nanos).
@@ -362,33 +321,8 @@ export const consumerInfoFromNats = (info: NatsConsumerInfo): ConsumerInfo => ({
 // Diffing
 // -----------------------------------------------------------------------------
 
-const same = (a: unknown, b: unknown): boolean => {
-  if (a === b) return true
-  // the server leaves out empty strings (description, filter subject)
-  if ((a === "" && b === undefined) || (a === undefined && b === "")) return true
-  if (Duration.isDuration(a) && Duration.isDuration(b)) return Duration.equals(a, b)
-  if (a instanceof Date && b instanceof Date) return a.getTime() === b.getTime()
-  if (Array.isArray(a) || Array.isArray(b)) {
-    const xs: ReadonlyArray<unknown> = Array.isArray(a) ? a : []
-    const ys: ReadonlyArray<unknown> = Array.isArray(b) ? b : []
-    return xs.length === ys.length && xs.every((x, i) => same(x, ys[i]))
-  }
-  if (typeof a === "object" && a !== null && typeof b === "object" && b !== null) {
-    const ra = a as Record<string, unknown>
-    const rb = b as Record<string, unknown>
-    const keys = new Set([...Object.keys(ra), ...Object.keys(rb)])
-    return [...keys].every((k) => same(ra[k], rb[k]))
-  }
-  return false
-}
-
-/** The requested fields (set ones only) whose value differs from the current one, in request order. */
-const diff = (requested: object, current: object): ReadonlyArray<string> => {
-  const cur = current as Record<string, unknown>
-  return Object.entries(requested)
-    .filter(([key, value]) => value !== undefined && !same(value, cur[key]))
-    .map(([key]) => key)
-}
+// Change detection is derived from the configuration schemas: `StreamConfig.diff` and
+// `ConsumerConfig.diff` name the requested fields whose value differs from the current one.
 
 /** Fields nats-server 2.9.10 refuses to change on update. */
 const immutableStreamFields: ReadonlyArray<string> = ["name", "retention", "storage", "maxConsumers"]
@@ -436,6 +370,10 @@ const consumerFieldWords: ReadonlyArray<readonly [string, RegExp]> = [
   ["maxBatch", /batch/i],
   ["maxExpires", /expires/i],
   ["inactiveThreshold", /inactive/i],
+  ["deliverSubject", /deliver ?subject/i],
+  ["deliverGroup", /deliver ?group|queue/i],
+  ["flowControl", /flow ?control/i],
+  ["idleHeartbeat", /heartbeat/i],
   ["durable", /durable|name/i]
 ]
 
@@ -491,8 +429,9 @@ const decodeWith = <S extends Schema.Codec<unknown, unknown, never, never>>(sche
     )
 }
 
-const decodeStreamConfig = decodeWith(StreamConfig.StreamConfig, "stream configuration")
-const decodeConsumerConfig = decodeWith(ConsumerConfig.ConsumerConfig, "consumer configuration")
+// The schemas' Encoded side is the wire shape: a user's typed configuration is validated against their type side.
+const decodeStreamConfig = decodeWith(Schema.toType(StreamConfig.StreamConfig), "stream configuration")
+const decodeConsumerConfig = decodeWith(Schema.toType(ConsumerConfig.ConsumerConfig), "consumer configuration")
 const decodeStreamName = decodeWith(StreamConfig.Name, "stream name")
 const decodeConsumerName = decodeWith(StreamConfig.Name, "consumer name")
 
@@ -578,7 +517,7 @@ export const makeWith = (jsm: NatsJetStreamManager): JetStreamManagerShape => {
     current: NatsStreamInfo
   ): Effect.Effect<StreamInfo, E.NatsError> => {
     const currentConfig = StreamConfig.fromNats(current.config)
-    const changed = diff(config, currentConfig)
+    const changed = StreamConfig.diff(config, currentConfig)
     if (changed.length === 0) return Effect.succeed(streamInfoFromNats(current))
     return call({ operation, stream: config.name }, () => jsm.streams.update(config.name, StreamConfig.toNats(config)))
       .pipe(
@@ -745,7 +684,9 @@ export const makeWith = (jsm: NatsJetStreamManager): JetStreamManagerShape => {
       const currentConfig = consumerConfigFromNats(current.config)
       // With a backoff, the server sets ackWait to the first backoff step and ignores the requested one.
       const backoff = config.backoff ?? currentConfig.backoff ?? []
-      const changed = diff(config, currentConfig).filter((field) => !(field === "ackWait" && backoff.length > 0))
+      const changed = ConsumerConfig.diff(config, currentConfig).filter((field) =>
+        !(field === "ackWait" && backoff.length > 0)
+      )
       if (changed.length === 0) return consumerInfoFromNats(current)
       return yield* call(
         { operation, stream, consumer: durable },
