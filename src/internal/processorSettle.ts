@@ -149,7 +149,9 @@ export const makeSettler = <A, E, R>(options: SettleOptions<A, E, R>) => {
       if (Cause.hasInterruptsOnly(cause) && options.shuttingDown()) return Effect.failCause(cause) as never
       const failure = Cause.findErrorOption(cause)
       return Effect.succeed(
-        Option.isSome(failure) ? { _tag: "Failed", error: failure.value } : { _tag: "Died", defect: Cause.squash(cause) }
+        Option.isSome(failure)
+          ? { _tag: "Failed", error: failure.value }
+          : { _tag: "Died", defect: Cause.squash(cause) }
       )
     })
   }

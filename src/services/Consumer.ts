@@ -477,7 +477,9 @@ const lookup = (
 ): Effect.Effect<JsConsumer | PushConsumer, NatsError.NatsError> =>
   Effect.tryPromise({
     try: (): Promise<JsConsumer | PushConsumer> =>
-      push ? env.jsm.client.consumers.getPushConsumer(env.stream, name) : env.jsm.client.consumers.get(env.stream, name),
+      push
+        ? env.jsm.client.consumers.getPushConsumer(env.stream, name)
+        : env.jsm.client.consumers.get(env.stream, name),
     catch: (cause) => consumerFromUnknown(cause, { operation, stream: env.stream, consumer: name })
   })
 

@@ -32,8 +32,8 @@
  */
 import type {
   ConsumerConfig as NatsConsumerConfig,
-  JetStreamClient,
   ConsumerInfo as NatsConsumerInfo,
+  JetStreamClient,
   JetStreamManager as NatsJetStreamManager,
   JetStreamManagerOptions,
   PurgeOpts,
@@ -44,8 +44,8 @@ import { jetstreamManager } from "@nats-io/jetstream"
 import { jserrors } from "@nats-io/jetstream/internal"
 import type { MsgHdrs } from "@nats-io/nats-core"
 import { Context, Duration, Effect, Layer, Option, Schema, Stream } from "effect"
-import type { JsContext } from "../internal/jsErrors.ts"
 import { invalidSubject } from "../internal/errors.ts"
+import type { JsContext } from "../internal/jsErrors.ts"
 import { jsFromUnknown } from "../internal/jsErrors.ts"
 import * as ConsumerConfig from "../schemas/ConsumerConfig.ts"
 import * as E from "../schemas/NatsError.ts"

@@ -9,7 +9,10 @@ import { nthStep, stepper } from "../../src/internal/scheduleStep.ts"
 describe("scheduleStep", () => {
   it.effect("a stepped schedule reads the time of the caller's Clock (TestClock)", () =>
     Effect.gen(function*() {
-      const next = stepper(Schedule.spaced("100 millis").pipe(Schedule.upTo({ duration: "1 second" })), yield* Effect.context())
+      const next = stepper(
+        Schedule.spaced("100 millis").pipe(Schedule.upTo({ duration: "1 second" })),
+        yield* Effect.context()
+      )
       assert.deepStrictEqual(next(undefined), { _tag: "Delay", millis: 100 })
       yield* TestClock.adjust("2 seconds")
       assert.deepStrictEqual(next(undefined), { _tag: "Done" })
