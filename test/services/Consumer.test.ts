@@ -1,7 +1,21 @@
 import { assert, describe, layer } from "@effect/vitest"
 import type { JetStreamManager, JsMsg } from "@nats-io/jetstream"
 import { jetstream, jetstreamManager } from "@nats-io/jetstream"
-import { Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Ref, Schedule, Schema, Scope, Stream } from "effect"
+import {
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Metric,
+  Option,
+  Ref,
+  Schedule,
+  Schema,
+  Scope,
+  Stream
+} from "effect"
 import { Codec, JetStreamManager as Jsm, LocalNats, NatsClient, NatsServer } from "../../src/index.ts"
 import * as ConsumerConfig from "../../src/schemas/ConsumerConfig.ts"
 import * as Consumer from "../../src/services/Consumer.ts"
@@ -374,8 +388,11 @@ describe("Consumer", () => {
         yield* publishMany("shutdown.a", 500)
         const scope = yield* Scope.make()
         const client = yield* NatsClient.make({ servers: server.urls, logEvents: false }).pipe(Scope.provide(scope))
+        // the consumer's connection is this client's (its JetStream manager is made on it too)
+        const jsm = yield* Jsm.make().pipe(Effect.provideService(NatsClient.NatsClient, client))
         const consumer = yield* Consumer.make({ stream: "shutdown", config: { durable: "closer" } }).pipe(
           Effect.provideService(NatsClient.NatsClient, client),
+          Effect.provideService(Jsm.JetStreamManager, jsm),
           Scope.provide(scope)
         )
         const halfway = yield* Deferred.make<void>()
@@ -391,6 +408,48 @@ describe("Consumer", () => {
         const exit = yield* Fiber.await(fiber)
         assert.isTrue(Exit.isSuccess(exit), `consume ended with ${String(exit)}`)
         assert.isAtLeast(count, 100)
+      }))
+
+    it.effect("taking a few messages from a consume Stream, again and again, leaves no fiber or subscription behind", () =>
+      Effect.gen(function*() {
+        const server = yield* NatsServer.NatsServer
+        const client = yield* NatsClient.NatsClient
+        yield* makeStream("takes")
+        yield* publishMany("takes.a", 400)
+        // acks none: nats.js' iterator path, whose pump waits for room in the Stream's buffer
+        const consumer = yield* Consumer.make({ stream: "takes", config: { durable: "taker", ackPolicy: "none" } })
+        const subscriptions = Effect.map(
+          server.monitor(`/connz?cid=${client.connection.info?.client_id}`),
+          (connz) => (connz as { connections: ReadonlyArray<{ subscriptions: number }> }).connections[0]?.subscriptions
+        )
+        const before = yield* subscriptions
+        // every fiber started by the consume Streams (and what they fork) is counted while it lives
+        let live = 0
+        const fibers: Metric.FiberRuntimeMetricsService = {
+          recordFiberStart: () => {
+            live++
+          },
+          recordFiberEnd: () => {
+            live--
+          }
+        }
+        for (let i = 0; i < 20; i++) {
+          // a slow reader: the pump finds the buffer full and waits for room
+          const taken = yield* consumer.consume({ maxMessages: 5, bufferSize: 2 }).pipe(
+            Stream.mapEffect((m) => Effect.as(Effect.sleep("5 millis"), m)),
+            Stream.take(3),
+            Stream.runCollect,
+            Effect.provideService(Metric.FiberRuntimeMetrics, fibers)
+          )
+          assert.strictEqual(taken.length, 3)
+        }
+        // released synchronously or nearly: wait until every fiber ended (bounded)
+        yield* Effect.suspend(() => live === 0 ? Effect.void : Effect.fail(live)).pipe(
+          Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.upTo({ times: 100 }))),
+          Effect.ignore
+        )
+        assert.strictEqual(live, 0, "fibers left behind by the consume Streams")
+        assert.strictEqual(yield* subscriptions, before, "subscriptions left behind")
       }))
 
     it.effect("an ephemeral consumer from a config without a durable name; Consumer.layer provides the tag", () =>

@@ -1,6 +1,15 @@
 import { assert, describe, layer } from "@effect/vitest"
-import { Deferred, Duration, Effect, Exit, Layer, Metric, Schedule, Schema, Scope, Stream } from "effect"
-import { Consumer, JetStream, JetStreamManager, LocalNats, NatsServer, Processor } from "../../src/index.ts"
+import { Deferred, Duration, Effect, Exit, Layer, Metric, Redacted, Schedule, Schema, Scope, Stream } from "effect"
+import {
+  Auth,
+  Consumer,
+  JetStream,
+  JetStreamManager,
+  LocalNats,
+  NatsClient,
+  NatsServer,
+  Processor
+} from "../../src/index.ts"
 
 const Order = Schema.Struct({ id: Schema.Int })
 type Order = typeof Order.Type
@@ -406,6 +415,73 @@ describe("Processor", () => {
           assert.strictEqual(error.reason._tag, "InvalidArgument", subject)
         }
       }))
+
+    it.effect("a dead-letter check that cannot ask the server fails with its own reason, not as 'no stream captures'", () =>
+      Effect.gen(function*() {
+        // a user who may not list streams by subject ($JS.API.STREAM.NAMES): the lookup gets no answer
+        const server = yield* NatsServer.make({
+          config: "authorization { users: [ { user: u, password: p, permissions: { publish: { allow: [\">\"], " +
+            "deny: [\"$JS.API.STREAM.NAMES\"] } } } ] }"
+        })
+        const env = Layer.mergeAll(
+          JetStream.JetStream.layer,
+          JetStreamManager.JetStreamManager.layerWith({ timeout: "500 millis" })
+        ).pipe(
+          Layer.provideMerge(
+            NatsClient.NatsClient.layer({
+              servers: server.url,
+              auth: Auth.userPassword("u", Redacted.make("p")),
+              logEvents: false
+            })
+          )
+        )
+        const error = yield* Effect.scoped(Effect.gen(function*() {
+          const consumer = yield* setup("proc-denied")
+          return yield* Effect.flip(Processor.make({
+            consumer,
+            codec: Order,
+            deadLetter: { subject: "proc-denied-dlq.x" },
+            handler: () => Effect.void
+          }))
+        })).pipe(Effect.provide(env))
+        assert.include(["Timeout", "PermissionViolation"], error.reason._tag, error.message)
+        assert.notInclude(error.message, "no stream captures")
+      }))
+
+    it.effect("term from a processor carries its reason when the server records reasons", () =>
+      Effect.gen(function*() {
+        const server = yield* NatsServer.NatsServer
+        // A client that believes its server is 2.11 (which records term reasons): the processor's
+        // term then carries the reason. nats-server 2.9 ignores a +TERM with a reason, so the message
+        // comes back: that is how this test sees the reason was sent (without it, it never comes back).
+        const deliveries: Array<number> = []
+        const twice = yield* countdown(2)
+        yield* Effect.scoped(Effect.gen(function*() {
+          const client = yield* NatsClient.NatsClient
+          const info = client.connection.info as { version: string } | undefined
+          if (info !== undefined) info.version = "2.11.0"
+          const consumer = yield* setup("proc-reason", { ackWait: "1 second" })
+          yield* publishOrders("proc-reason.o", [1])
+          yield* Processor.make({
+            consumer,
+            codec: Order,
+            decide: () => "term",
+            handler: (_order, envelope) =>
+              Effect.sync(() => deliveries.push(envelope.deliveryCount)).pipe(
+                Effect.andThen(twice.hit),
+                Effect.andThen(Effect.fail("no"))
+              )
+          })
+          yield* twice.await
+        })).pipe(
+          Effect.provide(
+            Layer.mergeAll(JetStream.JetStream.layer, JetStreamManager.JetStreamManager.layer).pipe(
+              Layer.provideMerge(NatsClient.NatsClient.layer({ servers: server.url, logEvents: false }))
+            )
+          )
+        )
+        assert.deepStrictEqual(deliveries.slice(0, 2), [1, 2])
+      }), 30_000)
 
     it.effect(
       "slow handlers: messages waiting in the prefetch buffer longer than the ack wait are kept alive, none redelivered",
