@@ -1,0 +1,159 @@
+/**
+ * What the JetStream manager's operations share: the call of a nats.js
+ * manager method with its failure mapped, input validation by Schema (a
+ * typed `InvalidArgument`), and the field a refused change is about.
+ *
+ * @internal
+ */
+import { Effect, Schema } from "effect"
+import * as ConsumerConfig from "../schemas/ConsumerConfig.ts"
+import * as NatsError from "../schemas/NatsError.ts"
+import * as StreamConfig from "../schemas/StreamConfig.ts"
+import { invalidArgument, natsError } from "./errors.ts"
+import type { JsContext } from "./jsErrors.ts"
+import { jsFromUnknown } from "./jsErrors.ts"
+
+/** A nats.js manager call, its failure mapped. */
+export const call = <A>(ctx: JsContext, f: () => Promise<A>): Effect.Effect<A, NatsError.NatsError> =>
+  Effect.tryPromise({ try: f, catch: (cause) => jsFromUnknown(cause, ctx) })
+
+/** Whether the error has this reason. */
+export const isReason = (error: NatsError.NatsError, tag: NatsError.NatsErrorReason["_tag"]): boolean =>
+  error.reason._tag === tag
+
+// -----------------------------------------------------------------------------
+// Validation
+// -----------------------------------------------------------------------------
+
+const decodeWith = <S extends Schema.Codec<unknown, unknown, never, never>>(schema: S, what: string) => {
+  const decode = Schema.decodeUnknownEffect(schema)
+  return (operation: string, input: unknown): Effect.Effect<S["Type"], NatsError.NatsError> =>
+    decode(input, { errors: "all" }).pipe(
+      Effect.mapError((error) => invalidArgument(operation, `invalid ${what}: ${error.message}`, { cause: error }))
+    )
+}
+
+// The schemas' Encoded side is the wire shape: a user's typed configuration is validated against their type side.
+export const decodeStreamConfig = decodeWith(Schema.toType(StreamConfig.StreamConfig), "stream configuration")
+export const decodeConsumerConfig = decodeWith(Schema.toType(ConsumerConfig.ConsumerConfig), "consumer configuration")
+export const decodeStreamName = decodeWith(StreamConfig.Name, "stream name")
+export const decodeConsumerName = decodeWith(StreamConfig.Name, "consumer name")
+
+const PositiveInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
+const NonNegativeInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
+export const decodePurgeOptions = decodeWith(
+  Schema.Struct({
+    subject: Schema.optional(Schema.String.check(Schema.isMinLength(1))),
+    keep: Schema.optional(NonNegativeInt),
+    upToSequence: Schema.optional(PositiveInt)
+  }),
+  "purge options"
+)
+export const decodeMessageQuery = decodeWith(
+  Schema.Union([
+    Schema.Struct({ seq: PositiveInt }),
+    Schema.Struct({ lastBySubject: Schema.String.check(Schema.isMinLength(1)) })
+  ]),
+  "message query"
+)
+
+// -----------------------------------------------------------------------------
+// The field of a refused change
+// -----------------------------------------------------------------------------
+
+/** Fields nats-server 2.9.10 refuses to change on update. */
+export const immutableStreamFields: ReadonlyArray<string> = ["name", "retention", "storage", "maxConsumers"]
+export const immutableConsumerFields: ReadonlyArray<string> = [
+  "durable",
+  "ackPolicy",
+  "deliverPolicy",
+  "replayPolicy",
+  "maxWaiting"
+]
+
+/** Words of a server error message that name a field. */
+export const streamFieldWords: ReadonlyArray<readonly [string, RegExp]> = [
+  ["retention", /retention/i],
+  ["storage", /storage/i],
+  ["maxConsumers", /max ?consumers/i],
+  ["replicas", /replica/i],
+  ["duplicateWindow", /duplicates? window/i],
+  ["maxAge", /max ?age/i],
+  ["maxMsgsPerSubject", /per ?subject/i],
+  ["maxMsgSize", /max ?msg ?size|message size/i],
+  ["subjects", /subject/i],
+  ["maxBytes", /max ?bytes/i],
+  ["maxMsgs", /max ?msgs|max messages/i],
+  ["discard", /discard/i],
+  ["allowDirect", /direct/i],
+  ["allowRollup", /rollup/i],
+  ["denyDelete", /deny ?delete/i],
+  ["denyPurge", /deny ?purge/i],
+  ["name", /name/i]
+]
+export const consumerFieldWords: ReadonlyArray<readonly [string, RegExp]> = [
+  ["ackPolicy", /ack policy/i],
+  ["deliverPolicy", /deliver policy|start seq|start time/i],
+  ["replayPolicy", /replay policy/i],
+  ["maxWaiting", /max ?waiting/i],
+  ["maxAckPending", /max ?ack ?pending/i],
+  ["maxDeliver", /max ?deliver/i],
+  ["backoff", /backoff/i],
+  ["ackWait", /ack ?wait/i],
+  ["filterSubject", /filter/i],
+  ["replicas", /replica/i],
+  ["memoryStorage", /storage|memory/i],
+  ["headersOnly", /headers/i],
+  ["maxBatch", /batch/i],
+  ["maxExpires", /expires/i],
+  ["inactiveThreshold", /inactive/i],
+  ["deliverSubject", /deliver ?subject/i],
+  ["deliverGroup", /deliver ?group|queue/i],
+  ["flowControl", /flow ?control/i],
+  ["idleHeartbeat", /heartbeat/i],
+  ["durable", /durable|name/i]
+]
+
+/**
+ * The field a refused request is about: among the candidate fields (those
+ * that differ, or those requested on create), the one the server's message
+ * mentions; else a known immutable one; else the only candidate.
+ */
+export const offendingField = (
+  candidates: ReadonlyArray<string>,
+  message: string,
+  words: ReadonlyArray<readonly [string, RegExp]>,
+  immutable: ReadonlyArray<string>
+): string | undefined => {
+  const mentioned = words.find(([field, re]) => candidates.includes(field) && re.test(message))
+  if (mentioned !== undefined) return mentioned[0]
+  const fixed = candidates.find((field) => immutable.includes(field))
+  if (fixed !== undefined) return fixed
+  return candidates.length === 1 ? candidates[0] : undefined
+}
+
+/** Adds `field` to a `JetStreamApi` reason. */
+export const withField = (error: NatsError.NatsError, field: string | undefined): NatsError.NatsError => {
+  const r = error.reason
+  if (field === undefined || r._tag !== "JetStreamApi" || r.field !== undefined) return error
+  return natsError(
+    new NatsError.JetStreamApi({
+      message: r.message === undefined ? undefined : `${r.message} (field: ${field})`,
+      operation: r.operation,
+      subject: r.subject,
+      cause: r.cause,
+      code: r.code,
+      errCode: r.errCode,
+      field
+    })
+  )
+}
+
+/** A refused change with the offending field named (found in the server's message, else guessed). */
+export const refused = (
+  candidates: ReadonlyArray<string>,
+  words: ReadonlyArray<readonly [string, RegExp]>,
+  immutable: ReadonlyArray<string>
+) =>
+(error: NatsError.NatsError): NatsError.NatsError =>
+  withField(error, offendingField(candidates, error.reason.message ?? "", words, immutable))
