@@ -1,3 +1,4 @@
+// Stream and consumer configuration schemas: the wire round trip, and the read-back from a real server.
 import { assert, describe, it, layer } from "@effect/vitest"
 import type { ConsumerConfig as NatsConsumerConfig, StreamConfig as NatsStreamConfig } from "@nats-io/jetstream"
 import { Arbitrary, Duration, Effect, Layer, Schema } from "effect"
