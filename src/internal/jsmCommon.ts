@@ -68,11 +68,14 @@ export const immutableConsumerFields: ReadonlyArray<string> = [
   "ackPolicy",
   "deliverPolicy",
   "replayPolicy",
-  "maxWaiting"
+  "maxWaiting",
+  "flowControl",
+  "idleHeartbeat"
 ]
 
 /** Words of a server error message that name a field. */
 export const streamFieldWords: ReadonlyArray<readonly [string, RegExp]> = [
+  ["discardNewPerSubject", /discard new per subject/i],
   ["retention", /retention/i],
   ["storage", /storage/i],
   ["maxConsumers", /max ?consumers/i],
@@ -86,7 +89,7 @@ export const streamFieldWords: ReadonlyArray<readonly [string, RegExp]> = [
   ["maxMsgs", /max ?msgs|max messages/i],
   ["discard", /discard/i],
   ["allowDirect", /direct/i],
-  ["allowRollup", /rollup/i],
+  ["allowRollup", /roll-?ups?/i],
   ["denyDelete", /deny ?delete/i],
   ["denyPurge", /deny ?purge/i],
   ["name", /name/i]
@@ -110,7 +113,7 @@ export const consumerFieldWords: ReadonlyArray<readonly [string, RegExp]> = [
   ["deliverSubject", /deliver ?subject/i],
   ["deliverGroup", /deliver ?group|queue/i],
   ["flowControl", /flow ?control/i],
-  ["idleHeartbeat", /heartbeat/i],
+  ["idleHeartbeat", /heart ?beat/i],
   ["durable", /durable|name/i]
 ]
 

@@ -1,8 +1,9 @@
 /**
  * Building blocks of the JetStream configuration schemas.
  *
- * Optional fields that stay absent on the wire, and the field-by-field diff
- * derived from a schema's fields.
+ * Optional fields that stay absent on the wire, a struct whose equivalence
+ * treats an absent and an `undefined` field alike, and the field-by-field
+ * diff derived from a schema's fields.
  *
  * @internal
  */
@@ -13,6 +14,9 @@ import { Duration, Option, Schema, SchemaTransformation } from "effect"
  * an absent key on the wire. An `undefined` value is left out when encoding,
  * so it never reaches nats.js (whose update merges the request into the
  * current configuration, where an `undefined` would erase a value).
+ *
+ * @category schemas
+ * @since 0.1.0
  */
 export const optional = <S extends Schema.Top>(schema: S) =>
   Schema.optionalKey(Schema.toEncoded(schema)).pipe(
@@ -34,6 +38,9 @@ const equivalencesOf = (fields: Schema.Struct.Fields): Equivalences =>
  * A struct of configuration fields. Its equivalence (`Schema.toEquivalence`)
  * compares field by field, each with its own equivalence, and an unset field
  * (absent or `undefined`) equals an unset one: the wire cannot tell them apart.
+ *
+ * @category schemas
+ * @since 0.1.0
  */
 export const Struct = <const Fields extends Schema.Struct.Fields>(fields: Fields) => {
   const equivalences = equivalencesOf(fields)
@@ -64,6 +71,9 @@ const isOmittedByServer = (value: unknown): boolean =>
  * equivalent (`Schema.toEquivalence` of the field) to the one in `current`, a
  * configuration read back from the server. A field the server left out of
  * `current` equals a requested zero value. Names come in field order.
+ *
+ * @category comparisons
+ * @since 0.1.0
  */
 export const diff = <const Fields extends Schema.Struct.Fields>(fields: Fields) => {
   const equivalences = equivalencesOf(fields)

@@ -36,7 +36,9 @@ export const Name = Schema.String.check(
 )
 
 /**
- * A duration for the server: finite and not negative. Generated values (for
+ * A duration for the server: finite, not negative, and below 2^63
+ * nanoseconds (about 292 years; the server keeps a signed 64-bit number of
+ * nanoseconds and refuses more as invalid JSON). Generated values (for
  * property tests) are whole nanoseconds up to `Number.MAX_SAFE_INTEGER`
  * (about 104 days), which the wire's nanosecond numbers carry exactly.
  *
@@ -52,7 +54,9 @@ export const ServerDuration = Schema.Duration.annotate({
 }).check(
   Schema.makeFilter(
     (d: Duration.Duration) =>
-      Duration.isFinite(d) && !Duration.isNegative(d) ? undefined : "a duration that is finite and not negative",
+      Duration.isFinite(d) && !Duration.isNegative(d) && nanos(d) < 2 ** 63
+        ? undefined
+        : "a duration that is finite, not negative and below 2^63 nanoseconds",
     { identifier: "ServerDuration" }
   )
 )
@@ -123,8 +127,8 @@ export const StreamConfig = Wire.Struct({
   maxBytes: Wire.optional(Limit),
   maxMsgs: Wire.optional(Limit),
   maxMsgsPerSubject: Wire.optional(Limit),
-  /** Largest message in bytes; -1 is unlimited. */
-  maxMsgSize: Wire.optional(Limit),
+  /** Largest message in bytes; -1 is unlimited. At most 2^31 - 1 (the server keeps a 32-bit number). */
+  maxMsgSize: Wire.optional(Schema.Int.check(Schema.isBetween({ minimum: -1, maximum: 2 ** 31 - 1 }))),
   maxConsumers: Wire.optional(Limit),
   discard: Wire.optional(Discard),
   discardNewPerSubject: Wire.optional(Schema.Boolean),

@@ -26,7 +26,17 @@
  * `ackPolicy`, `deliverPolicy` (including its start sequence or time),
  * `replayPolicy` or `maxWaiting`. When a consumer has a `backoff`, the server
  * silently sets `ackWait` to the first backoff step: a requested `ackWait` is
- * then ignored (and not counted as a difference).
+ * then ignored (and not counted as a difference). A durable push consumer's
+ * update may change `deliverSubject` and `deliverGroup` (set, change), but
+ * not `flowControl` ("flow control can not be updated") or `idleHeartbeat`
+ * ("heart beats can not be updated"), nor turn a pull consumer into a push
+ * one. Other values the server changes on its own: integer limits given as
+ * `0` read back as `-1` (streams; a consumer's `maxDeliver`), a consumer's
+ * `maxAckPending` `0` reads back as `1000`, a stream's `duplicateWindow`
+ * `0` or unset reads back as 2 minutes (or `maxAge` when shorter), and text
+ * with lone UTF-16 surrogates reads back with U+FFFD in their place. A
+ * request with one of these values differs from what is read back, so it is
+ * sent as an update on every create-or-update.
  *
  * @since 0.1.0
  */

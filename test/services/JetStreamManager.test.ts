@@ -375,6 +375,69 @@ describe("JetStreamManager", () => {
         if (exists._tag === "JetStreamApi") assert.strictEqual(exists.field, "durable")
         assert.notStrictEqual((yield* jsm.consumerInfo("STATE", "reader")).config.maxDeliver, 2)
       }))
+    it.effect("durable push consumers: deliverSubject and deliverGroup update in place; flowControl and idleHeartbeat are refused", () =>
+      Effect.gen(function*() {
+        const jsm = yield* JetStreamManager.JetStreamManager
+        yield* jsm.createOrUpdateStream(ordersConfig("PUSH", "push"))
+        const config: ConsumerConfig = {
+          durable: "pusher",
+          deliverSubject: "deliver.pusher.1",
+          flowControl: true,
+          idleHeartbeat: Duration.seconds(5)
+        }
+        const created = yield* jsm.createOrUpdateConsumer("PUSH", config)
+        assert.strictEqual(created.config.deliverSubject, "deliver.pusher.1")
+        assert.isTrue(created.config.flowControl)
+        assert.isTrue(Duration.equals(created.config.idleHeartbeat ?? Duration.zero, Duration.seconds(5)))
+
+        const updates = yield* countRequests("$JS.API.CONSUMER.>")
+        const again = yield* jsm.createOrUpdateConsumer("PUSH", config)
+        assert.deepStrictEqual(again.config, created.config)
+        yield* NatsClient.NatsClient.use((c) => c.flush)
+        assert.strictEqual(yield* Ref.get(updates), 0)
+
+        const moved = yield* jsm.createOrUpdateConsumer("PUSH", { ...config, deliverSubject: "deliver.pusher.2" })
+        assert.strictEqual(moved.config.deliverSubject, "deliver.pusher.2")
+        assert.strictEqual(moved.created.getTime(), created.created.getTime())
+
+        const refused: ReadonlyArray<readonly [string, ConsumerConfig]> = [
+          ["flowControl", { ...config, deliverSubject: "deliver.pusher.2", flowControl: false }],
+          ["idleHeartbeat", { ...config, deliverSubject: "deliver.pusher.2", idleHeartbeat: Duration.seconds(2) }]
+        ]
+        for (const [field, changed] of refused) {
+          const reason = yield* reasonOf(jsm.createOrUpdateConsumer("PUSH", changed))
+          assert.strictEqual(reason._tag, "JetStreamApi", field)
+          if (reason._tag === "JetStreamApi") assert.strictEqual(reason.field, field)
+        }
+
+        // a queue group excludes flow control and heartbeats (nats.js refuses them together)
+        yield* jsm.createOrUpdateConsumer("PUSH", { durable: "grouped", deliverSubject: "deliver.grouped" })
+        const grouped = yield* jsm.createOrUpdateConsumer("PUSH", {
+          durable: "grouped",
+          deliverSubject: "deliver.grouped",
+          deliverGroup: "workers"
+        })
+        assert.strictEqual(grouped.config.deliverGroup, "workers")
+        assert.deepStrictEqual((yield* jsm.consumerInfo("PUSH", "grouped")).config, grouped.config)
+      }))
+
+    it.effect("invalid push fields fail with InvalidArgument", () =>
+      Effect.gen(function*() {
+        const jsm = yield* JetStreamManager.JetStreamManager
+        yield* jsm.createOrUpdateStream(ordersConfig("PUSHBAD", "pushbad"))
+        const wildcard = yield* reasonOf(jsm.createOrUpdateConsumer("PUSHBAD", { durable: "w", deliverSubject: "d.*" }))
+        assert.strictEqual(wildcard._tag, "InvalidArgument")
+        assert.include(wildcard.message ?? "", "deliverSubject")
+        const heartbeat = yield* reasonOf(
+          jsm.createOrUpdateConsumer("PUSHBAD", {
+            durable: "h",
+            deliverSubject: "d.h",
+            idleHeartbeat: Duration.seconds(-1)
+          })
+        )
+        assert.strictEqual(heartbeat._tag, "InvalidArgument")
+        assert.include(heartbeat.message ?? "", "idleHeartbeat")
+      }))
   })
 
   layer(LocalNats.layer({ server: { jetstream: false } }), { excludeTestServices: true })(
