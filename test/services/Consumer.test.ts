@@ -112,7 +112,7 @@ describe("Consumer", () => {
         )
         assert.strictEqual(seen.size, 10_000)
         assert.strictEqual(duplicates, 0)
-        const ci = yield* consumerInfo(jsm, "bulk", "bulk-worker")
+        const ci = yield* settledConsumerInfo(jsm, "bulk", "bulk-worker")
         assert.strictEqual(ci.num_pending, 0)
         assert.strictEqual(ci.num_ack_pending, 0)
         assert.strictEqual(ci.delivered.consumer_seq, 10_000)
@@ -613,3 +613,16 @@ const consumerInfo = (jsm: JetStreamManager, stream: string, consumer: string) =
     yield* client.flush.pipe(Effect.orDie)
     return yield* Effect.promise(() => jsm.consumers.info(stream, consumer))
   })
+
+/**
+ * The consumer's info once the acks sent before were applied: the server
+ * applies acks asynchronously, so an info right after the last ack can lag
+ * it (awaited while acks are pending, for up to 5 seconds; then the last one).
+ */
+const settledConsumerInfo = (jsm: JetStreamManager, stream: string, consumer: string) =>
+  consumerInfo(jsm, stream, consumer).pipe(
+    Effect.repeat({
+      schedule: Schedule.spaced("50 millis").pipe(Schedule.upTo({ times: 100 })),
+      while: (ci) => ci.num_ack_pending > 0
+    })
+  )
