@@ -303,7 +303,7 @@ export interface ConsumerShape {
   /** How the handle is bound. */
   readonly kind: "durable" | "config" | "ordered"
   /** The consumer's current name (it changes when an ephemeral or ordered consumer is recreated). */
-  readonly name: Effect.Effect<string>
+  readonly name: Effect.Effect<string, NatsError.NatsError>
   /** The current raw nats.js consumer (escape hatch). */
   readonly raw: Effect.Effect<JsConsumer | PushConsumer>
   /** Whether this is a push consumer (`consume` only; `fetch` and `next` fail with `InvalidArgument`). */
@@ -643,184 +643,228 @@ const callbackMode = async (c: JsConsumer | PushConsumer): Promise<boolean> => {
   return ci.config.ack_policy === "explicit" && limit > 0 && limit <= 65_536
 }
 
-const handle = Effect.fnUntraced(function*(env: Env, binding: Binding) {
-  const { jsm, stream } = env
-  const nameOf = (c: JsConsumer | PushConsumer, operation: string) =>
-    Effect.tryPromise({
-      // the name the consumer had when it was looked up (cached info, no request)
-      try: () => c.info(true).then((info) => info.name),
-      catch: (cause) => consumerFromUnknown(cause, { operation, stream, consumer: "(unnamed)" })
-    })
-  let current = yield* binding.resolve("Consumer.make")
-  let currentName = yield* nameOf(current, "Consumer.make")
-  const ctxOf = (operation: string): ConsumerContext => ({ operation, stream, consumer: currentName })
-  const termReasons = () => env.core.termReasons()
-  const statusHub = yield* PubSub.sliding<ConsumerStatus>(1024)
-  const report = (status: ConsumerStatus) => PubSub.publishUnsafe(statusHub, status)
+type Raw = JsConsumer | PushConsumer
 
-  const sessions = new Session.Sessions()
-  yield* Effect.addFinalizer(() =>
-    Effect.sync(() => {
-      sessions.closeAll()
-      // the handle's own ordered consumer (used by fetch / next) lives on the
-      // server for its 5 minute inactive threshold otherwise
-      if (binding.replay !== undefined) void current.delete().catch(() => undefined)
-    })
-  )
+/** Options of a session that the handle fills in itself. */
+type OwnSessionOptions = "context" | "onStatus" | "sessions" | "connectionClosed"
+
+/**
+ * A live handle: the consumer it reads now (replaced when it is recovered),
+ * its open sessions, and its status hub.
+ */
+class Handle {
+  readonly sessions = new Session.Sessions()
+  readonly env: Env
+  readonly binding: Binding
+  readonly hub: PubSub.PubSub<ConsumerStatus>
+  current: Raw
+  name: string
+
+  constructor(env: Env, binding: Binding, hub: PubSub.PubSub<ConsumerStatus>, current: Raw, name: string) {
+    this.env = env
+    this.binding = binding
+    this.hub = hub
+    this.current = current
+    this.name = name
+  }
+
+  context(operation: string): ConsumerContext {
+    return { operation, stream: this.env.stream, consumer: this.name }
+  }
+
+  report(status: ConsumerStatus): void {
+    PubSub.publishUnsafe(this.hub, status)
+  }
 
   /** Brings the consumer back after it (or its stream) went missing. */
-  const recover = (attempt: number, cause: NatsError.NatsError) =>
-    Effect.gen(function*() {
-      report({
+  readonly recover = (attempt: number, cause: NatsError.NatsError): Effect.Effect<void, NatsError.NatsError> =>
+    Effect.gen({ self: this }, function*() {
+      this.report({
         _tag: "Recovering",
         attempt,
         reason: cause.reason._tag === "StreamNotFound" ? "StreamNotFound" : "ConsumerNotFound",
         message: cause.message
       })
-      current = yield* binding.resolve("Consumer.recover")
-      currentName = yield* nameOf(current, "Consumer.recover")
-      report({ _tag: "Recovered", consumer: currentName, recreated: binding.recreates })
+      const recovered = yield* this.binding.resolve("Consumer.recover")
+      this.name = yield* nameOf(recovered, this.env.stream, "Consumer.recover")
+      this.current = recovered
+      const recreated = this.binding.recreates
+      this.report({ _tag: "Recovered", consumer: this.name, recreated })
       yield* Effect.logInfo(
-        `nats: consumer ${currentName} of stream ${stream} ${binding.recreates ? "recreated" : "found again"}`
+        `nats: consumer ${this.name} of stream ${this.env.stream} ${recreated ? "recreated" : "found again"}`
       )
     })
 
-  /** Whether the consumer is gone (asked when a pull got no answer or a push consumer's heartbeats stopped). */
-  const missing = (operation: string): Effect.Effect<NatsError.NatsError | undefined> =>
-    jsm.consumerInfo(stream, currentName).pipe(
+  /** The missing-resource failure when the consumer is gone (asked when a pull got no answer, say). */
+  missing(operation: string): Effect.Effect<NatsError.NatsError | undefined> {
+    return this.env.jsm.consumerInfo(this.env.stream, this.name).pipe(
       Effect.matchEffect({
         onFailure: (error) => Effect.succeed(isMissingResource(error) ? error : undefined),
         onSuccess: () => Effect.succeed(undefined)
       }),
       Effect.withSpan(operation)
     )
-
-  const onStatus = (status: ConsumerStatus): Effect.Effect<void, NatsError.NatsError> => {
-    report(status)
-    // nats.js does not check a push consumer whose heartbeats stopped: is it gone?
-    if (!binding.push || status._tag !== "HeartbeatsMissed") return Effect.void
-    return Effect.flatMap(missing("Consumer.checkPush"), (gone) => gone === undefined ? Effect.void : Effect.fail(gone))
   }
 
-  const session = (options: Omit<Session.SessionOptions, "context" | "onStatus" | "sessions" | "connectionClosed">) =>
-    Session.stream({
-      ...options,
-      context: () => ctxOf(options.operation),
-      onStatus,
-      sessions,
-      connectionClosed: () => env.core.connection.isClosed()
-    })
+  readonly onStatus = (status: ConsumerStatus): Effect.Effect<void, NatsError.NatsError> => {
+    this.report(status)
+    // nats.js does not check a push consumer whose heartbeats stopped: is it gone?
+    if (!this.binding.push || status._tag !== "HeartbeatsMissed") return Effect.void
+    return Effect.flatMap(
+      this.missing("Consumer.checkPush"),
+      (gone) => gone === undefined ? Effect.void : Effect.fail(gone)
+    )
+  }
 
-  const consumeRaw = (options: ConsumeOptions | undefined): Stream.Stream<JsMsg, NatsError.NatsError> => {
-    const natsOptions = consumeOptions(options, binding.replay !== undefined)
-    const bufferSize = options?.bufferSize ?? 256
-    const replay = binding.replay
+  session(options: Omit<Session.SessionOptions, OwnSessionOptions>): Stream.Stream<JsMsg, NatsError.NatsError> {
+    return Session.stream({
+      ...options,
+      context: () => this.context(options.operation),
+      onStatus: this.onStatus,
+      sessions: this.sessions,
+      connectionClosed: () => this.env.core.connection.isClosed()
+    })
+  }
+
+  /** A session retried by the recovery schedule while the consumer or its stream is missing. */
+  recovering(
+    session: () => Stream.Stream<JsMsg, NatsError.NatsError>,
+    schedule: Schedule.Schedule<unknown, NatsError.NatsError>
+  ): Stream.Stream<JsMsg, NatsError.NatsError> {
+    return withRecovery({ session, schedule, recover: this.recover, closing: () => this.sessions.closing })
+  }
+
+  /** The continuous pull flow (an ordered handle: a fresh replay from the start). */
+  consume(options: ConsumeOptions | undefined): Stream.Stream<JsMsg, NatsError.NatsError> {
+    const replay = this.binding.replay
+    const natsOptions = consumeOptions(options, replay !== undefined)
+    const common = {
+      operation: "Consumer.consume",
+      bufferSize: options?.bufferSize ?? 256,
+      continuous: true,
+      onReceive: options?.onReceive
+    }
     if (replay !== undefined) {
-      // a fresh ordered consumer per consume: each one replays from the start
       return Stream.suspend(() => {
         let replaying: JsConsumer | undefined
-        return session({
-          operation: "Consumer.consume",
+        return this.session({
+          ...common,
           open: () =>
             replay().then((c) => {
               replaying = c
               return c.consume(natsOptions)
             }),
-          bufferSize,
-          continuous: true,
-          onReceive: options?.onReceive,
           // the server would keep the replay's consumer for its 5 minute inactive threshold
           onStop: () => void replaying?.delete().catch(() => undefined)
         })
       })
     }
-    return withRecovery({
-      session: () =>
-        session({
-          operation: "Consumer.consume",
-          open: (deliver) => {
-            const c = current
-            return c.isPushConsumer()
-              ? (c as PushConsumer).consume({ abort_on_missing_resource: true })
-              : (c as JsConsumer).consume(deliver === undefined ? natsOptions : { ...natsOptions, callback: deliver })
-          },
-          callbackMode: () => callbackMode(current),
-          bufferSize,
-          continuous: true,
-          onReceive: options?.onReceive
-        }),
-      schedule: options?.recovery ?? binding.recovery,
-      recover,
-      closing: () => sessions.closing
-    })
+    const session = () =>
+      this.session({
+        ...common,
+        open: (deliver) => {
+          const c = this.current
+          return c.isPushConsumer()
+            ? (c as PushConsumer).consume({ abort_on_missing_resource: true })
+            : (c as JsConsumer).consume(deliver === undefined ? natsOptions : { ...natsOptions, callback: deliver })
+        },
+        callbackMode: () => callbackMode(this.current)
+      })
+    return this.recovering(session, options?.recovery ?? this.binding.recovery)
   }
 
-  /** A fetch that got no answer (a 503 or a timeout): the consumer may be gone. */
-  const classify = (error: NatsError.NatsError, operation: string): Effect.Effect<never, NatsError.NatsError> =>
-    binding.replay === undefined && error.reason._tag === "Timeout"
-      ? Effect.flatMap(missing(operation), (gone) => Effect.fail(gone ?? error))
-      : Effect.fail(error)
-
-  const fetchRaw = (options: FetchOptions, operation: string): Stream.Stream<JsMsg, NatsError.NatsError> => {
+  /** One pull of at most `batch` messages; a pull that got no answer checks whether the consumer is gone. */
+  fetch(options: FetchOptions, operation: string): Stream.Stream<JsMsg, NatsError.NatsError> {
     const natsOptions: NatsFetchOptions = {
       max_messages: options.batch,
       ...(options.maxBytes === undefined ? {} : { max_bytes: options.maxBytes }),
       expires: millis(options.maxWait ?? 30_000)
     }
+    const classify = (error: NatsError.NatsError): Effect.Effect<never, NatsError.NatsError> =>
+      this.binding.replay === undefined && error.reason._tag === "Timeout"
+        ? Effect.flatMap(this.missing(operation), (gone) => Effect.fail(gone ?? error))
+        : Effect.fail(error)
     const once = () =>
-      session({
+      this.session({
         operation,
         open: () => {
-          const c = current
+          const c = this.current
           return c.isPushConsumer()
             ? Promise.reject(
               invalidArgument(
                 operation,
-                `${currentName} is a push consumer: use consume (fetch and next need a pull consumer)`
+                `${this.name} is a push consumer: use consume (fetch and next need a pull consumer)`
               )
             )
             : (c as JsConsumer).fetch(natsOptions)
         },
         bufferSize: Math.max(1, Math.min(options.batch, 1024)),
         continuous: false
-      }).pipe(Stream.catch((error) => Stream.fromEffect(classify(error, operation))))
-    return binding.recreates
-      ? withRecovery({ session: once, schedule: binding.recovery, recover, closing: () => sessions.closing })
-      : once()
+      }).pipe(Stream.catch((error) => Stream.fromEffect(classify(error))))
+    return this.binding.recreates ? this.recovering(once, this.binding.recovery) : once()
   }
 
-  const traced = <A, E, R>(stream: Stream.Stream<A, E, R>, name: string) =>
-    Stream.withSpan(stream, name, { attributes: { stream: env.stream, consumer: currentName } })
-
-  const shape: ConsumerShape = {
-    stream,
-    kind: binding.kind,
-    name: Effect.suspend(() => nameOf(current, "Consumer.name")).pipe(Effect.orDie),
-    raw: Effect.sync(() => current),
-    push: binding.push,
-    info: Effect.suspend(() =>
-      Effect.tryPromise({
-        try: (): Promise<ConsumerInfo> => current.info(),
-        catch: (cause) => consumerFromUnknown(cause, ctxOf("Consumer.info"))
-      })
-    ),
-    consume: ((options?: ConsumeOptions & Partial<DecodeOptions<unknown, unknown>>) =>
-      traced(envelopes(consumeRaw(options), options, termReasons()), "Consumer.consume")) as ConsumerShape["consume"],
-    fetch: ((options: FetchOptions & Partial<DecodeOptions<unknown, unknown>>) =>
-      traced(
-        envelopes(fetchRaw(options, "Consumer.fetch"), options, termReasons()),
-        "Consumer.fetch"
-      )) as ConsumerShape["fetch"],
-    next: Effect.fn("Consumer.next")(function*(options?: NextOptions & Partial<DecodeOptions<unknown, unknown>>) {
-      const raw = fetchRaw(
-        { batch: 1, ...(options?.maxWait === undefined ? {} : { maxWait: options.maxWait }) },
-        "Consumer.next"
-      )
-      return yield* Stream.runHead(envelopes(raw, options, termReasons()))
-    }) as ConsumerShape["next"],
-    status: Stream.fromPubSub(statusHub)
+  envelopes(
+    raw: Stream.Stream<JsMsg, NatsError.NatsError>,
+    options: Partial<DecodeOptions<unknown, unknown>> | undefined,
+    span: string
+  ): Stream.Stream<JsEnvelope.JsEnvelope<unknown>, NatsError.NatsError | Codec.DecodeError, unknown> {
+    return Stream.withSpan(envelopes(raw, options, this.env.core.termReasons()), span, {
+      attributes: { stream: this.env.stream, consumer: this.name }
+    })
   }
-  return shape
+
+  shape(): ConsumerShape {
+    return {
+      stream: this.env.stream,
+      kind: this.binding.kind,
+      name: Effect.suspend(() => nameOf(this.current, this.env.stream, "Consumer.name")),
+      raw: Effect.sync(() => this.current),
+      push: this.binding.push,
+      info: Effect.suspend(() =>
+        Effect.tryPromise({
+          try: (): Promise<ConsumerInfo> => this.current.info(),
+          catch: (cause) => consumerFromUnknown(cause, this.context("Consumer.info"))
+        })
+      ),
+      consume:
+        ((options?: ConsumeOptions & Partial<DecodeOptions<unknown, unknown>>) =>
+          this.envelopes(this.consume(options), options, "Consumer.consume")) as ConsumerShape["consume"],
+      fetch:
+        ((options: FetchOptions & Partial<DecodeOptions<unknown, unknown>>) =>
+          this.envelopes(this.fetch(options, "Consumer.fetch"), options, "Consumer.fetch")) as ConsumerShape["fetch"],
+      next: Effect.fn("Consumer.next")({ self: this }, function*(
+        options?: NextOptions & Partial<DecodeOptions<unknown, unknown>>
+      ) {
+        const batch = { batch: 1, ...(options?.maxWait === undefined ? {} : { maxWait: options.maxWait }) }
+        return yield* Stream.runHead(this.envelopes(this.fetch(batch, "Consumer.next"), options, "Consumer.next"))
+      }) as ConsumerShape["next"],
+      status: Stream.fromPubSub(this.hub)
+    }
+  }
+}
+
+/** The name the consumer had when it was looked up (cached info, no request). */
+const nameOf = (c: Raw, stream: string, operation: string): Effect.Effect<string, NatsError.NatsError> =>
+  Effect.tryPromise({
+    try: () => c.info(true).then((info) => info.name),
+    catch: (cause) => consumerFromUnknown(cause, { operation, stream, consumer: "(unnamed)" })
+  })
+
+/** A handle in the current scope: closing it stops every session (and deletes an ordered handle's consumer). */
+const handle = Effect.fnUntraced(function*(env: Env, binding: Binding) {
+  const current = yield* binding.resolve("Consumer.make")
+  const name = yield* nameOf(current, env.stream, "Consumer.make")
+  const self = new Handle(env, binding, yield* PubSub.sliding<ConsumerStatus>(1024), current, name)
+  yield* Effect.addFinalizer(() =>
+    Effect.sync(() => {
+      self.sessions.closeAll()
+      // the handle's own ordered consumer (used by fetch / next) lives on the
+      // server for its 5 minute inactive threshold otherwise
+      if (binding.replay !== undefined) void self.current.delete().catch(() => undefined)
+    })
+  )
+  return self.shape()
 })
 
 /**

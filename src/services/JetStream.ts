@@ -12,15 +12,14 @@
  */
 import type { JetStreamClient } from "@nats-io/jetstream"
 import { jetstream } from "@nats-io/jetstream"
-import type { MsgHdrs, Payload } from "@nats-io/nats-core"
-import type { Duration, Schedule, Scope } from "effect"
-import { Cause, Context, Effect, Exit, Layer, Result, Schema, Sink, Stream } from "effect"
+import type { Payload } from "@nats-io/nats-core"
+import type { Schedule, Scope } from "effect"
+import { Context, Duration, Effect, Layer, Result, Schema, Sink, Stream } from "effect"
 import type * as Arr from "effect/Array"
 import * as Pull from "effect/Pull"
-import { millis } from "../internal/duration.ts"
-import { jsFromUnknown } from "../internal/jsErrors.ts"
+import * as Pipeline from "../internal/jsPipeline.ts"
 import * as JsPublish from "../internal/jsPublish.ts"
-import { PublishWindow } from "../internal/publishWindow.ts"
+import * as Validation from "../internal/validation.ts"
 import * as Codec from "../schemas/Codec.ts"
 import * as Headers from "../schemas/Headers.ts"
 import * as NatsError from "../schemas/NatsError.ts"
@@ -221,9 +220,11 @@ export interface JetStreamShape {
   readonly publishAll: <E2 = never, R = never>(
     messages: Iterable<OutgoingMessage> | Stream.Stream<OutgoingMessage, E2, R>,
     options?: PublishAllOptions
-  ) => Stream.Stream<PubAck, PublishAllError | E2, R>
+  ) => Stream.Stream<PubAck, PublishAllError | NatsError.NatsError | E2, R>
   /** `publishAll` as a `Sink`: ends with a summary once every message is acked. */
-  readonly sink: (options?: PublishAllOptions) => Sink.Sink<PublishSummary, OutgoingMessage, never, PublishAllError>
+  readonly sink: (
+    options?: PublishAllOptions
+  ) => Sink.Sink<PublishSummary, OutgoingMessage, never, PublishAllError | NatsError.NatsError>
 }
 
 /**
@@ -243,6 +244,12 @@ export interface JetStreamOptions {
 
 const isIterable = (u: unknown): u is Iterable<unknown> =>
   typeof u === "object" && u !== null && Symbol.iterator in u && !Stream.isStream(u)
+
+/** A timeout option in milliseconds, or why it is not valid. */
+const timeoutOf = (operation: string, timeout: Duration.Input): number | NatsError.NatsError => {
+  const checked = Validation.duration(operation, "timeout", timeout, 0)
+  return Result.isSuccess(checked) ? Duration.toMillis(checked.success) : checked.failure
+}
 
 /** A failure the schedule never sees: it is not retryable. */
 class Final {
@@ -272,13 +279,15 @@ const retrying = <A>(
  * @category constructors
  * @since 0.1.0
  */
-export const make: (options?: JetStreamOptions) => Effect.Effect<JetStreamShape, never, NatsClient> = Effect
-  .fnUntraced(function*(options: JetStreamOptions = {}) {
+export const make: (options?: JetStreamOptions) => Effect.Effect<JetStreamShape, NatsError.NatsError, NatsClient> =
+  Effect.fnUntraced(function*(options: JetStreamOptions = {}) {
     const nats = yield* NatsClient
+    const contextTimeout = options.timeout === undefined ? undefined : timeoutOf("JetStream.make", options.timeout)
+    if (typeof contextTimeout === "object") return yield* contextTimeout
     const client = jetstream(nats.connection, {
       ...(options.domain === undefined ? {} : { domain: options.domain }),
       ...(options.apiPrefix === undefined ? {} : { apiPrefix: options.apiPrefix }),
-      ...(options.timeout === undefined ? {} : { timeout: millis(options.timeout) })
+      ...(contextTimeout === undefined ? {} : { timeout: contextTimeout })
     })
 
     // Publishes are requests on the connection's shared inbox (`internal/jsPublish`),
@@ -300,7 +309,10 @@ export const make: (options?: JetStreamOptions) => Effect.Effect<JetStreamShape,
         const hdrs = options?.headers === undefined ? undefined : Headers.fromInit(options.headers)
         const invalid = validation.message(subject, payload, hdrs, "JetStream.publish")
         if (invalid !== undefined) return Effect.fail(invalid)
-        const timeout = options?.timeout === undefined ? defaultTimeout : millis(options.timeout)
+        const timeout = options?.timeout === undefined
+          ? defaultTimeout
+          : timeoutOf("JetStream.publish", options.timeout)
+        if (typeof timeout !== "number") return Effect.fail(timeout)
         const withHeaders = JsPublish.headersOf(hdrs, options?.msgId, options?.expect)
         // interrupted: the ack's slot and its timer go at once
         const once = Effect.callback<PubAck, NatsError.NatsError>((resume) =>
@@ -317,110 +329,46 @@ export const make: (options?: JetStreamOptions) => Effect.Effect<JetStreamShape,
         return options?.retry === undefined ? once : retrying(once, options.retry)
       })
 
-    /**
-     * The pipeline: a producer fiber reads the input and sends while the
-     * window has room; the returned pull emits settled acks in order.
-     */
+    /** The pipeline of `publishAll` / `sink`, its options checked. */
     const pipeline = <E2>(
       upstream: Pull.Pull<Arr.NonEmptyReadonlyArray<OutgoingMessage>, E2, void>,
       scope: Scope.Scope,
       options: PublishAllOptions | undefined
-    ): Effect.Effect<Pull.Pull<Arr.NonEmptyReadonlyArray<PubAck>, PublishAllError | E2, void>> =>
+    ) =>
       Effect.gen(function*() {
-        const capacity = Math.max(1, Math.floor(options?.window ?? defaultWindow))
-        const timeout = options?.timeout === undefined ? defaultTimeout : millis(options.timeout)
-        const window = new PublishWindow<PubAck>(capacity)
-        let upstreamFailure: Cause.Cause<E2> | undefined
-        let index = 0
-
-        const send = (msg: OutgoingMessage): void => {
-          const i = index++
-          const { msgId, payload, subject } = msg
-          let hdrs: MsgHdrs | undefined
-          try {
-            hdrs = msg.headers === undefined ? undefined : Headers.fromInit(msg.headers)
-            const invalid = validation.message(subject, payload, hdrs, "JetStream.publishAll")
-            if (invalid !== undefined) return window.reject(i, subject, msgId, invalid)
-            const withHeaders = JsPublish.headersOf(hdrs, msgId, msg.expect)
-            JsPublish.send(
-              requests,
-              "JetStream.publishAll",
-              subject,
-              payload,
-              withHeaders,
-              timeout,
-              window.open(i, subject, msgId)
-            )
-          } catch (cause) {
-            window.reject(i, subject, msgId, cause)
-          }
-        }
-
-        const produce = Effect.gen(function*() {
-          while (true) {
-            const exit = yield* Effect.exit(upstream)
-            if (Exit.isFailure(exit)) {
-              if (!Pull.isDoneCause(exit.cause)) upstreamFailure = exit.cause as Cause.Cause<E2>
-              return window.end()
-            }
-            for (const msg of exit.value) {
-              if (window.failed) return window.end()
-              if (window.isFull) yield* window.awaitRoom
-              if (window.failed) return window.end()
-              send(msg)
-            }
-          }
-        })
-        yield* Effect.forkIn(produce, scope)
-
-        const failure = (slot: { index: number; subject: string; msgId: string | undefined; error: unknown }) =>
-          new PublishAllError({
-            index: slot.index,
-            subject: slot.subject,
-            ...(slot.msgId === undefined ? {} : { msgId: slot.msgId }),
-            error: jsFromUnknown(slot.error, {
-              operation: "JetStream.publishAll",
+        const operation = "JetStream.publishAll"
+        const capacity = options?.window ?? defaultWindow
+        const invalid = Validation.counts(operation, undefined, { window: capacity })
+        if (invalid !== undefined) return yield* invalid
+        const timeoutMillis = options?.timeout === undefined ? defaultTimeout : timeoutOf(operation, options.timeout)
+        if (typeof timeoutMillis !== "number") return yield* timeoutMillis
+        return yield* Pipeline.make(upstream, scope, {
+          core: nats.core,
+          capacity,
+          timeoutMillis,
+          failure: (slot) =>
+            new PublishAllError({
+              index: slot.index,
               subject: slot.subject,
-              publish: true,
-              timeoutMillis: timeout ?? client.getOptions().timeout
+              ...(slot.msgId === undefined ? {} : { msgId: slot.msgId }),
+              error: slot.error
             })
-          })
-
-        const pull: Pull.Pull<Arr.NonEmptyReadonlyArray<PubAck>, PublishAllError | E2, void> = Effect.suspend(() => {
-          const head = window.peek()
-          if (head === undefined) {
-            if (!window.ended) return Effect.flatMap(window.awaitHead, () => pull)
-            return upstreamFailure === undefined ? Cause.done() : Effect.failCause(upstreamFailure)
-          }
-          if (head.state === 0) return Effect.flatMap(window.awaitHead, () => pull)
-          const out: Array<PubAck> = []
-          let slot = head
-          while (slot.state === 1) {
-            out.push(slot.value as PubAck)
-            window.shift()
-            const next = window.peek()
-            if (next === undefined) break
-            slot = next
-          }
-          window.wakeProducer()
-          if (out.length > 0) return Effect.succeed(out as unknown as Arr.NonEmptyReadonlyArray<PubAck>)
-          // the head failed (it stays at the head: pulling again fails again)
-          return Effect.fail(failure(slot))
         })
-        return pull
       })
 
     const publishAll = <E2 = never, R = never>(
       messages: Iterable<OutgoingMessage> | Stream.Stream<OutgoingMessage, E2, R>,
       options?: PublishAllOptions
-    ): Stream.Stream<PubAck, PublishAllError | E2, R> => {
+    ): Stream.Stream<PubAck, PublishAllError | NatsError.NatsError | E2, R> => {
       const input: Stream.Stream<OutgoingMessage, E2, R> = isIterable(messages)
         ? Stream.fromIterable(messages as Iterable<OutgoingMessage>)
         : messages as Stream.Stream<OutgoingMessage, E2, R>
       return Stream.transformPull(input, (upstream, scope) => pipeline(upstream, scope, options))
     }
 
-    const sink = (options?: PublishAllOptions): Sink.Sink<PublishSummary, OutgoingMessage, never, PublishAllError> =>
+    const sink = (
+      options?: PublishAllOptions
+    ): Sink.Sink<PublishSummary, OutgoingMessage, never, PublishAllError | NatsError.NatsError> =>
       Sink.fromTransform((upstream, scope) =>
         Effect.gen(function*() {
           const pull = yield* pipeline(upstream, scope, options)
@@ -461,14 +409,14 @@ export class JetStream extends Context.Service<JetStream, JetStreamShape>()("eff
    *
    * @since 0.1.0
    */
-  static readonly layer: Layer.Layer<JetStream, never, NatsClient> = Layer.effect(JetStream, make())
+  static readonly layer: Layer.Layer<JetStream, NatsError.NatsError, NatsClient> = Layer.effect(JetStream, make())
 
   /**
    * The service with a JetStream domain, API prefix or default timeout.
    *
    * @since 0.1.0
    */
-  static readonly layerWith = (options: JetStreamOptions): Layer.Layer<JetStream, never, NatsClient> =>
+  static readonly layerWith = (options: JetStreamOptions): Layer.Layer<JetStream, NatsError.NatsError, NatsClient> =>
     Layer.effect(JetStream, make(options))
 }
 

@@ -131,6 +131,30 @@ describe("JetStream", () => {
         assert.strictEqual(client.connection.stats().outMsgs, before)
       }))
 
+    it.effect("invalid options (window, timeout) fail with InvalidArgument naming them, before anything is sent", () =>
+      Effect.gen(function*() {
+        const js = yield* JetStream.JetStream
+        const { jsm, name, prefix } = yield* freshStream()
+        const messages = [{ subject: `${prefix}.a`, payload: "x" }]
+        for (const window of [0, -3, 1.5, Number.NaN]) {
+          const error = yield* Effect.flip(Stream.runDrain(js.publishAll(messages, { window })))
+          assert.strictEqual(reasonOf(error), "InvalidArgument")
+          assert.include(error.message, "window")
+          const viaSink = yield* Effect.flip(Stream.run(Stream.fromIterable(messages), js.sink({ window })))
+          assert.strictEqual(reasonOf(viaSink), "InvalidArgument")
+        }
+        for (const timeout of [-1, Number.NaN, "soon" as never, "Infinity" as const]) {
+          const one = yield* Effect.flip(js.publish(`${prefix}.a`, "x", { timeout }))
+          assert.strictEqual(reasonOf(one), "InvalidArgument")
+          assert.include(one.message, "timeout")
+          const many = yield* Effect.flip(Stream.runDrain(js.publishAll(messages, { timeout })))
+          assert.strictEqual(reasonOf(many), "InvalidArgument")
+        }
+        const context = yield* Effect.flip(JetStream.make({ timeout: 0 }))
+        assert.strictEqual(reasonOf(context), "InvalidArgument")
+        assert.strictEqual(yield* messageCount(jsm, name), 0)
+      }))
+
     it.effect("a retry schedule does not retry a failure that will not change (no stream yet)", () =>
       Effect.gen(function*() {
         const js = yield* JetStream.JetStream
