@@ -492,6 +492,15 @@ const withPush = (config: ConsumerConfig.ConsumerConfig, push: PushOptions): Con
   idleHeartbeat: Duration.fromInputUnsafe(push.idleHeartbeat ?? "5 seconds")
 })
 
+/** What building a handle needs. */
+type Requirements = NatsClient | JetStreamManager | Scope.Scope
+
+/** A constructor of handles from a binding, traced as `span`. */
+const constructor =
+  <O extends { readonly stream: string }>(span: string, bind: (env: Env, options: O) => Binding) =>
+  (options: O): Effect.Effect<ConsumerShape, NatsError.NatsError, Requirements> =>
+    Effect.flatMap(environment(options.stream), (env) => handle(env, bind(env, options))).pipe(Effect.withSpan(span))
+
 /**
  * Binds to an existing durable consumer by name. Building the handle fails
  * with `ConsumerNotFound` / `StreamNotFound` when it does not exist; while
@@ -507,21 +516,17 @@ const withPush = (config: ConsumerConfig.ConsumerConfig, push: PushOptions): Con
  * @category constructors
  * @since 0.1.0
  */
-export const durable: (
-  options: DurableOptions
-) => Effect.Effect<ConsumerShape, NatsError.NatsError, NatsClient | JetStreamManager | Scope.Scope> = Effect.fn(
-  "Consumer.durable"
-)(function*(options: DurableOptions) {
-  const env = yield* environment(options.stream)
-  const push = options.push === true
-  return yield* handle(env, {
-    kind: "durable",
-    push,
-    resolve: (operation) => lookup(env, options.durable, push, operation),
-    recreates: false,
-    recovery: options.recovery ?? defaultRecovery
+export const durable: (options: DurableOptions) => Effect.Effect<ConsumerShape, NatsError.NatsError, Requirements> =
+  constructor("Consumer.durable", (env, options: DurableOptions) => {
+    const push = options.push === true
+    return {
+      kind: "durable",
+      push,
+      resolve: (operation) => lookup(env, options.durable, push, operation),
+      recreates: false,
+      recovery: options.recovery ?? defaultRecovery
+    }
   })
-})
 
 /**
  * Creates the consumer from a typed config (or updates the durable of that
@@ -540,28 +545,24 @@ export const durable: (
  * @category constructors
  * @since 0.1.0
  */
-export const fromConfig: (
-  options: ConfigOptions
-) => Effect.Effect<ConsumerShape, NatsError.NatsError, NatsClient | JetStreamManager | Scope.Scope> = Effect.fn(
-  "Consumer.fromConfig"
-)(function*(options: ConfigOptions) {
-  const env = yield* environment(options.stream)
-  const push = options.push !== undefined
-  const config = options.push === undefined ? options.config : withPush(options.config, options.push)
-  return yield* handle(env, {
-    kind: "config",
-    push,
-    resolve: (operation) =>
-      Effect.flatMap(
-        config.durable === undefined
-          ? env.jsm.addConsumer(env.stream, config)
-          : env.jsm.createOrUpdateConsumer(env.stream, config),
-        (info) => lookup(env, info.name, push, operation)
-      ),
-    recreates: true,
-    recovery: options.recovery ?? defaultRecovery
+export const fromConfig: (options: ConfigOptions) => Effect.Effect<ConsumerShape, NatsError.NatsError, Requirements> =
+  constructor("Consumer.fromConfig", (env, options: ConfigOptions) => {
+    const push = options.push !== undefined
+    const config = options.push === undefined ? options.config : withPush(options.config, options.push)
+    return {
+      kind: "config",
+      push,
+      resolve: (operation) =>
+        Effect.flatMap(
+          config.durable === undefined
+            ? env.jsm.addConsumer(env.stream, config)
+            : env.jsm.createOrUpdateConsumer(env.stream, config),
+          (info) => lookup(env, info.name, push, operation)
+        ),
+      recreates: true,
+      recovery: options.recovery ?? defaultRecovery
+    }
   })
-})
 
 /**
  * An ordered consumer: replays the stream (or the subjects matching
@@ -577,28 +578,24 @@ export const fromConfig: (
  * @category constructors
  * @since 0.1.0
  */
-export const ordered: (
-  options: OrderedOptions
-) => Effect.Effect<ConsumerShape, NatsError.NatsError, NatsClient | JetStreamManager | Scope.Scope> = Effect.fn(
-  "Consumer.ordered"
-)(function*(options: OrderedOptions) {
-  const env = yield* environment(options.stream)
-  const config = orderedOptions(options.ordered)
-  // a copy each time: nats.js writes its generated name prefix into the options
-  const open = () => env.jsm.client.consumers.get(env.stream, { ...config })
-  return yield* handle(env, {
-    kind: "ordered",
-    push: false,
-    resolve: (operation) =>
-      Effect.tryPromise({
-        try: open,
-        catch: (cause) => consumerFromUnknown(cause, { operation, stream: env.stream, consumer: "(ordered)" })
-      }),
-    recreates: false,
-    recovery: defaultRecovery,
-    replay: open
+export const ordered: (options: OrderedOptions) => Effect.Effect<ConsumerShape, NatsError.NatsError, Requirements> =
+  constructor("Consumer.ordered", (env, options: OrderedOptions) => {
+    const config = orderedOptions(options.ordered)
+    // a copy each time: nats.js writes its generated name prefix into the options
+    const open = () => env.jsm.client.consumers.get(env.stream, { ...config })
+    return {
+      kind: "ordered",
+      push: false,
+      resolve: (operation) =>
+        Effect.tryPromise({
+          try: open,
+          catch: (cause) => consumerFromUnknown(cause, { operation, stream: env.stream, consumer: "(ordered)" })
+        }),
+      recreates: false,
+      recovery: defaultRecovery,
+      replay: open
+    }
   })
-})
 
 /**
  * Builds a consumer handle in the current scope: `durable` for
@@ -610,9 +607,7 @@ export const ordered: (
  * @category constructors
  * @since 0.1.0
  */
-export const make = (
-  options: ConsumerOptions
-): Effect.Effect<ConsumerShape, NatsError.NatsError, NatsClient | JetStreamManager | Scope.Scope> =>
+export const make = (options: ConsumerOptions): Effect.Effect<ConsumerShape, NatsError.NatsError, Requirements> =>
   "ordered" in options ? ordered(options) : "durable" in options ? durable(options) : fromConfig(options)
 
 // -----------------------------------------------------------------------------
