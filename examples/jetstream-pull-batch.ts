@@ -46,7 +46,7 @@ export const program = (orders = 120, batch = 50, maxWait: Duration.Input = "2 s
     const jsm = yield* JetStreamManager.JetStreamManager
     const js = yield* JetStream.JetStream
     yield* jsm.createOrUpdateConsumer("ORDERS", OrderBatchProcessor)
-    const consumer = yield* Consumer.make({ stream: "ORDERS", durable: "order-batch-processor" })
+    const consumer = yield* Consumer.durable({ stream: "ORDERS", durable: "order-batch-processor" })
 
     const run = Date.now().toString(36)
     const messages = yield* Effect.forEach(

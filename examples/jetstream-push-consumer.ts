@@ -1,7 +1,7 @@
 /**
  * The article's `StartPushConsumer`: the durable `order-processor` on
  * `orders.created` (explicit ack, at most 5 deliveries, 30 s ack wait),
- * created or updated by `Consumer.make` as a **push** consumer (the server
+ * created or updated by `Consumer.fromConfig` as a **push** consumer (the server
  * delivers to an inbox, with flow control and idle heartbeats; nats-server
  * 2.9 supports it). Each order is processed: acked on success, nak'ed on a
  * processing error so that the server redelivers it at once. One order fails
@@ -46,7 +46,7 @@ export const program = (count = 10, failOnce = 3) =>
   Effect.gen(function*() {
     yield* ensureOrdersStream
     const jsm = yield* JetStreamManager.JetStreamManager
-    const consumer = yield* Consumer.make({ stream: "ORDERS", config: OrderProcessor, push: {} })
+    const consumer = yield* Consumer.fromConfig({ stream: "ORDERS", config: OrderProcessor, push: {} })
     // order ids unique to this run: the durable consumer may see orders published before
     const run = Date.now().toString(36).slice(-4)
     const ids = Array.from({ length: count }, (_, i) => `${run}-${i + 1}`)

@@ -50,7 +50,7 @@ export const program = (orders = 20) =>
       maxDeliver: 5,
       ackWait: Duration.seconds(30)
     })
-    const consumer = yield* Consumer.make({ stream: "ORDERS", durable: "order-worker" })
+    const consumer = yield* Consumer.durable({ stream: "ORDERS", durable: "order-worker" })
     const dlqBefore = (yield* jsm.streamInfo("ORDERS_DLQ")).state.lastSeq
 
     const run = `${Date.now().toString(36)}`

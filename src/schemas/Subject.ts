@@ -21,7 +21,9 @@
  */
 import type { Brand } from "effect"
 import { Effect, Function, Option, Result, Schema } from "effect"
-import { InvalidSubject, NatsError } from "./NatsError.ts"
+import { natsError } from "../internal/errors.ts"
+import type { NatsError } from "./NatsError.ts"
+import { InvalidSubject } from "./NatsError.ts"
 
 const DOT = 46 // "."
 const STAR = 42 // "*"
@@ -273,7 +275,7 @@ export const SubjectPattern = Schema.String.pipe(
  * @since 0.1.0
  */
 export const invalidSubjectError = (subject: string, message: string): NatsError =>
-  new NatsError({ reason: new InvalidSubject({ subject, message }) })
+  natsError(new InvalidSubject({ subject, message }))
 
 /**
  * Validates a publish subject synchronously.
