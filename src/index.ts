@@ -26,6 +26,13 @@ export * as Codec from "./schemas/Codec.ts"
 export * as ConnectionEvent from "./schemas/ConnectionEvent.ts"
 
 /**
+ * Message headers: what a caller may give, the conversion to nats.js headers, the service error headers.
+ *
+ * @since 0.1.0
+ */
+export * as Headers from "./schemas/Headers.ts"
+
+/**
  * Typed JetStream stream configuration.
  *
  * @since 0.1.0
@@ -75,7 +82,8 @@ export * as JsEnvelope from "./services/JsEnvelope.ts"
 export * as Overflow from "./schemas/Overflow.ts"
 
 /**
- * Ready-made layers: a client on a throwaway embedded server, or on `NATS_URL`.
+ * Ready-made layers: a client on a throwaway embedded server, or on `NATS_URL`. Starts processes: for
+ * tests and local development (also at `effect-nats/LocalNats`).
  *
  * @since 0.1.0
  */
@@ -96,7 +104,9 @@ export * as NatsClient from "./services/NatsClient.ts"
 export * as NatsError from "./schemas/NatsError.ts"
 
 /**
- * A real, throwaway nats-server (single node or 3-node cluster) as a Layer.
+ * A real, throwaway nats-server (single node or 3-node cluster) as a Layer. Starts processes: for tests,
+ * examples and benchmarks (also at `effect-nats/NatsServer`; every module has its own subpath, so a
+ * production bundle can leave the embedded server out).
  *
  * @since 0.1.0
  */
