@@ -497,6 +497,21 @@ layer(NatsServer.layer({ jetstream: false }), { excludeTestServices: true })("Na
       assert.strictEqual(first?.subject, "sentinel.invalid")
     }))
 
+  it.effect("an invalid subject's error says what is wrong once, naming the operation and the subject", () =>
+    Effect.gen(function*() {
+      const server = yield* NatsServer.NatsServer
+      const nc = yield* client(server.url)
+      const error = yield* Effect.flip(nc.publish("a b", "x"))
+      assert.strictEqual(
+        error.message,
+        `Invalid subject "a b": contains a space at index 1 (whitespace and control characters are not allowed)`
+      )
+      assert.strictEqual(error.reason.operation, "publish")
+      assert.strictEqual(error.reason.subject, "a b")
+      const pattern = yield* Effect.flip(nc.subscribeScoped("a.>.b"))
+      assert.strictEqual(pattern.message, `Invalid subject pattern "a.>.b": '>' must be the last token`)
+    }))
+
   it.effect("overflow \"fail\": the stream fails with SlowConsumer", () =>
     Effect.gen(function*() {
       const server = yield* NatsServer.NatsServer
