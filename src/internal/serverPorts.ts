@@ -1,0 +1,57 @@
+/**
+ * Port allocation for `NatsServer`: picking free loopback ports for the nodes.
+ *
+ * @internal
+ */
+import * as Net from "node:net"
+
+/** The ports of one node; `clusterPort` only for a clustered server. */
+export interface NodePorts {
+  readonly port: number
+  readonly monitorPort: number
+  readonly clusterPort?: number | undefined
+}
+
+/** Pick ports for `nodes` nodes (with a cluster port each when `clustered`). */
+export type PickPorts = (nodes: number, clustered: boolean) => Promise<ReadonlyArray<NodePorts>>
+
+/** `count` distinct loopback ports that were free a moment ago (listen on port 0, then close). */
+export const freePorts = (count: number): Promise<Array<number>> =>
+  new Promise((resolve, reject) => {
+    const servers: Array<Net.Server> = []
+    const ports: Array<number> = []
+    const closeAll = () => Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))))
+    const next = () => {
+      if (ports.length === count) {
+        closeAll().then(() => resolve(ports), reject)
+        return
+      }
+      const server = Net.createServer()
+      servers.push(server)
+      server.once("error", (e) => closeAll().then(() => reject(e), reject))
+      server.listen(0, "127.0.0.1", () => {
+        const address = server.address()
+        if (address === null || typeof address === "string") {
+          closeAll().then(() => reject(new Error("unexpected server address")), reject)
+          return
+        }
+        ports.push(address.port)
+        next()
+      })
+    }
+    next()
+  })
+
+/** The default {@link PickPorts}: fresh {@link freePorts} for every node. */
+export const pickFreePorts: PickPorts = async (nodes, clustered) => {
+  const stride = clustered ? 3 : 2
+  const ports = await freePorts(nodes * stride)
+  return Array.from({ length: nodes }, (_, index): NodePorts => {
+    const base = index * stride
+    return {
+      port: ports[base] ?? 0,
+      monitorPort: ports[base + 1] ?? 0,
+      ...(clustered ? { clusterPort: ports[base + 2] ?? 0 } : {})
+    }
+  })
+}
