@@ -1,5 +1,6 @@
 /**
- * Port allocation for `NatsServer`: picking free loopback ports for the nodes.
+ * Port allocation for `NatsServer`: picking free loopback ports for the nodes,
+ * and recognising in nats-server's output that one of its ports was taken.
  *
  * @internal
  */
@@ -54,4 +55,23 @@ export const pickFreePorts: PickPorts = async (nodes, clustered) => {
       ...(clustered ? { clusterPort: ports[base + 2] ?? 0 } : {})
     }
   })
+}
+
+/**
+ * nats-server (checked with 2.9.10) exits with a fatal line carrying Go's
+ * `listen tcp HOST:PORT: bind: address already in use` when a port is taken:
+ *
+ * - client: `[FTL] Error listening on port: 127.0.0.1:P, "listen tcp 127.0.0.1:P: bind: address already in use"`
+ * - monitor: `[FTL] Can't start monitoring: can't listen to the monitor port: listen tcp 127.0.0.1:P: bind: address already in use`
+ * - cluster: `[FTL] Error listening on router port: P - listen tcp 127.0.0.1:P: bind: address already in use`
+ */
+const IN_USE = /listen tcp \S*:(\d+): bind: address already in use/
+
+/** The port a server's output (stderr lines) says was already in use, if any; the last such line wins. */
+export const takenPort = (lines: ReadonlyArray<string>): number | undefined => {
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const match = IN_USE.exec(lines[i] ?? "")
+    if (match !== null) return Number(match[1])
+  }
+  return undefined
 }

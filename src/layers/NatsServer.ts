@@ -30,7 +30,7 @@ import * as Http from "node:http"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { type NodePorts, pickFreePorts } from "../internal/serverPorts.ts"
+import { type NodePorts, pickFreePorts, takenPort } from "../internal/serverPorts.ts"
 
 const ReasonTypeId = "~effect-nats/NatsServerError/Reason" as const
 const TypeId = "~effect-nats/NatsServerError" as const
@@ -99,6 +99,13 @@ export class SetupFailed extends Schema.TaggedError<SetupFailed>("effect-nats/Na
  * A node process could not be spawned or exited while starting. `output`
  * holds the tail of the server's stderr.
  *
+ * `portInUse` is set when the server exited because a port it had to listen
+ * on was already in use: `kind` says which of the node's ports (`"other"` for
+ * a port set by the `config` option, e.g. a leaf node port). The initial
+ * start of `make` retries with fresh ports when a picked port was taken
+ * (see {@link NatsServerOptions}); `start` and `restart` keep the node's ports
+ * and fail with this error.
+ *
  * @since 0.1.0
  * @category errors
  */
@@ -109,7 +116,13 @@ export class StartFailed extends Schema.TaggedError<StartFailed>("effect-nats/Na
     exitCode: Schema.NullOr(Schema.Number),
     signal: Schema.NullOr(Schema.String),
     output: Schema.String,
-    message: Schema.String
+    message: Schema.String,
+    portInUse: Schema.optional(
+      Schema.Struct({
+        kind: Schema.Literals(["client", "monitor", "cluster", "other"]),
+        port: Schema.Number
+      })
+    )
   }
 ) {
   /**
@@ -668,8 +681,10 @@ const spawnNode = (env: ServerEnv, state: NodeState): Effect.Effect<void, NatsSe
       const running: Running = {
         child,
         exit: undefined,
+        // "close", not "exit": stderr is read to its end first, so a failed
+        // start's output (e.g. the line naming a port in use) is complete.
         exited: new Promise<Exited>((resolve) => {
-          child.once("exit", (code, signal) => resolve({ code, signal }))
+          child.once("close", (code, signal) => resolve({ code, signal }))
           child.once("error", (error) => resolve({ code: null, signal: null, error }))
         }).then((exit) => {
           running.exit = exit
@@ -678,22 +693,23 @@ const spawnNode = (env: ServerEnv, state: NodeState): Effect.Effect<void, NatsSe
         })
       }
       liveChildren.add(child)
+      const addLine = (line: string) => {
+        state.lines.push(line)
+        if (state.lines.length > LOG_LINES) state.lines.shift()
+        if (env.debug) {
+          Effect.runForkWith(env.context)(logLine(line).pipe(Effect.annotateLogs({ natsServer: state.node.name })))
+        }
+      }
       let partial = ""
       child.stderr?.setEncoding("utf8")
       child.stderr?.on("data", (chunk: string) => {
         const parts = (partial + chunk).split("\n")
         partial = parts.pop() ?? ""
-        for (const line of parts) {
-          state.lines.push(line)
-          if (state.lines.length > LOG_LINES) state.lines.shift()
-          if (env.debug) {
-            Effect.runForkWith(env.context)(
-              logLine(line).pipe(
-                Effect.annotateLogs({ natsServer: state.node.name })
-              )
-            )
-          }
-        }
+        for (const line of parts) addLine(line)
+      })
+      child.stderr?.on("end", () => {
+        if (partial !== "") addLine(partial)
+        partial = ""
       })
       state.running = running
     },
@@ -738,17 +754,39 @@ class NotYet {
   }
 }
 
+/** Which of a node's ports its output says was already in use. */
+const portInUse = (state: NodeState): StartFailed["portInUse"] => {
+  const port = takenPort(state.lines)
+  if (port === undefined) return undefined
+  const { clusterPort, monitorPort, port: clientPort } = state.node
+  const kind = port === clientPort
+    ? "client"
+    : port === monitorPort
+    ? "monitor"
+    : port === clusterPort
+    ? "cluster"
+    : "other"
+  return { kind, port }
+}
+
 /** A node's process exited while it was starting. */
 const exitedDuringStartup = (state: NodeState, exit: Exited): StartFailed => {
   const { code, error, signal } = exit
+  const taken = portInUse(state)
+  const why = taken === undefined
+    ? ""
+    : taken.kind === "other"
+    ? `: port ${taken.port} is already in use`
+    : `: its ${taken.kind} port ${taken.port} is already in use`
   return new StartFailed({
     node: state.node.index,
     exitCode: code,
     signal,
     output: tail(state),
-    message: `nats-server ${state.node.name} exited during start-up (${
+    message: `nats-server ${state.node.name} exited during start-up${why} (${
       error !== undefined ? String(error) : `code ${code}, signal ${signal}`
-    }):\n${tail(state)}`
+    }):\n${tail(state)}`,
+    ...(taken !== undefined ? { portInUse: taken } : {})
   })
 }
 

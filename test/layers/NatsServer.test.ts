@@ -5,6 +5,7 @@ import { connect, type NodeConnectionOptions } from "@nats-io/transport-node"
 import { Effect, Exit } from "effect"
 import { execFileSync } from "node:child_process"
 import * as Fs from "node:fs"
+import * as Net from "node:net"
 import * as Path from "node:path"
 import * as NatsServer from "../../src/layers/NatsServer.ts"
 
@@ -48,6 +49,17 @@ const isAlive = (pid: number) => {
     return true
   }
 }
+
+/** Listen on a loopback port (0: any free one) until the scope closes, so nats-server cannot bind it. */
+const holdPort = (port = 0) =>
+  Effect.acquireRelease(
+    Effect.callback<Net.Server>((resume) => {
+      const server = Net.createServer()
+      server.once("error", (e) => resume(Effect.die(e)))
+      server.listen(port, "127.0.0.1", () => resume(Effect.succeed(server)))
+    }),
+    (server) => Effect.callback<void>((resume) => void server.close(() => resume(Effect.void)))
+  ).pipe(Effect.map((server) => (server.address() as Net.AddressInfo).port))
 
 const moduleUrl = new URL("../../src/layers/NatsServer.ts", import.meta.url).href
 
@@ -173,6 +185,30 @@ describe("NatsServer", () => {
       assert.strictEqual(error.reason._tag, "StartFailed")
       assert.isTrue(error.message.length > 0)
       if (error.reason._tag === "StartFailed") assert.notStrictEqual(error.reason.output, "")
+    }))
+
+  it.live("start keeps the node's ports: a taken one fails with StartFailed naming it", () =>
+    Effect.gen(function*() {
+      const server = yield* NatsServer.make({ jetstream: false })
+      const port = server.nodes[0]?.port ?? 0
+      yield* server.stop()
+      const error = yield* Effect.scoped(
+        Effect.gen(function*() {
+          yield* holdPort(port)
+          return yield* Effect.flip(server.start())
+        })
+      )
+      assert.strictEqual(error.reason._tag, "StartFailed")
+      if (error.reason._tag === "StartFailed") {
+        assert.deepStrictEqual(error.reason.portInUse, { kind: "client", port })
+        assert.include(error.reason.output, "address already in use")
+      }
+      assert.include(error.message, `its client port ${port} is already in use`)
+      assert.isFalse(yield* server.isRunning())
+
+      // The port is free again: the node starts on it.
+      yield* server.start()
+      assert.strictEqual((yield* server.varz()).port, port)
     }))
 
   it.live("releasing the scope kills the process and removes temp dirs", () =>
