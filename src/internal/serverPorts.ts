@@ -2,8 +2,18 @@
  * Port allocation for `NatsServer`: picking free loopback ports for the nodes,
  * and recognising in nats-server's output that one of its ports was taken.
  *
+ * A free port is found by listening on port 0 and closing the listener again
+ * before nats-server binds the port, so another process can take it in
+ * between. `NatsServer` detects that from the exiting server's stderr
+ * ({@link takenPort}) and starts the whole server again with fresh ports.
+ *
+ * {@link PortPicker} is the picking strategy, a `Context.Reference` that
+ * defaults to {@link pickFreePorts}: a test provides its own picker to make
+ * the first pick predictable (and take those ports itself).
+ *
  * @internal
  */
+import { Context } from "effect"
 import * as Net from "node:net"
 
 /** The ports of one node; `clusterPort` only for a clustered server. */
@@ -56,6 +66,11 @@ export const pickFreePorts: PickPorts = async (nodes, clustered) => {
     }
   })
 }
+
+/** The port-picking strategy of `NatsServer.make`; tests replace it with `Effect.provideService`. */
+export const PortPicker = Context.Reference<PickPorts>("effect-nats/internal/serverPorts/PortPicker", {
+  defaultValue: () => pickFreePorts
+})
 
 /**
  * nats-server (checked with 2.9.10) exits with a fatal line carrying Go's

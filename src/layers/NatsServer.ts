@@ -10,6 +10,11 @@
  * connections, all routes are up and, for a JetStream cluster, a meta leader
  * has been elected.
  *
+ * Free ports are picked just before the nodes start, so another process can
+ * take one first; a node then exits saying the address is in use, and the
+ * whole server is started again on fresh ports (up to 5 attempts) before
+ * `make` fails with `StartFailed`.
+ *
  * The service exposes the client URLs and per-node details, plus control
  * operations for fault tests: `stop`, `start`, `restart` and `kill`, all keeping
  * the same ports, config and store directory. When the scope closes every
@@ -22,7 +27,20 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Duration, Effect, Layer, Option, Schedule, Schema, type Scope, Semaphore } from "effect"
+import {
+  Clock,
+  Context,
+  Duration,
+  Effect,
+  Exit,
+  Layer,
+  Option,
+  Result,
+  Schedule,
+  Schema,
+  Scope,
+  Semaphore
+} from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as FsP from "node:fs/promises"
@@ -30,7 +48,7 @@ import * as Http from "node:http"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { type NodePorts, pickFreePorts, takenPort } from "../internal/serverPorts.ts"
+import { type NodePorts, PortPicker, takenPort } from "../internal/serverPorts.ts"
 
 const ReasonTypeId = "~effect-nats/NatsServerError/Reason" as const
 const TypeId = "~effect-nats/NatsServerError" as const
@@ -635,18 +653,24 @@ const teardown = (states: ReadonlyArray<NodeState>): Effect.Effect<void> =>
     Effect.provideService(Clock.Clock, liveClock)
   )
 
-/** Acquire: ports, temporary directories, config files, exit hook. Release: {@link teardown}. */
-const prepareNodes = (env: ServerEnv): Effect.Effect<Array<NodeState>, NatsServerError, Scope.Scope> =>
-  Effect.acquireRelease(
-    Effect.tryPromise({
-      try: async () => createNodes(env, await pickFreePorts(env.size, env.size > 1)),
-      catch: (cause) =>
-        new NatsServerError({
-          reason: new SetupFailed({ message: `preparing nats-server failed: ${String(cause)}`, cause })
-        })
-    }),
-    teardown
-  )
+const setupFailed = (cause: unknown) =>
+  new NatsServerError({
+    reason: new SetupFailed({ message: `preparing nats-server failed: ${String(cause)}`, cause })
+  })
+
+/** Ports for every node, from the {@link PortPicker}. */
+const pickPorts = (env: ServerEnv): Effect.Effect<ReadonlyArray<NodePorts>, NatsServerError> =>
+  Effect.gen(function*() {
+    const pick = yield* PortPicker
+    return yield* Effect.tryPromise({ try: () => pick(env.size, env.size > 1), catch: setupFailed })
+  })
+
+/** Acquire: temporary directories, config files, exit hook. Release: {@link teardown}. */
+const prepareNodes = (
+  env: ServerEnv,
+  ports: ReadonlyArray<NodePorts>
+): Effect.Effect<Array<NodeState>, NatsServerError, Scope.Scope> =>
+  Effect.acquireRelease(Effect.tryPromise({ try: () => createNodes(env, ports), catch: setupFailed }), teardown)
 
 // --- node process control -----------------------------------------------------------
 
@@ -898,6 +922,61 @@ const startNodes = (env: ServerEnv, states: ReadonlyArray<NodeState>): Effect.Ef
     Effect.provideService(Clock.Clock, liveClock)
   )
 
+/** How many times the initial start picks ports, when a picked port was taken before nats-server bound it. */
+const START_ATTEMPTS = 5
+
+/** A start failure worth retrying on fresh ports: one of the node's own (picked) ports was in use. */
+const isTakenPickedPort = (error: NatsServerError): boolean =>
+  error.reason._tag === "StartFailed" && error.reason.portInUse !== undefined && error.reason.portInUse.kind !== "other"
+
+const afterAttempts = (error: NatsServerError, attempts: number): NatsServerError => {
+  const reason = error.reason
+  if (reason._tag !== "StartFailed") return error
+  return new NatsServerError({
+    reason: new StartFailed({
+      node: reason.node,
+      exitCode: reason.exitCode,
+      signal: reason.signal,
+      output: reason.output,
+      message: `after ${attempts} attempts with fresh ports: ${reason.message}`,
+      ...(reason.portInUse !== undefined ? { portInUse: reason.portInUse } : {})
+    })
+  })
+}
+
+/**
+ * Pick ports, prepare and start every node, in the current scope.
+ *
+ * Picked ports were free a moment before nats-server binds them; when a node
+ * exits because one was taken in between, the attempt is torn down (nodes
+ * terminated, directories removed) and the whole server starts again with
+ * fresh ports for every node (a cluster's routes name each other's ports, so
+ * every config is regenerated), up to {@link START_ATTEMPTS} times.
+ */
+const launch = (env: ServerEnv): Effect.Effect<Array<NodeState>, NatsServerError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const parent = yield* Scope.Scope
+    for (let attempt = 1;; attempt++) {
+      // Each attempt's resources live in a child scope: closed at once when
+      // the attempt fails, else with the parent.
+      const scope = yield* Scope.fork(parent)
+      const result = yield* pickPorts(env).pipe(
+        Effect.flatMap((ports) => prepareNodes(env, ports)),
+        Effect.tap((states) => startNodes(env, states)),
+        Scope.provide(scope),
+        Effect.withSpan("NatsServer.startAttempt", { attributes: { attempt } }),
+        Effect.result
+      )
+      if (Result.isSuccess(result)) return result.success
+      yield* Scope.close(scope, Exit.fail(result.failure))
+      if (!isTakenPickedPort(result.failure)) return yield* Effect.fail(result.failure)
+      if (attempt >= START_ATTEMPTS) return yield* Effect.fail(afterAttempts(result.failure, attempt))
+      yield* Effect.logDebug(
+        `nats-server start attempt ${attempt} failed, trying fresh ports: ${result.failure.message}`
+      )
+    }
+  })
+
 /**
  * Start a throwaway nats-server (one node or a 3-node cluster) in the current
  * scope; it is terminated and its temporary directories removed when the
@@ -921,8 +1000,7 @@ export const make: (options?: NatsServerOptions) => Effect.Effect<NatsServerShap
       }
       const lock = yield* Semaphore.make(1)
 
-      const states = yield* prepareNodes(env)
-      yield* startNodes(env, states)
+      const states = yield* launch(env)
 
       const stateOf = (operation: string, node: number | undefined): Effect.Effect<NodeState, NatsServerError> => {
         const index = node ?? 0

@@ -7,6 +7,7 @@ import { execFileSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Path from "node:path"
+import { type NodePorts, pickFreePorts, PortPicker } from "../../src/internal/serverPorts.ts"
 import * as NatsServer from "../../src/layers/NatsServer.ts"
 
 const connection = (options: NodeConnectionOptions) =>
@@ -54,12 +55,28 @@ const isAlive = (pid: number) => {
 const holdPort = (port = 0) =>
   Effect.acquireRelease(
     Effect.callback<Net.Server>((resume) => {
-      const server = Net.createServer()
+      // Drop every connection (probes of the port): close() waits for open ones.
+      const server = Net.createServer((socket) => socket.destroy())
       server.once("error", (e) => resume(Effect.die(e)))
       server.listen(port, "127.0.0.1", () => resume(Effect.succeed(server)))
     }),
     (server) => Effect.callback<void>((resume) => void server.close(() => resume(Effect.void)))
   ).pipe(Effect.map((server) => (server.address() as Net.AddressInfo).port))
+
+/**
+ * A port picker whose first pick is `first(fresh)` (fresh free ports with some
+ * replaced by held ones); later picks are fresh. `calls` counts the picks.
+ */
+const pickerWithFirst = (first: (fresh: ReadonlyArray<NodePorts>) => ReadonlyArray<NodePorts>) => {
+  const picker = {
+    calls: 0,
+    pick: async (nodes: number, clustered: boolean) => {
+      const fresh = await pickFreePorts(nodes, clustered)
+      return picker.calls++ === 0 ? first(fresh) : fresh
+    }
+  }
+  return picker
+}
 
 const moduleUrl = new URL("../../src/layers/NatsServer.ts", import.meta.url).href
 
@@ -209,6 +226,66 @@ describe("NatsServer", () => {
       // The port is free again: the node starts on it.
       yield* server.start()
       assert.strictEqual((yield* server.varz()).port, port)
+    }))
+
+  for (const kind of ["client", "monitor"] as const) {
+    it.live(`a picked ${kind} port taken before the server binds it: started again on fresh ports`, () =>
+      Effect.gen(function*() {
+        const held = yield* holdPort()
+        const picker = pickerWithFirst(([fresh]) => [
+          kind === "client"
+            ? { port: held, monitorPort: fresh?.monitorPort ?? 0 }
+            : { port: fresh?.port ?? 0, monitorPort: held }
+        ])
+        const server = yield* NatsServer.make({ jetstream: false }).pipe(Effect.provideService(PortPicker, picker.pick))
+        assert.strictEqual(picker.calls, 2)
+        const node = server.nodes[0]
+        assert.notStrictEqual(kind === "client" ? node?.port : node?.monitorPort, held)
+        assert.strictEqual((yield* server.varz()).port, node?.port)
+        const nc = yield* connection({ servers: server.url })
+        assert.strictEqual(yield* roundTrip(nc, nc, "fresh", "ports"), "ports")
+      }))
+  }
+
+  it.live(
+    "a cluster port taken on one node: the whole cluster starts again on fresh ports",
+    () =>
+      Effect.gen(function*() {
+        const held = yield* holdPort()
+        const picker = pickerWithFirst((fresh) => fresh.map((p, i) => i === 2 ? { ...p, clusterPort: held } : p))
+        const server = yield* NatsServer.make({ cluster: 3 }).pipe(Effect.provideService(PortPicker, picker.pick))
+        assert.strictEqual(picker.calls, 2)
+        assert.isFalse(server.nodes.some((n) => n.clusterPort === held))
+        for (let i = 0; i < 3; i++) {
+          assert.isTrue(yield* server.isRunning(i))
+          assert.strictEqual((yield* server.varz(i)).server_name, server.nodes[i]?.name)
+        }
+        const nc0 = yield* connection({ servers: server.urls[0] ?? "" })
+        const nc2 = yield* connection({ servers: server.urls[2] ?? "" })
+        assert.strictEqual(yield* roundTrip(nc0, nc2, "across.fresh", "routed"), "routed")
+      }),
+    60_000
+  )
+
+  it.live("ports taken on every attempt: StartFailed after a bounded number of attempts", () =>
+    Effect.gen(function*() {
+      const held = yield* holdPort()
+      let calls = 0
+      const pick = async () => {
+        calls++
+        const [fresh] = await pickFreePorts(1, false)
+        return [{ port: held, monitorPort: fresh?.monitorPort ?? 0 }]
+      }
+      const error = yield* Effect.flip(
+        NatsServer.make({ jetstream: false }).pipe(Effect.provideService(PortPicker, pick))
+      )
+      assert.strictEqual(calls, 5)
+      assert.strictEqual(error.reason._tag, "StartFailed")
+      if (error.reason._tag === "StartFailed") {
+        assert.deepStrictEqual(error.reason.portInUse, { kind: "client", port: held })
+      }
+      assert.include(error.message, `its client port ${held} is already in use`)
+      assert.include(error.message, "5 attempts")
     }))
 
   it.live("releasing the scope kills the process and removes temp dirs", () =>
