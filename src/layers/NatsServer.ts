@@ -13,7 +13,8 @@
  * Free ports are picked just before the nodes start, so another process can
  * take one first; a node then exits saying the address is in use, and the
  * whole server is started again on fresh ports (up to 5 attempts) before
- * `make` fails with `StartFailed`.
+ * `make` fails with `StartFailed`. The `ports` option fixes a single node's
+ * ports instead (a taken fixed port fails at once).
  *
  * The service exposes the client URLs and per-node details, plus control
  * operations for fault tests: `stop`, `start`, `restart` and `kill`, all keeping
@@ -308,6 +309,23 @@ export interface NatsServerOptions {
   readonly startTimeout?: Duration.Input | undefined
   /** Forward the servers' stderr to Effect logs. */
   readonly debug?: boolean | undefined
+  /**
+   * Fixed ports for a single node (`cluster: 1`), e.g.
+   * `{ port: 4222, monitorPort: 8222 }` to run a local development server on
+   * the usual ports. A port left out is picked free. A fixed port is never
+   * replaced: when it is taken, `make` fails at once with `StartFailed`
+   * (`portInUse` names it), without retrying. Ports must be integers in
+   * 1..65535, distinct from each other; with `cluster: 3` this option fails
+   * with `SetupFailed`.
+   *
+   * @since 0.1.0
+   */
+  readonly ports?: {
+    /** The client port (`listen`). */
+    readonly port?: number | undefined
+    /** The HTTP monitoring port (`http`). */
+    readonly monitorPort?: number | undefined
+  } | undefined
 }
 
 /**
@@ -434,6 +452,8 @@ interface ServerEnv {
   readonly extraConfig: string | undefined
   readonly debug: boolean
   readonly startTimeoutMs: number
+  /** The `ports` option: fixed ports of a single node, never retried with other ports. */
+  readonly fixedPorts: NonNullable<NatsServerOptions["ports"]>
   /** The context `make` runs in: server output is logged with its logger. */
   readonly context: Context.Context<never>
 }
@@ -658,11 +678,38 @@ const setupFailed = (cause: unknown) =>
     reason: new SetupFailed({ message: `preparing nats-server failed: ${String(cause)}`, cause })
   })
 
-/** Ports for every node, from the {@link PortPicker}. */
+/** The `ports` option, checked: a typed `SetupFailed` for a cluster or an invalid port. */
+const checkFixedPorts = (
+  size: number,
+  ports: NatsServerOptions["ports"]
+): Effect.Effect<NonNullable<NatsServerOptions["ports"]>, NatsServerError> => {
+  if (ports === undefined) return Effect.succeed({})
+  const invalid = (problem: string) => {
+    const cause = new Error(`invalid ports option ${JSON.stringify(ports)}: ${problem}`)
+    return fail(new SetupFailed({ message: cause.message, cause }))
+  }
+  if (size !== 1) return invalid("fixed ports are supported for a single node only")
+  const given = [ports.port, ports.monitorPort].filter((p) => p !== undefined)
+  if (given.some((p) => !Number.isInteger(p) || p < 1 || p > 65535)) {
+    return invalid("a port must be an integer in 1..65535")
+  }
+  if (given.length === 2 && ports.port === ports.monitorPort) return invalid("port and monitorPort must differ")
+  return Effect.succeed(ports)
+}
+
+/** Ports for every node: the fixed ones (`ports` option), the others from the {@link PortPicker}. */
 const pickPorts = (env: ServerEnv): Effect.Effect<ReadonlyArray<NodePorts>, NatsServerError> =>
   Effect.gen(function*() {
+    const { monitorPort, port } = env.fixedPorts
+    if (port !== undefined && monitorPort !== undefined) return [{ port, monitorPort }]
     const pick = yield* PortPicker
-    return yield* Effect.tryPromise({ try: () => pick(env.size, env.size > 1), catch: setupFailed })
+    const picked = yield* Effect.tryPromise({ try: () => pick(env.size, env.size > 1), catch: setupFailed })
+    // With one port fixed (a single node), take one of the two picked that differs from it.
+    const first = picked[0]
+    const distinct = (fixed: number) => first?.port !== fixed ? first?.port ?? 0 : first.monitorPort
+    if (port !== undefined) return [{ port, monitorPort: distinct(port) }]
+    if (monitorPort !== undefined) return [{ port: distinct(monitorPort), monitorPort }]
+    return picked
   })
 
 /** Acquire: temporary directories, config files, exit hook. Release: {@link teardown}. */
@@ -925,9 +972,21 @@ const startNodes = (env: ServerEnv, states: ReadonlyArray<NodeState>): Effect.Ef
 /** How many times the initial start picks ports, when a picked port was taken before nats-server bound it. */
 const START_ATTEMPTS = 5
 
-/** A start failure worth retrying on fresh ports: one of the node's own (picked) ports was in use. */
-const isTakenPickedPort = (error: NatsServerError): boolean =>
-  error.reason._tag === "StartFailed" && error.reason.portInUse !== undefined && error.reason.portInUse.kind !== "other"
+/** A start failure worth retrying on fresh ports: one of the node's own picked (not fixed) ports was in use. */
+const isTakenPickedPort = (env: ServerEnv, error: NatsServerError): boolean => {
+  const taken = error.reason._tag === "StartFailed" ? error.reason.portInUse : undefined
+  if (taken === undefined) return false
+  switch (taken.kind) {
+    case "client":
+      return env.fixedPorts.port === undefined
+    case "monitor":
+      return env.fixedPorts.monitorPort === undefined
+    case "cluster":
+      return true
+    case "other":
+      return false
+  }
+}
 
 const afterAttempts = (error: NatsServerError, attempts: number): NatsServerError => {
   const reason = error.reason
@@ -951,7 +1010,8 @@ const afterAttempts = (error: NatsServerError, attempts: number): NatsServerErro
  * exits because one was taken in between, the attempt is torn down (nodes
  * terminated, directories removed) and the whole server starts again with
  * fresh ports for every node (a cluster's routes name each other's ports, so
- * every config is regenerated), up to {@link START_ATTEMPTS} times.
+ * every config is regenerated), up to {@link START_ATTEMPTS} times. A taken
+ * fixed port (`ports` option) fails at once.
  */
 const launch = (env: ServerEnv): Effect.Effect<Array<NodeState>, NatsServerError, Scope.Scope> =>
   Effect.gen(function*() {
@@ -969,7 +1029,7 @@ const launch = (env: ServerEnv): Effect.Effect<Array<NodeState>, NatsServerError
       )
       if (Result.isSuccess(result)) return result.success
       yield* Scope.close(scope, Exit.fail(result.failure))
-      if (!isTakenPickedPort(result.failure)) return yield* Effect.fail(result.failure)
+      if (!isTakenPickedPort(env, result.failure)) return yield* Effect.fail(result.failure)
       if (attempt >= START_ATTEMPTS) return yield* Effect.fail(afterAttempts(result.failure, attempt))
       yield* Effect.logDebug(
         `nats-server start attempt ${attempt} failed, trying fresh ports: ${result.failure.message}`
@@ -989,6 +1049,7 @@ export const make: (options?: NatsServerOptions) => Effect.Effect<NatsServerShap
   Effect
     .fn("NatsServer.make")(function*(options?: NatsServerOptions) {
       const size = options?.cluster ?? 1
+      const fixedPorts = yield* checkFixedPorts(size, options?.ports)
       const env: ServerEnv = {
         binary: yield* findBinary(options?.binary),
         size,
@@ -996,6 +1057,7 @@ export const make: (options?: NatsServerOptions) => Effect.Effect<NatsServerShap
         extraConfig: options?.config,
         debug: options?.debug ?? false,
         startTimeoutMs: Duration.toMillis(options?.startTimeout ?? Duration.seconds(15)),
+        fixedPorts,
         context: yield* Effect.context<never>()
       }
       const lock = yield* Semaphore.make(1)

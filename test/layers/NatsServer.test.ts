@@ -288,6 +288,58 @@ describe("NatsServer", () => {
       assert.include(error.message, "5 attempts")
     }))
 
+  it.live("ports option: a single node on the given ports", () =>
+    Effect.gen(function*() {
+      // Two ports that are free now (another process could take them before
+      // the server binds them: that is what fixed ports are).
+      const [port, monitorPort] = yield* Effect.scoped(Effect.all([holdPort(), holdPort()]))
+      const picker = pickerWithFirst((fresh) => fresh)
+      const server = yield* NatsServer.make({ jetstream: false, ports: { port, monitorPort } }).pipe(
+        Effect.provideService(PortPicker, picker.pick)
+      )
+      assert.strictEqual(picker.calls, 0)
+      assert.strictEqual(server.url, `nats://127.0.0.1:${port}`)
+      assert.strictEqual(server.nodes[0]?.monitorPort, monitorPort)
+      assert.strictEqual((yield* server.varz()).port, port)
+      const nc = yield* connection({ servers: server.url })
+      assert.strictEqual(yield* roundTrip(nc, nc, "fixed", "ports"), "ports")
+    }))
+
+  it.live("ports option: a taken fixed port fails at once, not retried on other ports", () =>
+    Effect.gen(function*() {
+      const held = yield* holdPort()
+      const picker = pickerWithFirst((fresh) => fresh)
+      const error = yield* Effect.flip(
+        NatsServer.make({ jetstream: false, ports: { port: held } }).pipe(
+          Effect.provideService(PortPicker, picker.pick)
+        )
+      )
+      // One pick, for the monitoring port; no second attempt.
+      assert.strictEqual(picker.calls, 1)
+      assert.strictEqual(error.reason._tag, "StartFailed")
+      if (error.reason._tag === "StartFailed") {
+        assert.deepStrictEqual(error.reason.portInUse, { kind: "client", port: held })
+      }
+      assert.include(error.message, `its client port ${held} is already in use`)
+      assert.notInclude(error.message, "attempts")
+    }))
+
+  it.live("ports option: invalid values and a cluster fail with SetupFailed", () =>
+    Effect.gen(function*() {
+      for (
+        const options of [
+          { cluster: 3, ports: { port: 4222 } },
+          { ports: { port: 0 } },
+          { ports: { monitorPort: 70_000 } },
+          { ports: { port: 4222, monitorPort: 4222 } }
+        ] as const
+      ) {
+        const error = yield* Effect.flip(NatsServer.make(options))
+        assert.strictEqual(error.reason._tag, "SetupFailed", JSON.stringify(options))
+        assert.include(error.message, "ports option")
+      }
+    }))
+
   it.live("releasing the scope kills the process and removes temp dirs", () =>
     Effect.gen(function*() {
       const { dirs, pid } = yield* Effect.scoped(
