@@ -746,7 +746,7 @@ const logLine = (line: string): Effect.Effect<void> => {
 /** Spawn a node's process (it is not ready yet); its stderr lines go to `state.lines` (and the logs with `debug`). */
 const spawnNode = (env: ServerEnv, state: NodeState): Effect.Effect<void, NatsServerError> =>
   Effect.try({
-    try: () => {
+    try: (): number | undefined => {
       state.lines.length = 0
       const child = spawn(env.binary, ["-c", state.node.configFile], { stdio: ["ignore", "ignore", "pipe"] })
       const running: Running = {
@@ -783,6 +783,7 @@ const spawnNode = (env: ServerEnv, state: NodeState): Effect.Effect<void, NatsSe
         partial = ""
       })
       state.running = running
+      return child.pid
     },
     catch: (cause) =>
       new NatsServerError({
@@ -794,7 +795,10 @@ const spawnNode = (env: ServerEnv, state: NodeState): Effect.Effect<void, NatsSe
           message: `spawning ${env.binary} failed: ${String(cause)}`
         })
       })
-  })
+  }).pipe(
+    Effect.flatMap((pid) => Effect.annotateCurrentSpan("pid", pid)),
+    Effect.withSpan("NatsServer.spawnNode", { attributes: { node: state.node.index } })
+  )
 
 const waitExit = (running: Running, ms: number): Effect.Effect<boolean> =>
   Effect.promise(() => running.exited).pipe(
@@ -944,7 +948,8 @@ const awaitReady = (
             }`
           })
         )
-    })
+    }),
+    Effect.withSpan("NatsServer.awaitReady", { attributes: { node: state.node.index } })
   )
 }
 
@@ -960,7 +965,18 @@ const startNode = (
     isUp(state) ? Effect.void : spawnNode(env, state).pipe(Effect.andThen(awaitReady(env, states, state)))
   )
 
-/** Start every node concurrently, then await readiness of all of them. */
+/**
+ * Start every node: spawn all of them, then await the readiness of all of
+ * them concurrently (the first failure, e.g. a node that exits, interrupts
+ * the other waits).
+ *
+ * Spawning is a plain loop on purpose: `child_process.spawn` is synchronous
+ * (a few ms per node), so running it in fibers would change nothing, and
+ * spawning every node before the first readiness probe means each node's
+ * expectations (quorum, routes to every other node, a JetStream meta leader)
+ * count all nodes from the first probe on. Nodes then boot, route to each
+ * other and elect a meta leader in parallel.
+ */
 const startNodes = (env: ServerEnv, states: ReadonlyArray<NodeState>): Effect.Effect<void, NatsServerError> =>
   Effect.forEach(states, (state) => spawnNode(env, state), { discard: true }).pipe(
     Effect.andThen(

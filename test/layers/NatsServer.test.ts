@@ -2,7 +2,7 @@ import { assert, describe, it, layer } from "@effect/vitest"
 import { jetstream, jetstreamManager } from "@nats-io/jetstream"
 import type { NatsConnection } from "@nats-io/nats-core"
 import { connect, type NodeConnectionOptions } from "@nats-io/transport-node"
-import { Effect, Exit } from "effect"
+import { Effect, Exit, Tracer } from "effect"
 import { execFileSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
@@ -76,6 +76,24 @@ const pickerWithFirst = (first: (fresh: ReadonlyArray<NodePorts>) => ReadonlyArr
     }
   }
   return picker
+}
+
+/** A tracer recording, in order, when each span starts and ends. */
+const recordingTracer = () => {
+  const events: Array<{ readonly phase: "start" | "end"; readonly span: Tracer.NativeSpan }> = []
+  const tracer = Tracer.make({
+    span(options) {
+      const span = new Tracer.NativeSpan(options)
+      events.push({ phase: "start", span })
+      const end = span.end.bind(span)
+      span.end = (endTime, exit) => {
+        events.push({ phase: "end", span })
+        end(endTime, exit)
+      }
+      return span
+    }
+  })
+  return { tracer, events }
 }
 
 const moduleUrl = new URL("../../src/layers/NatsServer.ts", import.meta.url).href
@@ -339,6 +357,39 @@ describe("NatsServer", () => {
         assert.include(error.message, "ports option")
       }
     }))
+
+  it.live(
+    "3-node cluster: every node runs before readiness is awaited, and the nodes are awaited concurrently",
+    () =>
+      Effect.gen(function*() {
+        const { events, tracer } = recordingTracer()
+        const server = yield* NatsServer.make({ cluster: 3 }).pipe(Effect.withTracer(tracer))
+
+        // The events of the successful (last) start attempt.
+        const lastAttempt = events.findLastIndex((e) =>
+          e.phase === "start" && e.span.name === "NatsServer.startAttempt"
+        )
+        const attempt = events.slice(lastAttempt)
+        const at = (name: string, phase: "start" | "end") =>
+          attempt.flatMap((e, i) => e.span.name === name && e.phase === phase ? [i] : [])
+        const spawned = at("NatsServer.spawnNode", "end")
+        const readyStarts = at("NatsServer.awaitReady", "start")
+        const readyEnds = at("NatsServer.awaitReady", "end")
+        assert.strictEqual(spawned.length, 3)
+        assert.strictEqual(readyEnds.length, 3)
+        // All three processes exist before any node's readiness is awaited ...
+        assert.isBelow(Math.max(...spawned), Math.min(...readyStarts))
+        // ... and every node's wait begins before any node is ready.
+        assert.isBelow(Math.max(...readyStarts), Math.min(...readyEnds))
+
+        const spawnSpans = attempt.filter((e) => e.phase === "end" && e.span.name === "NatsServer.spawnNode")
+        for (let i = 0; i < 3; i++) {
+          const span = spawnSpans.find((e) => e.span.attributes.get("node") === i)?.span
+          assert.strictEqual(span?.attributes.get("pid"), yield* server.pid(i))
+        }
+      }),
+    40_000
+  )
 
   it.live("releasing the scope kills the process and removes temp dirs", () =>
     Effect.gen(function*() {
