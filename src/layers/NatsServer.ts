@@ -479,7 +479,7 @@ const unregisterExitHook = () => {
   if (--exitHookUsers === 0) process.removeListener("exit", onProcessExit)
 }
 
-// --- binary lookup -------------------------------------------------------------
+// --- binary lookup ----------------------------------------------------------
 
 const isExecutable = (file: string): boolean => {
   try {
@@ -525,7 +525,7 @@ const findBinary = (option: string | undefined): Effect.Effect<string, NatsServe
     return fail(new BinaryNotFound({ searched, message: `nats-server not found on PATH: ${INSTALL_HINT}` }))
   })
 
-// --- monitoring endpoint and client port ----------------------------------------
+// --- monitoring endpoint and client port ------------------------------------
 
 const httpGet = (port: number, path: string, signal: AbortSignal) =>
   new Promise<{ readonly status: number; readonly body: string }>((resolve, reject) => {
@@ -587,7 +587,7 @@ const getJson = (state: NodeState, path: string): Effect.Effect<unknown, NatsSer
     return json.value
   })
 
-// --- node layout and config rendering ---------------------------------------------
+// --- node layout and config rendering ---------------------------------------
 
 const quote = (s: string) => JSON.stringify(s)
 
@@ -639,7 +639,49 @@ const renderConfig = (
   return lines.join("\n") + "\n"
 }
 
-// --- preparing and tearing down a server ------------------------------------------
+// --- ports ------------------------------------------------------------------
+
+const setupFailed = (cause: unknown) =>
+  new NatsServerError({
+    reason: new SetupFailed({ message: `preparing nats-server failed: ${String(cause)}`, cause })
+  })
+
+/** The `ports` option, checked: a typed `SetupFailed` for a cluster or an invalid port. */
+const checkFixedPorts = (
+  size: number,
+  ports: NatsServerOptions["ports"]
+): Effect.Effect<NonNullable<NatsServerOptions["ports"]>, NatsServerError> => {
+  if (ports === undefined) return Effect.succeed({})
+  const invalid = (problem: string) => {
+    const cause = new Error(`invalid ports option ${JSON.stringify(ports)}: ${problem}`)
+    return fail(new SetupFailed({ message: cause.message, cause }))
+  }
+  if (size !== 1) return invalid("fixed ports are supported for a single node only")
+  const given = [ports.port, ports.monitorPort].filter((p) => p !== undefined)
+  if (given.some((p) => !Number.isInteger(p) || p < 1 || p > 65535)) {
+    return invalid("a port must be an integer in 1..65535")
+  }
+  if (given.length === 2 && ports.port === ports.monitorPort) return invalid("port and monitorPort must differ")
+  return Effect.succeed(ports)
+}
+
+/** Ports for every node: the fixed ones (`ports` option), the others from the {@link PortPicker}. */
+const pickPorts = (env: ServerEnv): Effect.Effect<ReadonlyArray<NodePorts>, NatsServerError> =>
+  Effect.gen(function*() {
+    const { monitorPort, port } = env.fixedPorts
+    if (port !== undefined && monitorPort !== undefined) return [{ port, monitorPort }]
+    const pick = yield* PortPicker
+    const picked = yield* Effect.tryPromise({ try: () => pick(env.size, env.size > 1), catch: setupFailed })
+    if (port === undefined && monitorPort === undefined) return picked
+    // One port is fixed (a single node): of the two picked, take one that differs from it.
+    const first = picked[0] ?? { port: 0, monitorPort: 0 }
+    const other = (fixed: number) => first.port !== fixed ? first.port : first.monitorPort
+    if (port !== undefined) return [{ port, monitorPort: other(port) }]
+    const monitor = monitorPort ?? 0
+    return [{ port: other(monitor), monitorPort: monitor }]
+  })
+
+// --- preparing and tearing down a server ------------------------------------
 
 /** Temporary directories and config files for nodes on the given ports; registers the exit hook. */
 const createNodes = async (env: ServerEnv, ports: ReadonlyArray<NodePorts>): Promise<Array<NodeState>> => {
@@ -673,45 +715,6 @@ const teardown = (states: ReadonlyArray<NodeState>): Effect.Effect<void> =>
     Effect.provideService(Clock.Clock, liveClock)
   )
 
-const setupFailed = (cause: unknown) =>
-  new NatsServerError({
-    reason: new SetupFailed({ message: `preparing nats-server failed: ${String(cause)}`, cause })
-  })
-
-/** The `ports` option, checked: a typed `SetupFailed` for a cluster or an invalid port. */
-const checkFixedPorts = (
-  size: number,
-  ports: NatsServerOptions["ports"]
-): Effect.Effect<NonNullable<NatsServerOptions["ports"]>, NatsServerError> => {
-  if (ports === undefined) return Effect.succeed({})
-  const invalid = (problem: string) => {
-    const cause = new Error(`invalid ports option ${JSON.stringify(ports)}: ${problem}`)
-    return fail(new SetupFailed({ message: cause.message, cause }))
-  }
-  if (size !== 1) return invalid("fixed ports are supported for a single node only")
-  const given = [ports.port, ports.monitorPort].filter((p) => p !== undefined)
-  if (given.some((p) => !Number.isInteger(p) || p < 1 || p > 65535)) {
-    return invalid("a port must be an integer in 1..65535")
-  }
-  if (given.length === 2 && ports.port === ports.monitorPort) return invalid("port and monitorPort must differ")
-  return Effect.succeed(ports)
-}
-
-/** Ports for every node: the fixed ones (`ports` option), the others from the {@link PortPicker}. */
-const pickPorts = (env: ServerEnv): Effect.Effect<ReadonlyArray<NodePorts>, NatsServerError> =>
-  Effect.gen(function*() {
-    const { monitorPort, port } = env.fixedPorts
-    if (port !== undefined && monitorPort !== undefined) return [{ port, monitorPort }]
-    const pick = yield* PortPicker
-    const picked = yield* Effect.tryPromise({ try: () => pick(env.size, env.size > 1), catch: setupFailed })
-    // With one port fixed (a single node), take one of the two picked that differs from it.
-    const first = picked[0]
-    const distinct = (fixed: number) => first?.port !== fixed ? first?.port ?? 0 : first.monitorPort
-    if (port !== undefined) return [{ port, monitorPort: distinct(port) }]
-    if (monitorPort !== undefined) return [{ port: distinct(monitorPort), monitorPort }]
-    return picked
-  })
-
 /** Acquire: temporary directories, config files, exit hook. Release: {@link teardown}. */
 const prepareNodes = (
   env: ServerEnv,
@@ -719,7 +722,7 @@ const prepareNodes = (
 ): Effect.Effect<Array<NodeState>, NatsServerError, Scope.Scope> =>
   Effect.acquireRelease(Effect.tryPromise({ try: () => createNodes(env, ports), catch: setupFailed }), teardown)
 
-// --- node process control -----------------------------------------------------------
+// --- node process control ---------------------------------------------------
 
 const tail = (state: NodeState) => state.lines.slice(-20).join("\n")
 
@@ -819,7 +822,7 @@ function terminate(state: NodeState, signal: "SIGTERM" | "SIGKILL" = "SIGTERM"):
   }).pipe(Effect.uninterruptible)
 }
 
-// --- readiness --------------------------------------------------------------------------
+// --- readiness --------------------------------------------------------------
 
 class NotYet {
   readonly _tag = "NotYet"
@@ -953,7 +956,7 @@ const awaitReady = (
   )
 }
 
-// --- start-up -----------------------------------------------------------------------------
+// --- start-up ---------------------------------------------------------------
 
 /** Start one stopped node and await its readiness (`start`/`restart`); no-op when it runs. Needs a live clock. */
 const startNode = (
@@ -1004,6 +1007,7 @@ const isTakenPickedPort = (env: ServerEnv, error: NatsServerError): boolean => {
   }
 }
 
+/** The last attempt's StartFailed, saying how many attempts were made. */
 const afterAttempts = (error: NatsServerError, attempts: number): NatsServerError => {
   const reason = error.reason
   if (reason._tag !== "StartFailed") return error
