@@ -10,6 +10,12 @@
  * connections, all routes are up and, for a JetStream cluster, a meta leader
  * has been elected.
  *
+ * Free ports are picked just before the nodes start, so another process can
+ * take one first; a node then exits saying the address is in use, and the
+ * whole server is started again on fresh ports (up to 5 attempts) before
+ * `make` fails with `StartFailed`. The `ports` option fixes a single node's
+ * ports instead (a taken fixed port fails at once).
+ *
  * The service exposes the client URLs and per-node details, plus control
  * operations for fault tests: `stop`, `start`, `restart` and `kill`, all keeping
  * the same ports, config and store directory. When the scope closes every
@@ -22,7 +28,20 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Duration, Effect, Layer, Option, Schedule, Schema, type Scope, Semaphore } from "effect"
+import {
+  Clock,
+  Context,
+  Duration,
+  Effect,
+  Exit,
+  Layer,
+  Option,
+  Result,
+  Schedule,
+  Schema,
+  Scope,
+  Semaphore
+} from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as FsP from "node:fs/promises"
@@ -30,6 +49,7 @@ import * as Http from "node:http"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import { type NodePorts, PortPicker, takenPort } from "../internal/serverPorts.ts"
 
 const ReasonTypeId = "~effect-nats/NatsServerError/Reason" as const
 const TypeId = "~effect-nats/NatsServerError" as const
@@ -98,6 +118,13 @@ export class SetupFailed extends Schema.TaggedError<SetupFailed>("effect-nats/Na
  * A node process could not be spawned or exited while starting. `output`
  * holds the tail of the server's stderr.
  *
+ * `portInUse` is set when the server exited because a port it had to listen
+ * on was already in use: `kind` says which of the node's ports (`"other"` for
+ * a port set by the `config` option, e.g. a leaf node port). The initial
+ * start of `make` retries with fresh ports when a picked port was taken
+ * (see {@link NatsServerOptions}); `start` and `restart` keep the node's ports
+ * and fail with this error.
+ *
  * @since 0.1.0
  * @category errors
  */
@@ -108,7 +135,13 @@ export class StartFailed extends Schema.TaggedError<StartFailed>("effect-nats/Na
     exitCode: Schema.NullOr(Schema.Number),
     signal: Schema.NullOr(Schema.String),
     output: Schema.String,
-    message: Schema.String
+    message: Schema.String,
+    portInUse: Schema.optional(
+      Schema.Struct({
+        kind: Schema.Literals(["client", "monitor", "cluster", "other"]),
+        port: Schema.Number
+      })
+    )
   }
 ) {
   /**
@@ -276,6 +309,23 @@ export interface NatsServerOptions {
   readonly startTimeout?: Duration.Input | undefined
   /** Forward the servers' stderr to Effect logs. */
   readonly debug?: boolean | undefined
+  /**
+   * Fixed ports for a single node (`cluster: 1`), e.g.
+   * `{ port: 4222, monitorPort: 8222 }` to run a local development server on
+   * the usual ports. A port left out is picked free. A fixed port is never
+   * replaced: when it is taken, `make` fails at once with `StartFailed`
+   * (`portInUse` names it), without retrying. Ports must be integers in
+   * 1..65535, distinct from each other; with `cluster: 3` this option fails
+   * with `SetupFailed`.
+   *
+   * @since 0.1.0
+   */
+  readonly ports?: {
+    /** The client port (`listen`). */
+    readonly port?: number | undefined
+    /** The HTTP monitoring port (`http`). */
+    readonly monitorPort?: number | undefined
+  } | undefined
 }
 
 /**
@@ -393,6 +443,23 @@ interface NodeState {
   running: Running | undefined
 }
 
+/** What all nodes of one server share, fixed for the server's lifetime. */
+interface ServerEnv {
+  readonly binary: string
+  readonly size: number
+  readonly jetstream: boolean
+  /** The `config` option: extra config text for every node. */
+  readonly extraConfig: string | undefined
+  readonly debug: boolean
+  readonly startTimeoutMs: number
+  /** The `ports` option: fixed ports of a single node, never retried with other ports. */
+  readonly fixedPorts: NonNullable<NatsServerOptions["ports"]>
+  /** The context `make` runs in: server output is logged with its logger. */
+  readonly context: Context.Context<never>
+}
+
+// --- process-exit safeguard --------------------------------------------------
+
 /** All children of all live servers in this process, killed on `process.exit`. */
 const liveChildren = new Set<ChildProcess>()
 const onProcessExit = () => {
@@ -411,6 +478,8 @@ const registerExitHook = () => {
 const unregisterExitHook = () => {
   if (--exitHookUsers === 0) process.removeListener("exit", onProcessExit)
 }
+
+// --- binary lookup ----------------------------------------------------------
 
 const isExecutable = (file: string): boolean => {
   try {
@@ -456,32 +525,7 @@ const findBinary = (option: string | undefined): Effect.Effect<string, NatsServe
     return fail(new BinaryNotFound({ searched, message: `nats-server not found on PATH: ${INSTALL_HINT}` }))
   })
 
-/** Reserve `count` distinct free loopback ports (listen on port 0, then close). */
-const freePorts = (count: number): Promise<Array<number>> =>
-  new Promise((resolve, reject) => {
-    const servers: Array<Net.Server> = []
-    const ports: Array<number> = []
-    const closeAll = () => Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))))
-    const next = () => {
-      if (ports.length === count) {
-        closeAll().then(() => resolve(ports), reject)
-        return
-      }
-      const server = Net.createServer()
-      servers.push(server)
-      server.once("error", (e) => closeAll().then(() => reject(e), reject))
-      server.listen(0, "127.0.0.1", () => {
-        const address = server.address()
-        if (address === null || typeof address === "string") {
-          closeAll().then(() => reject(new Error("unexpected server address")), reject)
-          return
-        }
-        ports.push(address.port)
-        next()
-      })
-    }
-    next()
-  })
+// --- monitoring endpoint and client port ------------------------------------
 
 const httpGet = (port: number, path: string, signal: AbortSignal) =>
   new Promise<{ readonly status: number; readonly body: string }>((resolve, reject) => {
@@ -515,7 +559,55 @@ const decodeJsz = Schema.decodeUnknownOption(
   )
 )
 
+/** GET a monitoring endpoint of a node and parse its JSON (`monitor` of the service). */
+const getJson = (state: NodeState, path: string): Effect.Effect<unknown, NatsServerError> =>
+  Effect.gen(function*() {
+    const res = yield* Effect.tryPromise({
+      try: (signal) => httpGet(state.node.monitorPort, path, signal),
+      catch: (cause) =>
+        new NatsServerError({
+          reason: new ControlFailed({
+            operation: "monitor",
+            node: state.node.index,
+            message: `GET ${state.node.monitorUrl}${path} failed: ${String(cause)}`,
+            cause
+          })
+        })
+    })
+    const json = decodeJson(res.body)
+    if (res.status !== 200 || Option.isNone(json)) {
+      return yield* fail(
+        new ControlFailed({
+          operation: "monitor",
+          node: state.node.index,
+          message: `GET ${state.node.monitorUrl}${path}: HTTP ${res.status} ${res.body.slice(0, 200)}`
+        })
+      )
+    }
+    return json.value
+  })
+
+// --- node layout and config rendering ---------------------------------------
+
 const quote = (s: string) => JSON.stringify(s)
+
+/** The nodes of a server, from their ports and temporary directories. */
+const planNodes = (ports: ReadonlyArray<NodePorts>, dirs: ReadonlyArray<string>): Array<NatsServerNode> =>
+  ports.map((p, index): NatsServerNode => {
+    const dir = dirs[index] ?? ""
+    return {
+      index,
+      name: `node-${index}`,
+      url: `nats://127.0.0.1:${p.port}`,
+      port: p.port,
+      monitorPort: p.monitorPort,
+      monitorUrl: `http://127.0.0.1:${p.monitorPort}`,
+      ...(ports.length > 1 && p.clusterPort !== undefined ? { clusterPort: p.clusterPort } : {}),
+      dir,
+      configFile: Path.join(dir, "nats-server.conf"),
+      storeDir: Path.join(dir, "store")
+    }
+  })
 
 const renderConfig = (
   node: NatsServerNode,
@@ -547,6 +639,95 @@ const renderConfig = (
   return lines.join("\n") + "\n"
 }
 
+// --- ports ------------------------------------------------------------------
+
+const setupFailed = (cause: unknown) =>
+  new NatsServerError({
+    reason: new SetupFailed({ message: `preparing nats-server failed: ${String(cause)}`, cause })
+  })
+
+/** The `ports` option, checked: a typed `SetupFailed` for a cluster or an invalid port. */
+const checkFixedPorts = (
+  size: number,
+  ports: NatsServerOptions["ports"]
+): Effect.Effect<NonNullable<NatsServerOptions["ports"]>, NatsServerError> => {
+  if (ports === undefined) return Effect.succeed({})
+  const invalid = (problem: string) => {
+    const cause = new Error(`invalid ports option ${JSON.stringify(ports)}: ${problem}`)
+    return fail(new SetupFailed({ message: cause.message, cause }))
+  }
+  if (size !== 1) return invalid("fixed ports are supported for a single node only")
+  const given = [ports.port, ports.monitorPort].filter((p) => p !== undefined)
+  if (given.some((p) => !Number.isInteger(p) || p < 1 || p > 65535)) {
+    return invalid("a port must be an integer in 1..65535")
+  }
+  if (given.length === 2 && ports.port === ports.monitorPort) return invalid("port and monitorPort must differ")
+  return Effect.succeed(ports)
+}
+
+/** Ports for every node: the fixed ones (`ports` option), the others from the {@link PortPicker}. */
+const pickPorts = (env: ServerEnv): Effect.Effect<ReadonlyArray<NodePorts>, NatsServerError> =>
+  Effect.gen(function*() {
+    const { monitorPort, port } = env.fixedPorts
+    if (port !== undefined && monitorPort !== undefined) return [{ port, monitorPort }]
+    const pick = yield* PortPicker
+    const picked = yield* Effect.tryPromise({ try: () => pick(env.size, env.size > 1), catch: setupFailed })
+    if (port === undefined && monitorPort === undefined) return picked
+    // One port is fixed (a single node): of the two picked, take one that differs from it.
+    const first = picked[0] ?? { port: 0, monitorPort: 0 }
+    const other = (fixed: number) => first.port !== fixed ? first.port : first.monitorPort
+    if (port !== undefined) return [{ port, monitorPort: other(port) }]
+    const monitor = monitorPort ?? 0
+    return [{ port: other(monitor), monitorPort: monitor }]
+  })
+
+// --- preparing and tearing down a server ------------------------------------
+
+/** Temporary directories and config files for nodes on the given ports; registers the exit hook. */
+const createNodes = async (env: ServerEnv, ports: ReadonlyArray<NodePorts>): Promise<Array<NodeState>> => {
+  const clusterName = `effect-nats-${Math.random().toString(36).slice(2, 8)}`
+  const dirs: Array<string> = []
+  try {
+    for (let index = 0; index < ports.length; index++) {
+      dirs.push(await FsP.mkdtemp(Path.join(Os.tmpdir(), `effect-nats-${index}-`)))
+    }
+    const nodes = planNodes(ports, dirs)
+    for (const node of nodes) {
+      await FsP.writeFile(node.configFile, renderConfig(node, nodes, clusterName, env.jetstream, env.extraConfig))
+    }
+    registerExitHook()
+    return nodes.map((node): NodeState => ({ node, lines: [], running: undefined }))
+  } catch (e) {
+    await Promise.all(dirs.map((dir) => FsP.rm(dir, { recursive: true, force: true })))
+    throw e
+  }
+}
+
+/** Terminate every node, then remove every temporary directory, then drop the exit hook. */
+const teardown = (states: ReadonlyArray<NodeState>): Effect.Effect<void> =>
+  Effect.forEach(states, (state) => terminate(state), { concurrency: "unbounded", discard: true }).pipe(
+    Effect.andThen(
+      Effect.promise(() =>
+        Promise.all(states.map((s) => FsP.rm(s.node.dir, { recursive: true, force: true }).catch(() => undefined)))
+      )
+    ),
+    Effect.ensuring(Effect.sync(unregisterExitHook)),
+    Effect.provideService(Clock.Clock, liveClock)
+  )
+
+/** Acquire: temporary directories, config files, exit hook. Release: {@link teardown}. */
+const prepareNodes = (
+  env: ServerEnv,
+  ports: ReadonlyArray<NodePorts>
+): Effect.Effect<Array<NodeState>, NatsServerError, Scope.Scope> =>
+  Effect.acquireRelease(Effect.tryPromise({ try: () => createNodes(env, ports), catch: setupFailed }), teardown)
+
+// --- node process control ---------------------------------------------------
+
+const tail = (state: NodeState) => state.lines.slice(-20).join("\n")
+
+const isUp = (state: NodeState) => state.running !== undefined && state.running.exit === undefined
+
 /** Forward one server log line (`[pid] date time [LVL] text`) at the matching log level. */
 const logLine = (line: string): Effect.Effect<void> => {
   const match = /^(?:\[\d+\] \S+ \S+ )?\[([A-Z]{3})\] ?(.*)$/.exec(line)
@@ -565,6 +746,84 @@ const logLine = (line: string): Effect.Effect<void> => {
   }
 }
 
+/** Spawn a node's process (it is not ready yet); its stderr lines go to `state.lines` (and the logs with `debug`). */
+const spawnNode = (env: ServerEnv, state: NodeState): Effect.Effect<void, NatsServerError> =>
+  Effect.try({
+    try: (): number | undefined => {
+      state.lines.length = 0
+      const child = spawn(env.binary, ["-c", state.node.configFile], { stdio: ["ignore", "ignore", "pipe"] })
+      const running: Running = {
+        child,
+        exit: undefined,
+        // "close", not "exit": stderr is read to its end first, so a failed
+        // start's output (e.g. the line naming a port in use) is complete.
+        exited: new Promise<Exited>((resolve) => {
+          child.once("close", (code, signal) => resolve({ code, signal }))
+          child.once("error", (error) => resolve({ code: null, signal: null, error }))
+        }).then((exit) => {
+          running.exit = exit
+          liveChildren.delete(child)
+          return exit
+        })
+      }
+      liveChildren.add(child)
+      const addLine = (line: string) => {
+        state.lines.push(line)
+        if (state.lines.length > LOG_LINES) state.lines.shift()
+        if (env.debug) {
+          Effect.runForkWith(env.context)(logLine(line).pipe(Effect.annotateLogs({ natsServer: state.node.name })))
+        }
+      }
+      let partial = ""
+      child.stderr?.setEncoding("utf8")
+      child.stderr?.on("data", (chunk: string) => {
+        const parts = (partial + chunk).split("\n")
+        partial = parts.pop() ?? ""
+        for (const line of parts) addLine(line)
+      })
+      child.stderr?.on("end", () => {
+        if (partial !== "") addLine(partial)
+        partial = ""
+      })
+      state.running = running
+      return child.pid
+    },
+    catch: (cause) =>
+      new NatsServerError({
+        reason: new StartFailed({
+          node: state.node.index,
+          exitCode: null,
+          signal: null,
+          output: "",
+          message: `spawning ${env.binary} failed: ${String(cause)}`
+        })
+      })
+  }).pipe(
+    Effect.flatMap((pid) => Effect.annotateCurrentSpan("pid", pid)),
+    Effect.withSpan("NatsServer.spawnNode", { attributes: { node: state.node.index } })
+  )
+
+const waitExit = (running: Running, ms: number): Effect.Effect<boolean> =>
+  Effect.promise(() => running.exited).pipe(
+    Effect.as(true),
+    Effect.timeoutOrElse({ duration: Duration.millis(ms), orElse: () => Effect.succeed(false) })
+  )
+
+/** SIGTERM (or the given signal), await exit (bounded), then SIGKILL. Never fails. */
+function terminate(state: NodeState, signal: "SIGTERM" | "SIGKILL" = "SIGTERM"): Effect.Effect<void> {
+  return Effect.gen(function*() {
+    const running = state.running
+    if (running === undefined || running.exit !== undefined) return
+    running.child.kill(signal)
+    if (!(yield* waitExit(running, STOP_TIMEOUT_MS))) {
+      running.child.kill("SIGKILL")
+      yield* Effect.promise(() => running.exited)
+    }
+  }).pipe(Effect.uninterruptible)
+}
+
+// --- readiness --------------------------------------------------------------
+
 class NotYet {
   readonly _tag = "NotYet"
   readonly status: string
@@ -572,6 +831,231 @@ class NotYet {
     this.status = status
   }
 }
+
+/** Which of a node's ports its output says was already in use. */
+const portInUse = (state: NodeState): StartFailed["portInUse"] => {
+  const port = takenPort(state.lines)
+  if (port === undefined) return undefined
+  const { clusterPort, monitorPort, port: clientPort } = state.node
+  const kind = port === clientPort
+    ? "client"
+    : port === monitorPort
+    ? "monitor"
+    : port === clusterPort
+    ? "cluster"
+    : "other"
+  return { kind, port }
+}
+
+/** A node's process exited while it was starting. */
+const exitedDuringStartup = (state: NodeState, exit: Exited): StartFailed => {
+  const { code, error, signal } = exit
+  const taken = portInUse(state)
+  const why = taken === undefined
+    ? ""
+    : taken.kind === "other"
+    ? `: port ${taken.port} is already in use`
+    : `: its ${taken.kind} port ${taken.port} is already in use`
+  return new StartFailed({
+    node: state.node.index,
+    exitCode: code,
+    signal,
+    output: tail(state),
+    message: `nats-server ${state.node.name} exited during start-up${why} (${
+      error !== undefined ? String(error) : `code ${code}, signal ${signal}`
+    }):\n${tail(state)}`,
+    ...(taken !== undefined ? { portInUse: taken } : {})
+  })
+}
+
+/**
+ * One readiness probe of a node; fails with NotYet (retried) or NatsServerError.
+ *
+ * A node is ready when its monitoring endpoint answers (`/healthz` when a
+ * majority of the cluster is running, else `/varz`: JetStream cannot be
+ * healthy without a quorum), its client port accepts connections and, in a
+ * cluster, it has routes to every other running node and (JetStream with a
+ * quorum) knows the meta leader.
+ */
+const probe = (
+  env: ServerEnv,
+  states: ReadonlyArray<NodeState>,
+  state: NodeState
+): Effect.Effect<void, NotYet | NatsServerError> =>
+  Effect.gen(function*() {
+    const running = state.running
+    if (running === undefined) return yield* Effect.fail(new NotYet("not started"))
+    if (running.exit !== undefined) return yield* fail(exitedDuringStartup(state, running.exit))
+    const get = (path: string) =>
+      Effect.tryPromise({
+        try: (signal) => httpGet(state.node.monitorPort, path, signal),
+        catch: () => new NotYet(`monitoring port ${state.node.monitorPort} not answering ${path}`)
+      })
+    const others = states.filter((s) => s !== state && isUp(s)).length
+    const clustered = env.size > 1
+    const quorum = !clustered || others + 1 > env.size / 2
+    if (quorum) {
+      const health = yield* get("/healthz")
+      if (health.status !== 200) {
+        return yield* Effect.fail(new NotYet(`/healthz: ${health.status} ${health.body}`))
+      }
+    } else {
+      const varz = yield* get("/varz")
+      if (varz.status !== 200) return yield* Effect.fail(new NotYet(`/varz: ${varz.status}`))
+    }
+    if (!(yield* Effect.promise(() => tcpAccepts(state.node.port)))) {
+      return yield* Effect.fail(new NotYet(`client port ${state.node.port} not accepting`))
+    }
+    if (clustered) {
+      const routes = Option.getOrUndefined(decodeRoutez((yield* get("/routez")).body))?.num_routes
+      if (routes === undefined || routes < others) {
+        return yield* Effect.fail(new NotYet(`/routez: num_routes ${String(routes)} < ${others}`))
+      }
+      if (env.jetstream && quorum) {
+        const leader = Option.getOrUndefined(decodeJsz((yield* get("/jsz")).body))?.meta_cluster?.leader
+        if (leader === undefined || leader === "") {
+          return yield* Effect.fail(new NotYet("/jsz: no JetStream meta leader yet"))
+        }
+      }
+    }
+  })
+
+/** Poll {@link probe} until the node is ready; `NotReady` after `startTimeout`. Needs a live clock. */
+const awaitReady = (
+  env: ServerEnv,
+  states: ReadonlyArray<NodeState>,
+  state: NodeState
+): Effect.Effect<void, NatsServerError> => {
+  let status = "not probed"
+  return probe(env, states, state).pipe(
+    Effect.tapError((e) =>
+      Effect.sync(() => {
+        if (e instanceof NotYet) status = e.status
+      })
+    ),
+    Effect.retry({ schedule: POLL, while: (e) => e instanceof NotYet }),
+    Effect.catchIf(
+      (e): e is NotYet => e instanceof NotYet,
+      (e) => Effect.die(e)
+    ),
+    Effect.timeoutOrElse({
+      duration: Duration.millis(env.startTimeoutMs),
+      orElse: () =>
+        fail(
+          new NotReady({
+            node: state.node.index,
+            status,
+            output: tail(state),
+            message: `nats-server ${state.node.name} not ready after ${env.startTimeoutMs} ms (${status}):\n${
+              tail(state)
+            }`
+          })
+        )
+    }),
+    Effect.withSpan("NatsServer.awaitReady", { attributes: { node: state.node.index } })
+  )
+}
+
+// --- start-up ---------------------------------------------------------------
+
+/** Start one stopped node and await its readiness (`start`/`restart`); no-op when it runs. Needs a live clock. */
+const startNode = (
+  env: ServerEnv,
+  states: ReadonlyArray<NodeState>,
+  state: NodeState
+): Effect.Effect<void, NatsServerError> =>
+  Effect.suspend(() =>
+    isUp(state) ? Effect.void : spawnNode(env, state).pipe(Effect.andThen(awaitReady(env, states, state)))
+  )
+
+/**
+ * Start every node: spawn all of them, then await the readiness of all of
+ * them concurrently (the first failure, e.g. a node that exits, interrupts
+ * the other waits).
+ *
+ * Spawning is a plain loop on purpose: `child_process.spawn` is synchronous
+ * (a few ms per node), so running it in fibers would change nothing, and
+ * spawning every node before the first readiness probe means each node's
+ * expectations (quorum, routes to every other node, a JetStream meta leader)
+ * count all nodes from the first probe on. Nodes then boot, route to each
+ * other and elect a meta leader in parallel.
+ */
+const startNodes = (env: ServerEnv, states: ReadonlyArray<NodeState>): Effect.Effect<void, NatsServerError> =>
+  Effect.forEach(states, (state) => spawnNode(env, state), { discard: true }).pipe(
+    Effect.andThen(
+      Effect.forEach(states, (state) => awaitReady(env, states, state), { concurrency: "unbounded", discard: true })
+    ),
+    Effect.provideService(Clock.Clock, liveClock)
+  )
+
+/** How many times the initial start picks ports, when a picked port was taken before nats-server bound it. */
+const START_ATTEMPTS = 5
+
+/** A start failure worth retrying on fresh ports: one of the node's own picked (not fixed) ports was in use. */
+const isTakenPickedPort = (env: ServerEnv, error: NatsServerError): boolean => {
+  const taken = error.reason._tag === "StartFailed" ? error.reason.portInUse : undefined
+  if (taken === undefined) return false
+  switch (taken.kind) {
+    case "client":
+      return env.fixedPorts.port === undefined
+    case "monitor":
+      return env.fixedPorts.monitorPort === undefined
+    case "cluster":
+      return true
+    case "other":
+      return false
+  }
+}
+
+/** The last attempt's StartFailed, saying how many attempts were made. */
+const afterAttempts = (error: NatsServerError, attempts: number): NatsServerError => {
+  const reason = error.reason
+  if (reason._tag !== "StartFailed") return error
+  return new NatsServerError({
+    reason: new StartFailed({
+      node: reason.node,
+      exitCode: reason.exitCode,
+      signal: reason.signal,
+      output: reason.output,
+      message: `after ${attempts} attempts with fresh ports: ${reason.message}`,
+      ...(reason.portInUse !== undefined ? { portInUse: reason.portInUse } : {})
+    })
+  })
+}
+
+/**
+ * Pick ports, prepare and start every node, in the current scope.
+ *
+ * Picked ports were free a moment before nats-server binds them; when a node
+ * exits because one was taken in between, the attempt is torn down (nodes
+ * terminated, directories removed) and the whole server starts again with
+ * fresh ports for every node (a cluster's routes name each other's ports, so
+ * every config is regenerated), up to {@link START_ATTEMPTS} times. A taken
+ * fixed port (`ports` option) fails at once.
+ */
+const launch = (env: ServerEnv): Effect.Effect<Array<NodeState>, NatsServerError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const parent = yield* Scope.Scope
+    for (let attempt = 1;; attempt++) {
+      // Each attempt's resources live in a child scope: closed at once when
+      // the attempt fails, else with the parent.
+      const scope = yield* Scope.fork(parent)
+      const result = yield* pickPorts(env).pipe(
+        Effect.flatMap((ports) => prepareNodes(env, ports)),
+        Effect.tap((states) => startNodes(env, states)),
+        Scope.provide(scope),
+        Effect.withSpan("NatsServer.startAttempt", { attributes: { attempt } }),
+        Effect.result
+      )
+      if (Result.isSuccess(result)) return result.success
+      yield* Scope.close(scope, Exit.fail(result.failure))
+      if (!isTakenPickedPort(env, result.failure)) return yield* Effect.fail(result.failure)
+      if (attempt >= START_ATTEMPTS) return yield* Effect.fail(afterAttempts(result.failure, attempt))
+      yield* Effect.logDebug(
+        `nats-server start attempt ${attempt} failed, trying fresh ports: ${result.failure.message}`
+      )
+    }
+  })
 
 /**
  * Start a throwaway nats-server (one node or a 3-node cluster) in the current
@@ -585,229 +1069,20 @@ export const make: (options?: NatsServerOptions) => Effect.Effect<NatsServerShap
   Effect
     .fn("NatsServer.make")(function*(options?: NatsServerOptions) {
       const size = options?.cluster ?? 1
-      const jetstream = options?.jetstream ?? true
-      const debug = options?.debug ?? false
-      const startTimeoutMs = Duration.toMillis(options?.startTimeout ?? Duration.seconds(15))
-      const binary = yield* findBinary(options?.binary)
-      const context = yield* Effect.context<never>()
+      const fixedPorts = yield* checkFixedPorts(size, options?.ports)
+      const env: ServerEnv = {
+        binary: yield* findBinary(options?.binary),
+        size,
+        jetstream: options?.jetstream ?? true,
+        extraConfig: options?.config,
+        debug: options?.debug ?? false,
+        startTimeoutMs: Duration.toMillis(options?.startTimeout ?? Duration.seconds(15)),
+        fixedPorts,
+        context: yield* Effect.context<never>()
+      }
       const lock = yield* Semaphore.make(1)
 
-      // Acquire: ports, temp dirs, config files, exit hook. Release: terminate
-      // every node, then remove every temp dir, then drop the exit hook.
-      const states = yield* Effect.acquireRelease(
-        Effect.tryPromise({
-          try: async () => {
-            const ports = await freePorts(size * (size > 1 ? 3 : 2))
-            const clusterName = `effect-nats-${Math.random().toString(36).slice(2, 8)}`
-            const dirs: Array<string> = []
-            try {
-              const nodes: Array<NatsServerNode> = []
-              for (let index = 0; index < size; index++) {
-                const dir = await FsP.mkdtemp(Path.join(Os.tmpdir(), `effect-nats-${index}-`))
-                dirs.push(dir)
-                const stride = size > 1 ? 3 : 2
-                const port = ports[index * stride] ?? 0
-                const monitorPort = ports[index * stride + 1] ?? 0
-                const clusterPort = ports[index * stride + 2]
-                const node: NatsServerNode = {
-                  index,
-                  name: `node-${index}`,
-                  url: `nats://127.0.0.1:${port}`,
-                  port,
-                  monitorPort,
-                  monitorUrl: `http://127.0.0.1:${monitorPort}`,
-                  ...(size > 1 && clusterPort !== undefined ? { clusterPort } : {}),
-                  dir,
-                  configFile: Path.join(dir, "nats-server.conf"),
-                  storeDir: Path.join(dir, "store")
-                }
-                nodes.push(node)
-              }
-              for (const node of nodes) {
-                await FsP.writeFile(node.configFile, renderConfig(node, nodes, clusterName, jetstream, options?.config))
-              }
-              registerExitHook()
-              return nodes.map((node): NodeState => ({ node, lines: [], running: undefined }))
-            } catch (e) {
-              await Promise.all(dirs.map((dir) => FsP.rm(dir, { recursive: true, force: true })))
-              throw e
-            }
-          },
-          catch: (cause) =>
-            new NatsServerError({
-              reason: new SetupFailed({ message: `preparing nats-server failed: ${String(cause)}`, cause })
-            })
-        }),
-        (states) =>
-          Effect.forEach(states, (state) => terminate(state), { concurrency: "unbounded", discard: true }).pipe(
-            Effect.andThen(
-              Effect.promise(() =>
-                Promise.all(
-                  states.map((s) => FsP.rm(s.node.dir, { recursive: true, force: true }).catch(() => undefined))
-                )
-              )
-            ),
-            Effect.ensuring(Effect.sync(unregisterExitHook)),
-            Effect.provideService(Clock.Clock, liveClock)
-          )
-      )
-      const nodes = states.map((s) => s.node)
-
-      const tail = (state: NodeState) => state.lines.slice(-20).join("\n")
-
-      const spawnNode = (state: NodeState): Effect.Effect<void, NatsServerError> =>
-        Effect.try({
-          try: () => {
-            state.lines.length = 0
-            const child = spawn(binary, ["-c", state.node.configFile], { stdio: ["ignore", "ignore", "pipe"] })
-            const running: Running = {
-              child,
-              exit: undefined,
-              exited: new Promise<Exited>((resolve) => {
-                child.once("exit", (code, signal) => resolve({ code, signal }))
-                child.once("error", (error) => resolve({ code: null, signal: null, error }))
-              }).then((exit) => {
-                running.exit = exit
-                liveChildren.delete(child)
-                return exit
-              })
-            }
-            liveChildren.add(child)
-            let partial = ""
-            child.stderr?.setEncoding("utf8")
-            child.stderr?.on("data", (chunk: string) => {
-              const parts = (partial + chunk).split("\n")
-              partial = parts.pop() ?? ""
-              for (const line of parts) {
-                state.lines.push(line)
-                if (state.lines.length > LOG_LINES) state.lines.shift()
-                if (debug) {
-                  Effect.runForkWith(context)(
-                    logLine(line).pipe(
-                      Effect.annotateLogs({ natsServer: state.node.name })
-                    )
-                  )
-                }
-              }
-            })
-            state.running = running
-          },
-          catch: (cause) =>
-            new NatsServerError({
-              reason: new StartFailed({
-                node: state.node.index,
-                exitCode: null,
-                signal: null,
-                output: "",
-                message: `spawning ${binary} failed: ${String(cause)}`
-              })
-            })
-        })
-
-      const runningOthers = (state: NodeState) =>
-        states.filter((s) => s !== state && s.running !== undefined && s.running.exit === undefined).length
-
-      /** One readiness probe; fails with NotYet (retried) or NatsServerError. */
-      const probe = (state: NodeState): Effect.Effect<void, NotYet | NatsServerError> =>
-        Effect.gen(function*() {
-          const running = state.running
-          if (running === undefined) return yield* Effect.fail(new NotYet("not started"))
-          if (running.exit !== undefined) {
-            const { code, error, signal } = running.exit
-            return yield* fail(
-              new StartFailed({
-                node: state.node.index,
-                exitCode: code,
-                signal,
-                output: tail(state),
-                message: `nats-server ${state.node.name} exited during start-up (${
-                  error !== undefined ? String(error) : `code ${code}, signal ${signal}`
-                }):\n${tail(state)}`
-              })
-            )
-          }
-          const get = (path: string) =>
-            Effect.tryPromise({
-              try: (signal) => httpGet(state.node.monitorPort, path, signal),
-              catch: () => new NotYet(`monitoring port ${state.node.monitorPort} not answering ${path}`)
-            })
-          const others = runningOthers(state)
-          const clustered = size > 1
-          const quorum = !clustered || others + 1 > size / 2
-          if (quorum) {
-            const health = yield* get("/healthz")
-            if (health.status !== 200) {
-              return yield* Effect.fail(new NotYet(`/healthz: ${health.status} ${health.body}`))
-            }
-          } else {
-            const varz = yield* get("/varz")
-            if (varz.status !== 200) return yield* Effect.fail(new NotYet(`/varz: ${varz.status}`))
-          }
-          if (!(yield* Effect.promise(() => tcpAccepts(state.node.port)))) {
-            return yield* Effect.fail(new NotYet(`client port ${state.node.port} not accepting`))
-          }
-          if (clustered) {
-            const routes = Option.getOrUndefined(decodeRoutez((yield* get("/routez")).body))?.num_routes
-            if (routes === undefined || routes < others) {
-              return yield* Effect.fail(new NotYet(`/routez: num_routes ${String(routes)} < ${others}`))
-            }
-            if (jetstream && quorum) {
-              const leader = Option.getOrUndefined(decodeJsz((yield* get("/jsz")).body))?.meta_cluster?.leader
-              if (leader === undefined || leader === "") {
-                return yield* Effect.fail(new NotYet("/jsz: no JetStream meta leader yet"))
-              }
-            }
-          }
-        })
-
-      const awaitReady = (state: NodeState): Effect.Effect<void, NatsServerError> => {
-        let status = "not probed"
-        return probe(state).pipe(
-          Effect.tapError((e) =>
-            Effect.sync(() => {
-              if (e instanceof NotYet) status = e.status
-            })
-          ),
-          Effect.retry({ schedule: POLL, while: (e) => e instanceof NotYet }),
-          Effect.catchIf(
-            (e): e is NotYet => e instanceof NotYet,
-            (e) => Effect.die(e)
-          ),
-          Effect.timeoutOrElse({
-            duration: Duration.millis(startTimeoutMs),
-            orElse: () =>
-              fail(
-                new NotReady({
-                  node: state.node.index,
-                  status,
-                  output: tail(state),
-                  message: `nats-server ${state.node.name} not ready after ${startTimeoutMs} ms (${status}):\n${
-                    tail(state)
-                  }`
-                })
-              )
-          })
-        )
-      }
-
-      const waitExit = (running: Running, ms: number): Effect.Effect<boolean> =>
-        Effect.promise(() => running.exited).pipe(
-          Effect.as(true),
-          Effect.timeoutOrElse({ duration: Duration.millis(ms), orElse: () => Effect.succeed(false) })
-        )
-
-      /** SIGTERM, await exit (bounded), then SIGKILL. Never fails. */
-      function terminate(state: NodeState, signal: "SIGTERM" | "SIGKILL" = "SIGTERM"): Effect.Effect<void> {
-        return Effect.gen(function*() {
-          const running = state.running
-          if (running === undefined || running.exit !== undefined) return
-          running.child.kill(signal)
-          if (!(yield* waitExit(running, STOP_TIMEOUT_MS))) {
-            running.child.kill("SIGKILL")
-            yield* Effect.promise(() => running.exited)
-          }
-        }).pipe(Effect.uninterruptible)
-      }
+      const states = yield* launch(env)
 
       const stateOf = (operation: string, node: number | undefined): Effect.Effect<NodeState, NatsServerError> => {
         const index = node ?? 0
@@ -823,39 +1098,12 @@ export const make: (options?: NatsServerOptions) => Effect.Effect<NatsServerShap
           : Effect.succeed(state)
       }
 
-      const isUp = (state: NodeState) => state.running !== undefined && state.running.exit === undefined
-
-      const startState = (state: NodeState): Effect.Effect<void, NatsServerError> =>
-        Effect.suspend(() => isUp(state) ? Effect.void : spawnNode(state).pipe(Effect.andThen(awaitReady(state))))
-
-      const withLive = <A, E>(effect: Effect.Effect<A, E>) =>
+      /** Control operations run one at a time, in real time. */
+      const control = <A, E>(effect: Effect.Effect<A, E>) =>
         lock.withPermit(effect).pipe(Effect.provideService(Clock.Clock, liveClock))
 
       const monitor = Effect.fn("NatsServer.monitor")(function*(path: string, node?: number) {
-        const state = yield* stateOf("monitor", node)
-        const res = yield* Effect.tryPromise({
-          try: (signal) => httpGet(state.node.monitorPort, path, signal),
-          catch: (cause) =>
-            new NatsServerError({
-              reason: new ControlFailed({
-                operation: "monitor",
-                node: state.node.index,
-                message: `GET ${state.node.monitorUrl}${path} failed: ${String(cause)}`,
-                cause
-              })
-            })
-        })
-        const json = decodeJson(res.body)
-        if (res.status !== 200 || Option.isNone(json)) {
-          return yield* fail(
-            new ControlFailed({
-              operation: "monitor",
-              node: state.node.index,
-              message: `GET ${state.node.monitorUrl}${path}: HTTP ${res.status} ${res.body.slice(0, 200)}`
-            })
-          )
-        }
-        return json.value
+        return yield* getJson(yield* stateOf("monitor", node), path)
       }, Effect.provideService(Clock.Clock, liveClock))
 
       const varz = Effect.fn("NatsServer.varz")(function*(node?: number) {
@@ -874,28 +1122,20 @@ export const make: (options?: NatsServerOptions) => Effect.Effect<NatsServerShap
         )
       })
 
-      // Start every node concurrently, then await readiness of all of them.
-      yield* Effect.forEach(states, spawnNode, { discard: true })
-      yield* Effect.forEach(states, awaitReady, { concurrency: "unbounded", discard: true }).pipe(
-        Effect.provideService(Clock.Clock, liveClock)
-      )
       const version = (yield* varz(0)).version
 
       const stop = Effect.fn("NatsServer.stop")(function*(node?: number) {
-        const state = yield* stateOf("stop", node)
-        yield* withLive(terminate(state))
+        yield* control(terminate(yield* stateOf("stop", node)))
       })
       const kill = Effect.fn("NatsServer.kill")(function*(node?: number) {
-        const state = yield* stateOf("kill", node)
-        yield* withLive(terminate(state, "SIGKILL"))
+        yield* control(terminate(yield* stateOf("kill", node), "SIGKILL"))
       })
       const start = Effect.fn("NatsServer.start")(function*(node?: number) {
-        const state = yield* stateOf("start", node)
-        yield* withLive(startState(state))
+        yield* control(startNode(env, states, yield* stateOf("start", node)))
       })
       const restart = Effect.fn("NatsServer.restart")(function*(node?: number) {
         const state = yield* stateOf("restart", node)
-        yield* withLive(terminate(state).pipe(Effect.andThen(startState(state))))
+        yield* control(terminate(state).pipe(Effect.andThen(startNode(env, states, state))))
       })
       const pid = (node?: number) =>
         Effect.sync(() => {
@@ -910,11 +1150,11 @@ export const make: (options?: NatsServerOptions) => Effect.Effect<NatsServerShap
       const logs = (node?: number) => Effect.sync((): ReadonlyArray<string> => [...(states[node ?? 0]?.lines ?? [])])
 
       return NatsServer.of({
-        url: nodes[0]?.url ?? "",
-        urls: nodes.map((n) => n.url),
-        nodes,
+        url: states[0]?.node.url ?? "",
+        urls: states.map((s) => s.node.url),
+        nodes: states.map((s) => s.node),
         version,
-        binary,
+        binary: env.binary,
         pid,
         isRunning,
         stop,

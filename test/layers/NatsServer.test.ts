@@ -2,10 +2,12 @@ import { assert, describe, it, layer } from "@effect/vitest"
 import { jetstream, jetstreamManager } from "@nats-io/jetstream"
 import type { NatsConnection } from "@nats-io/nats-core"
 import { connect, type NodeConnectionOptions } from "@nats-io/transport-node"
-import { Effect, Exit } from "effect"
+import { Effect, Exit, Tracer } from "effect"
 import { execFileSync } from "node:child_process"
 import * as Fs from "node:fs"
+import * as Net from "node:net"
 import * as Path from "node:path"
+import { type NodePorts, pickFreePorts, PortPicker } from "../../src/internal/serverPorts.ts"
 import * as NatsServer from "../../src/layers/NatsServer.ts"
 
 const connection = (options: NodeConnectionOptions) =>
@@ -47,6 +49,51 @@ const isAlive = (pid: number) => {
   } catch {
     return true
   }
+}
+
+/** Listen on a loopback port (0: any free one) until the scope closes, so nats-server cannot bind it. */
+const holdPort = (port = 0) =>
+  Effect.acquireRelease(
+    Effect.callback<Net.Server>((resume) => {
+      // Drop every connection (probes of the port): close() waits for open ones.
+      const server = Net.createServer((socket) => socket.destroy())
+      server.once("error", (e) => resume(Effect.die(e)))
+      server.listen(port, "127.0.0.1", () => resume(Effect.succeed(server)))
+    }),
+    (server) => Effect.callback<void>((resume) => void server.close(() => resume(Effect.void)))
+  ).pipe(Effect.map((server) => (server.address() as Net.AddressInfo).port))
+
+/**
+ * A port picker whose first pick is `first(fresh)` (fresh free ports with some
+ * replaced by held ones); later picks are fresh. `calls` counts the picks.
+ */
+const pickerWithFirst = (first: (fresh: ReadonlyArray<NodePorts>) => ReadonlyArray<NodePorts>) => {
+  const picker = {
+    calls: 0,
+    pick: async (nodes: number, clustered: boolean) => {
+      const fresh = await pickFreePorts(nodes, clustered)
+      return picker.calls++ === 0 ? first(fresh) : fresh
+    }
+  }
+  return picker
+}
+
+/** A tracer recording, in order, when each span starts and ends. */
+const recordingTracer = () => {
+  const events: Array<{ readonly phase: "start" | "end"; readonly span: Tracer.NativeSpan }> = []
+  const tracer = Tracer.make({
+    span(options) {
+      const span = new Tracer.NativeSpan(options)
+      events.push({ phase: "start", span })
+      const end = span.end.bind(span)
+      span.end = (endTime, exit) => {
+        events.push({ phase: "end", span })
+        end(endTime, exit)
+      }
+      return span
+    }
+  })
+  return { tracer, events }
 }
 
 const moduleUrl = new URL("../../src/layers/NatsServer.ts", import.meta.url).href
@@ -174,6 +221,175 @@ describe("NatsServer", () => {
       assert.isTrue(error.message.length > 0)
       if (error.reason._tag === "StartFailed") assert.notStrictEqual(error.reason.output, "")
     }))
+
+  it.live("start keeps the node's ports: a taken one fails with StartFailed naming it", () =>
+    Effect.gen(function*() {
+      const server = yield* NatsServer.make({ jetstream: false })
+      const port = server.nodes[0]?.port ?? 0
+      yield* server.stop()
+      const error = yield* Effect.scoped(
+        Effect.gen(function*() {
+          yield* holdPort(port)
+          return yield* Effect.flip(server.start())
+        })
+      )
+      assert.strictEqual(error.reason._tag, "StartFailed")
+      if (error.reason._tag === "StartFailed") {
+        assert.deepStrictEqual(error.reason.portInUse, { kind: "client", port })
+        assert.include(error.reason.output, "address already in use")
+      }
+      assert.include(error.message, `its client port ${port} is already in use`)
+      assert.isFalse(yield* server.isRunning())
+
+      // The port is free again: the node starts on it.
+      yield* server.start()
+      assert.strictEqual((yield* server.varz()).port, port)
+    }))
+
+  for (const kind of ["client", "monitor"] as const) {
+    it.live(`a picked ${kind} port taken before the server binds it: started again on fresh ports`, () =>
+      Effect.gen(function*() {
+        const held = yield* holdPort()
+        const picker = pickerWithFirst(([fresh]) => [
+          kind === "client"
+            ? { port: held, monitorPort: fresh?.monitorPort ?? 0 }
+            : { port: fresh?.port ?? 0, monitorPort: held }
+        ])
+        const server = yield* NatsServer.make({ jetstream: false }).pipe(Effect.provideService(PortPicker, picker.pick))
+        assert.strictEqual(picker.calls, 2)
+        const node = server.nodes[0]
+        assert.notStrictEqual(kind === "client" ? node?.port : node?.monitorPort, held)
+        assert.strictEqual((yield* server.varz()).port, node?.port)
+        const nc = yield* connection({ servers: server.url })
+        assert.strictEqual(yield* roundTrip(nc, nc, "fresh", "ports"), "ports")
+      }))
+  }
+
+  it.live(
+    "a cluster port taken on one node: the whole cluster starts again on fresh ports",
+    () =>
+      Effect.gen(function*() {
+        const held = yield* holdPort()
+        const picker = pickerWithFirst((fresh) => fresh.map((p, i) => i === 2 ? { ...p, clusterPort: held } : p))
+        const server = yield* NatsServer.make({ cluster: 3 }).pipe(Effect.provideService(PortPicker, picker.pick))
+        assert.strictEqual(picker.calls, 2)
+        assert.isFalse(server.nodes.some((n) => n.clusterPort === held))
+        for (let i = 0; i < 3; i++) {
+          assert.isTrue(yield* server.isRunning(i))
+          assert.strictEqual((yield* server.varz(i)).server_name, server.nodes[i]?.name)
+        }
+        const nc0 = yield* connection({ servers: server.urls[0] ?? "" })
+        const nc2 = yield* connection({ servers: server.urls[2] ?? "" })
+        assert.strictEqual(yield* roundTrip(nc0, nc2, "across.fresh", "routed"), "routed")
+      }),
+    60_000
+  )
+
+  it.live("ports taken on every attempt: StartFailed after a bounded number of attempts", () =>
+    Effect.gen(function*() {
+      const held = yield* holdPort()
+      let calls = 0
+      const pick = async () => {
+        calls++
+        const [fresh] = await pickFreePorts(1, false)
+        return [{ port: held, monitorPort: fresh?.monitorPort ?? 0 }]
+      }
+      const error = yield* Effect.flip(
+        NatsServer.make({ jetstream: false }).pipe(Effect.provideService(PortPicker, pick))
+      )
+      assert.strictEqual(calls, 5)
+      assert.strictEqual(error.reason._tag, "StartFailed")
+      if (error.reason._tag === "StartFailed") {
+        assert.deepStrictEqual(error.reason.portInUse, { kind: "client", port: held })
+      }
+      assert.include(error.message, `its client port ${held} is already in use`)
+      assert.include(error.message, "5 attempts")
+    }))
+
+  it.live("ports option: a single node on the given ports", () =>
+    Effect.gen(function*() {
+      // Two ports that are free now (another process could take them before
+      // the server binds them: that is what fixed ports are).
+      const [port, monitorPort] = yield* Effect.scoped(Effect.all([holdPort(), holdPort()]))
+      const picker = pickerWithFirst((fresh) => fresh)
+      const server = yield* NatsServer.make({ jetstream: false, ports: { port, monitorPort } }).pipe(
+        Effect.provideService(PortPicker, picker.pick)
+      )
+      assert.strictEqual(picker.calls, 0)
+      assert.strictEqual(server.url, `nats://127.0.0.1:${port}`)
+      assert.strictEqual(server.nodes[0]?.monitorPort, monitorPort)
+      assert.strictEqual((yield* server.varz()).port, port)
+      const nc = yield* connection({ servers: server.url })
+      assert.strictEqual(yield* roundTrip(nc, nc, "fixed", "ports"), "ports")
+    }))
+
+  it.live("ports option: a taken fixed port fails at once, not retried on other ports", () =>
+    Effect.gen(function*() {
+      const held = yield* holdPort()
+      const picker = pickerWithFirst((fresh) => fresh)
+      const error = yield* Effect.flip(
+        NatsServer.make({ jetstream: false, ports: { port: held } }).pipe(
+          Effect.provideService(PortPicker, picker.pick)
+        )
+      )
+      // One pick, for the monitoring port; no second attempt.
+      assert.strictEqual(picker.calls, 1)
+      assert.strictEqual(error.reason._tag, "StartFailed")
+      if (error.reason._tag === "StartFailed") {
+        assert.deepStrictEqual(error.reason.portInUse, { kind: "client", port: held })
+      }
+      assert.include(error.message, `its client port ${held} is already in use`)
+      assert.notInclude(error.message, "attempts")
+    }))
+
+  it.live("ports option: invalid values and a cluster fail with SetupFailed", () =>
+    Effect.gen(function*() {
+      for (
+        const options of [
+          { cluster: 3, ports: { port: 4222 } },
+          { ports: { port: 0 } },
+          { ports: { monitorPort: 70_000 } },
+          { ports: { port: 4222, monitorPort: 4222 } }
+        ] as const
+      ) {
+        const error = yield* Effect.flip(NatsServer.make(options))
+        assert.strictEqual(error.reason._tag, "SetupFailed", JSON.stringify(options))
+        assert.include(error.message, "ports option")
+      }
+    }))
+
+  it.live(
+    "3-node cluster: every node runs before readiness is awaited, and the nodes are awaited concurrently",
+    () =>
+      Effect.gen(function*() {
+        const { events, tracer } = recordingTracer()
+        const server = yield* NatsServer.make({ cluster: 3 }).pipe(Effect.withTracer(tracer))
+
+        // The events of the successful (last) start attempt.
+        const lastAttempt = events.findLastIndex((e) =>
+          e.phase === "start" && e.span.name === "NatsServer.startAttempt"
+        )
+        const attempt = events.slice(lastAttempt)
+        const at = (name: string, phase: "start" | "end") =>
+          attempt.flatMap((e, i) => e.span.name === name && e.phase === phase ? [i] : [])
+        const spawned = at("NatsServer.spawnNode", "end")
+        const readyStarts = at("NatsServer.awaitReady", "start")
+        const readyEnds = at("NatsServer.awaitReady", "end")
+        assert.strictEqual(spawned.length, 3)
+        assert.strictEqual(readyEnds.length, 3)
+        // All three processes exist before any node's readiness is awaited ...
+        assert.isBelow(Math.max(...spawned), Math.min(...readyStarts))
+        // ... and every node's wait begins before any node is ready.
+        assert.isBelow(Math.max(...readyStarts), Math.min(...readyEnds))
+
+        const spawnSpans = attempt.filter((e) => e.phase === "end" && e.span.name === "NatsServer.spawnNode")
+        for (let i = 0; i < 3; i++) {
+          const span = spawnSpans.find((e) => e.span.attributes.get("node") === i)?.span
+          assert.strictEqual(span?.attributes.get("pid"), yield* server.pid(i))
+        }
+      }),
+    40_000
+  )
 
   it.live("releasing the scope kills the process and removes temp dirs", () =>
     Effect.gen(function*() {
