@@ -17,45 +17,23 @@ import { fromUnknown, invalidArgument } from "./errors.ts"
 /** Default messages between two checkpoints of `publishAll`. */
 const FLUSH_EVERY = 16_384
 
-/** Publishes now; returns the failure instead of throwing it. */
-export const publishNow = (
-  core: NatsCore,
-  subject: string,
-  payload: Payload | undefined,
-  options: PublishOptions | undefined
-): NatsError.NatsError | undefined => {
-  const invalid = core.validation.subject(subject, "publish")
-  if (invalid !== undefined) return invalid
-  let natsOptions: { headers?: MsgHdrs; reply?: string } | undefined
-  if (options !== undefined) {
-    if (options.reply !== undefined) {
-      const invalidReply = core.validation.subject(options.reply, "publish")
-      if (invalidReply !== undefined) return invalidReply
-      natsOptions = { reply: options.reply }
-    }
-    if (options.headers !== undefined) {
-      natsOptions ??= {}
-      natsOptions.headers = Headers.fromInit(options.headers)
-    }
-  }
-  try {
-    // nats.js checks max_payload (headers included) before anything is
-    // sent; the size is only computed for the error.
-    core.connection.publish(subject, payload, natsOptions)
-    return undefined
-  } catch (cause) {
-    return (cause instanceof InvalidArgumentError && cause.message.includes("max_payload")
-      ? core.validation.size(subject, payload, natsOptions?.headers, "publish")
-      : undefined) ?? fromUnknown(cause, { operation: "publish", subject })
-  }
-}
-
-const publishBatch = (core: NatsCore, messages: Iterable<OutgoingMessage>): NatsError.NatsError | undefined => {
-  for (const m of messages) {
-    const failed = publishNow(core, m.subject, m.payload, m)
-    if (failed !== undefined) return failed
-  }
-  return undefined
+/** The publishing functions of one connection. */
+export interface Publisher {
+  /** Publishes now; returns the failure instead of throwing it. */
+  readonly publishNow: (
+    subject: string,
+    payload: Payload | undefined,
+    options: PublishOptions | undefined
+  ) => NatsError.NatsError | undefined
+  /**
+   * Publishes many messages (an iterable or a Stream) with the cost of one
+   * Effect per batch, a checkpoint every `flushEvery` messages. Stops at the
+   * first failure (messages before it were sent).
+   */
+  readonly publishAll: <E = never, R = never>(
+    messages: Iterable<OutgoingMessage> | Stream.Stream<OutgoingMessage, E, R>,
+    options: PublishAllOptions | undefined
+  ) => Effect.Effect<void, NatsError.NatsError | E, R>
 }
 
 /**
@@ -81,45 +59,86 @@ const checkpoints = (core: NatsCore) => {
   }
 }
 
-/**
- * Publishes many messages (an iterable or a Stream) with the cost of one
- * Effect per batch, a checkpoint every `flushEvery` messages. Stops at the
- * first failure (messages before it were sent).
- */
-export const publishAll = <E = never, R = never>(
-  core: NatsCore,
-  messages: Iterable<OutgoingMessage> | Stream.Stream<OutgoingMessage, E, R>,
-  options: PublishAllOptions | undefined
-): Effect.Effect<void, NatsError.NatsError | E, R> =>
-  Effect.suspend(() => {
-    const flushEvery = options?.flushEvery ?? FLUSH_EVERY
-    if (!(Number.isSafeInteger(flushEvery) && flushEvery >= 1)) {
-      return Effect.fail(
-        invalidArgument("publishAll", `flushEvery must be a positive integer, got ${String(flushEvery)}`)
-      )
+/** The publisher of a connection (its parts bound once: the hot path reads no object per message). */
+export const make = (core: NatsCore): Publisher => {
+  const nc = core.connection
+  const { size, subject: validSubject } = core.validation
+
+  const publishNow = (
+    subject: string,
+    payload: Payload | undefined,
+    options: PublishOptions | undefined
+  ): NatsError.NatsError | undefined => {
+    const invalid = validSubject(subject, "publish")
+    if (invalid !== undefined) return invalid
+    let natsOptions: { headers?: MsgHdrs; reply?: string } | undefined
+    if (options !== undefined) {
+      if (options.reply !== undefined) {
+        const invalidReply = validSubject(options.reply, "publish")
+        if (invalidReply !== undefined) return invalidReply
+        natsOptions = { reply: options.reply }
+      }
+      if (options.headers !== undefined) {
+        natsOptions ??= {}
+        natsOptions.headers = Headers.fromInit(options.headers)
+      }
     }
-    const { checkpoint, last } = checkpoints(core)
-    if (!Stream.isStream(messages)) {
-      const iterator = messages[Symbol.iterator]()
-      // up to flushEvery messages, then a checkpoint
-      const loop: Effect.Effect<void, NatsError.NatsError> = Effect.suspend(() => {
-        for (let i = 0; i < flushEvery; i++) {
-          const next = iterator.next()
-          if (next.done === true) return last
-          const failed = publishNow(core, next.value.subject, next.value.payload, next.value)
-          if (failed !== undefined) return Effect.fail(failed)
-        }
-        return Effect.andThen(checkpoint, loop)
-      })
-      return loop
+    try {
+      // nats.js checks max_payload (headers included) before anything is
+      // sent; the size is only computed for the error.
+      nc.publish(subject, payload, natsOptions)
+      return undefined
+    } catch (cause) {
+      return (cause instanceof InvalidArgumentError && cause.message.includes("max_payload")
+        ? size(subject, payload, natsOptions?.headers, "publish")
+        : undefined) ?? fromUnknown(cause, { operation: "publish", subject })
     }
-    let sinceFlush = 0
-    return Stream.runForEachArray(messages, (chunk) => {
-      const failed = publishBatch(core, chunk)
-      if (failed !== undefined) return Effect.fail(failed)
-      sinceFlush += chunk.length
-      if (sinceFlush < flushEvery) return Effect.void
-      sinceFlush = 0
-      return checkpoint
-    }).pipe(Effect.andThen(last))
-  })
+  }
+
+  const publishBatch = (messages: Iterable<OutgoingMessage>): NatsError.NatsError | undefined => {
+    for (const m of messages) {
+      const failed = publishNow(m.subject, m.payload, m)
+      if (failed !== undefined) return failed
+    }
+    return undefined
+  }
+
+  const publishAll = <E = never, R = never>(
+    messages: Iterable<OutgoingMessage> | Stream.Stream<OutgoingMessage, E, R>,
+    options: PublishAllOptions | undefined
+  ): Effect.Effect<void, NatsError.NatsError | E, R> =>
+    Effect.suspend(() => {
+      const flushEvery = options?.flushEvery ?? FLUSH_EVERY
+      if (!(Number.isSafeInteger(flushEvery) && flushEvery >= 1)) {
+        return Effect.fail(
+          invalidArgument("publishAll", `flushEvery must be a positive integer, got ${String(flushEvery)}`)
+        )
+      }
+      const { checkpoint, last } = checkpoints(core)
+      if (!Stream.isStream(messages)) {
+        const iterator = messages[Symbol.iterator]()
+        // up to flushEvery messages, then a checkpoint
+        const loop: Effect.Effect<void, NatsError.NatsError> = Effect.suspend(() => {
+          for (let i = 0; i < flushEvery; i++) {
+            const next = iterator.next()
+            if (next.done === true) return last
+            const failed = publishNow(next.value.subject, next.value.payload, next.value)
+            if (failed !== undefined) return Effect.fail(failed)
+          }
+          return Effect.andThen(checkpoint, loop)
+        })
+        return loop
+      }
+      let sinceFlush = 0
+      return Stream.runForEachArray(messages, (chunk) => {
+        const failed = publishBatch(chunk)
+        if (failed !== undefined) return Effect.fail(failed)
+        sinceFlush += chunk.length
+        if (sinceFlush < flushEvery) return Effect.void
+        sinceFlush = 0
+        return checkpoint
+      }).pipe(Effect.andThen(last))
+    })
+
+  return { publishNow, publishAll }
+}

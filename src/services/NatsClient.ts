@@ -376,15 +376,16 @@ export const make: (
     const connection = yield* Connection.connect(options)
     const core = Core.make(connection)
     const nc = connection.nc
+    const { publishAll, publishNow } = Publish.make(core)
     return NatsClient.of({
       connection: nc,
       core,
       publish: (subject, payload, options) =>
         Effect.suspend(() => {
-          const failed = Publish.publishNow(core, subject, payload, options)
+          const failed = publishNow(subject, payload, options)
           return failed === undefined ? Effect.void : Effect.fail(failed)
         }),
-      publishAll: (messages, options) => Publish.publishAll(core, messages, options),
+      publishAll,
       subscribe: (subject, options) =>
         Stream.suspend(() => {
           const invalid = checkSubscribe(core, subject, options)
