@@ -20,30 +20,33 @@ import * as Codec from "../schemas/Codec.ts"
  */
 export type Policy<M, R> = "fail" | ((error: Codec.DecodeError, msg: M) => Effect.Effect<void, never, R>)
 
+/** A message to decode: nats.js core and JetStream messages both are. */
+export interface Message {
+  readonly data: Uint8Array
+  /** Read only when the payload does not decode (nats.js decodes it on access). */
+  readonly subject: string
+}
+
 /**
- * Decodes a payload with a codec; the error names the subject. A codec that
- * throws (it should not, but a recursive Schema can overflow the stack) fails
- * like any other decode failure.
+ * Decodes a message's payload with a codec; the error names the subject. A
+ * codec that throws (it should not, but a recursive Schema can overflow the
+ * stack) fails like any other decode failure.
  */
-export const payload = <A>(
-  codec: Codec.Codec<A>,
-  bytes: Uint8Array,
-  subject: string
-): Result.Result<A, Codec.DecodeError> => {
+export const payload = <A>(codec: Codec.Codec<A>, msg: Message): Result.Result<A, Codec.DecodeError> => {
   let decoded: Result.Result<A, Codec.DecodeError>
   try {
-    decoded = codec.decode(bytes)
+    decoded = codec.decode(msg.data)
   } catch (cause) {
     return Result.fail(
       new Codec.DecodeError({
         message: `the payload could not be decoded: ${cause instanceof Error ? cause.message : String(cause)}`,
         contentType: codec.contentType,
-        subject,
+        subject: msg.subject,
         cause
       })
     )
   }
-  return Result.isSuccess(decoded) ? decoded : Result.fail(Codec.withSubject(decoded.failure, subject))
+  return Result.isSuccess(decoded) ? decoded : Result.fail(Codec.withSubject(decoded.failure, msg.subject))
 }
 
 /**
@@ -53,8 +56,12 @@ export const payload = <A>(
 export const decodeStream = <M, A, E, R, R2>(
   messages: Stream.Stream<M, E, R>,
   options: {
-    /** Decodes one message (with `payload`, for the user's codec). */
-    readonly decode: (msg: M) => Result.Result<A, Codec.DecodeError>
+    /**
+     * Decodes one message (with `payload`, for the user's codec) into `out`;
+     * returns its failure instead (nothing is allocated per message but the
+     * value).
+     */
+    readonly decode: (msg: M, out: Array<A>) => Codec.DecodeError | undefined
     readonly policy: Policy<M, R2>
   }
 ): Stream.Stream<A, E | Codec.DecodeError, R | R2> => {
@@ -68,17 +75,14 @@ export const decodeStream = <M, A, E, R, R2>(
         const chunk = yield* pull
         const out: Array<A> = []
         for (const msg of chunk) {
-          const decoded = decode(msg)
-          if (Result.isSuccess(decoded)) {
-            out.push(decoded.success)
-            continue
-          }
+          const failure = decode(msg, out)
+          if (failure === undefined) continue
           if (policy === "fail") {
-            if (out.length === 0) return yield* Effect.fail(decoded.failure)
-            pending = decoded.failure
+            if (out.length === 0) return yield* Effect.fail(failure)
+            pending = failure
             return out as unknown as Arr.NonEmptyReadonlyArray<A>
           }
-          yield* policy(decoded.failure, msg)
+          yield* policy(failure, msg)
         }
         if (out.length > 0) return out as unknown as Arr.NonEmptyReadonlyArray<A>
       }

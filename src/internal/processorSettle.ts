@@ -177,7 +177,7 @@ export const makeSettler = <A, E, R>(options: SettleOptions<A, E, R>) => {
 
   /** Decodes, handles and settles one message. Never fails. */
   const settle = (msg: JsMsg): Effect.Effect<void, never, R> => {
-    const decoded = Decode.payload(options.codec, msg.data, msg.subject)
+    const decoded = Decode.payload(options.codec, msg)
     if (Result.isFailure(decoded)) return deadLetter(msg, "decode", decoded.failure.message, "decode_failed")
     const envelope = envelopeOf(decoded.success, msg)
     return Effect.flatMap(runHandler(envelope), (failure) =>

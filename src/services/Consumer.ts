@@ -418,11 +418,11 @@ export const decodeMessages = <A, E, R, R2 = never>(
 ): Stream.Stream<JsEnvelope.JsEnvelope<A>, E | Codec.DecodeError, R | R2> => {
   const codec = CodecModule.fromInput(codecInput)
   return Decode.decodeStream(messages, {
-    decode: (msg: JsMsg) => {
-      const decoded = Decode.payload(codec, msg.data, msg.subject)
-      return Result.isSuccess(decoded)
-        ? Result.succeed(JsEnvelope.make(decoded.success, msg, termReasons))
-        : Result.fail(decoded.failure)
+    decode: (msg: JsMsg, out: Array<JsEnvelope.JsEnvelope<A>>) => {
+      const decoded = Decode.payload(codec, msg)
+      if (Result.isFailure(decoded)) return decoded.failure
+      out.push(JsEnvelope.make(decoded.success, msg, termReasons))
+      return undefined
     },
     policy: onDecodeError === "logAndSkip" ? logAndSkip(termReasons) : onDecodeError
   })

@@ -189,18 +189,18 @@ export const decodeStream = <A, P extends Params, E, R, R2 = never>(
 ): Stream.Stream<Envelope<A, P>, E | Codec.DecodeError, R | R2> => {
   const { codec, template } = self
   const noParams = {} as NoParams as P
-  const decode = (msg: Msg): Result.Result<Envelope<A, P>, Codec.DecodeError> => {
-    const decoded = Decode.payload(codec, msg.data, msg.subject)
-    if (Result.isFailure(decoded)) return Result.fail(decoded.failure)
+  const decode = (msg: Msg, out: Array<Envelope<A, P>>): Codec.DecodeError | undefined => {
+    const decoded = Decode.payload(codec, msg)
+    if (Result.isFailure(decoded)) return decoded.failure
     const params = template === undefined ? noParams : Option.getOrUndefined(template.parse(msg.subject))
-    return params === undefined
-      ? Result.fail(
-        new Codec.DecodeError({
-          message: `subject ${msg.subject} does not fit the template ${self.subject}`,
-          subject: msg.subject
-        })
-      )
-      : Result.succeed(new EnvelopeImpl(decoded.success, params, msg))
+    if (params === undefined) {
+      return new Codec.DecodeError({
+        message: `subject ${msg.subject} does not fit the template ${self.subject}`,
+        subject: msg.subject
+      })
+    }
+    out.push(new EnvelopeImpl(decoded.success, params, msg))
+    return undefined
   }
   return Decode.decodeStream(messages, {
     decode,
