@@ -66,4 +66,8 @@ if (problems.length > 0) {
   console.error(problems.join("\n"))
   process.exit(1)
 }
-console.log(`package: ${Object.keys(pkg.exports).length - 2} subpath exports load; none but the server's imports node:child_process`)
+console.log(
+  `package: ${
+    Object.keys(pkg.exports).length - 2
+  } subpath exports load; none but the server's imports node:child_process`
+)
