@@ -7,15 +7,14 @@
  * @internal
  */
 import type { ConnectionOptions, NatsConnection } from "@nats-io/nats-core"
-import { credsAuthenticator, nkeyAuthenticator } from "@nats-io/nats-core"
+import { errors as natsErrors } from "@nats-io/nats-core"
 import { connect as natsConnect } from "@nats-io/transport-node"
-import { Deferred, Duration, Effect, Exit, Option, PubSub, Redacted, Schedule, Stream } from "effect"
-import type * as Auth from "../schemas/Auth.ts"
+import { Deferred, Duration, Effect, Exit, Option, PubSub, Schedule, Stream } from "effect"
 import type { ConnectionEvent } from "../schemas/ConnectionEvent.ts"
 import type * as NatsError from "../schemas/NatsError.ts"
 import type { NatsClientOptions } from "../services/NatsClient.ts"
 import * as ConnectionEvents from "./connectionEvents.ts"
-import { millis } from "./duration.ts"
+import * as ConnectOptions from "./connectOptions.ts"
 import { connectionClosed, fromUnknown, timeout } from "./errors.ts"
 import type { ReconnectDriver } from "./reconnect.ts"
 import { makeReconnectDriver } from "./reconnect.ts"
@@ -34,6 +33,11 @@ export interface Connection {
   readonly isReleasing: () => boolean
   /** Drains and closes now. */
   readonly drain: Effect.Effect<void, NatsError.NatsError>
+  /**
+   * Registers a listener of the publishes the server refused (permission
+   * violations, which it reports asynchronously on the connection).
+   */
+  readonly onPublishRefused: (listener: (subject: string, cause: unknown) => void) => void
 }
 
 /**
@@ -53,34 +57,10 @@ export const defaultReconnectSchedule: Schedule.Schedule<unknown, unknown> = Sch
   Schedule.upTo({ times: 120 })
 )
 
-const encoder = new TextEncoder()
-
-const authOptions = (auth: Auth.Auth | undefined): Partial<ConnectionOptions> => {
-  if (auth === undefined) return {}
-  switch (auth._tag) {
-    case "UserPassword":
-      return { user: auth.user, pass: Redacted.value(auth.password) }
-    case "Token":
-      return { token: Redacted.value(auth.token) }
-    case "NKey":
-      return { authenticator: nkeyAuthenticator(encoder.encode(Redacted.value(auth.seed))) }
-    case "Creds":
-      return { authenticator: credsAuthenticator(encoder.encode(Redacted.value(auth.creds))) }
-  }
-}
-
-/** The server URLs of the options: a list, or one comma-separated string. */
-export const serversOf = (servers: NatsClientOptions["servers"]): Array<string> =>
-  servers === undefined
-    ? ["nats://127.0.0.1:4222"]
-    : typeof servers === "string"
-    ? servers.split(",").map((s) => s.trim()).filter((s) => s.length > 0)
-    : [...servers]
-
 /** The nats.js options: the user's, with the ones this client manages set last. */
 const natsOptions = (
   options: NatsClientOptions,
-  servers: Array<string>,
+  resolved: ConnectOptions.Resolved,
   driver: ReconnectDriver,
   onDial: () => void
 ): ConnectionOptions => ({
@@ -90,12 +70,12 @@ const natsOptions = (
   // turn it back on.
   noAsyncTraces: true,
   ...options.connectionOptions,
-  servers,
+  servers: [...resolved.servers],
   ...(options.name === undefined ? {} : { name: options.name }),
   ...(options.noEcho === undefined ? {} : { noEcho: options.noEcho }),
-  ...(options.pingInterval === undefined ? {} : { pingInterval: millis(options.pingInterval) }),
-  ...authOptions(options.auth),
-  timeout: millis(options.connectAttemptTimeout ?? "3 seconds"),
+  ...(resolved.pingInterval === undefined ? {} : { pingInterval: Duration.toMillis(resolved.pingInterval) }),
+  ...ConnectOptions.authOptions(resolved.auth),
+  timeout: Duration.toMillis(resolved.attemptTimeout),
   // first connect: retried here, by a Schedule (nats.js' own retry can hang forever)
   waitOnFirstConnect: false,
   reconnect: true,
@@ -144,7 +124,8 @@ const drainAndClose = (nc: NatsConnection, drainTimeout: Duration.Input) =>
  * the scope's release drains (bounded by `drainTimeout`) and closes.
  */
 export const connect = Effect.fnUntraced(function*(options: NatsClientOptions) {
-  const servers = serversOf(options.servers)
+  const resolved = yield* Effect.fromResult(ConnectOptions.resolve(options))
+  const servers = resolved.servers
   const events = yield* PubSub.sliding<ConnectionEvent>(1024)
   const logEvents = options.logEvents ?? true
   // Events are logged with the caller's services (its Logger, log level, annotations).
@@ -168,13 +149,14 @@ export const connect = Effect.fnUntraced(function*(options: NatsClientOptions) {
     onStepFailure: (cause) =>
       runFork(Effect.logError("nats: the reconnect schedule failed; waiting 2 seconds instead", cause))
   })
+  const order = ordered(emit)
   // Emitted on the dial, synchronously, so that the attempt number is exact
   // (the status iterator's "reconnecting" arrives later and per address).
-  const nats = natsOptions(options, servers, driver, () => {
-    if (current !== undefined) emit({ _tag: "Reconnecting", attempt: driver.attempt() })
+  const nats = natsOptions(options, resolved, driver, () => {
+    if (current !== undefined) order.reconnecting(driver.attempt())
   })
 
-  const connectTimeout = options.connectTimeout ?? "15 seconds"
+  const connectTimeout = resolved.connectTimeout
   const nc = yield* Effect.acquireRelease(
     connectOnce(nats, (nc) => {
       current = nc
@@ -188,26 +170,33 @@ export const connect = Effect.fnUntraced(function*(options: NatsClientOptions) {
         orElse: () =>
           Effect.fail(timeout(
             "connect",
-            `could not connect to ${servers.join(", ")} within ${
-              Duration.format(Duration.fromInputUnsafe(connectTimeout))
-            }`,
-            { timeoutMillis: millis(connectTimeout) }
+            `could not connect to ${servers.join(", ")} within ${Duration.format(connectTimeout)}`,
+            { timeoutMillis: Duration.toMillis(connectTimeout) }
           ))
       }),
-      Effect.tap(() => Effect.sync(() => driver.reset())),
+      Effect.tap((nc) =>
+        Effect.sync(() => {
+          driver.reset()
+          order.connected(nc.getServer())
+        })
+      ),
       // interrupted after a connect succeeded but before the finalizer was registered
       Effect.onInterrupt(() => Effect.sync(() => closeQuietly(current)))
     ),
     (nc) =>
       Effect.suspend(() => {
         releasing = true
-        return drainAndClose(nc, options.drainTimeout ?? "10 seconds")
+        return drainAndClose(nc, resolved.drainTimeout)
       }),
     // the first connect (retries included) can be interrupted
     { interruptible: true }
   )
 
-  yield* Effect.forkScoped(watchStatus(nc, driver, emit))
+  const refusedListeners: Array<(subject: string, cause: unknown) => void> = []
+  const refused = (subject: string, cause: unknown) => {
+    for (const listener of refusedListeners) listener(subject, cause)
+  }
+  yield* Effect.forkScoped(watchStatus(nc, driver, order, refused))
 
   // The end of the connection: the `Closed` event (the last one: streams of
   // events end after it), then `closed` is done.
@@ -241,18 +230,75 @@ export const connect = Effect.fnUntraced(function*(options: NatsClientOptions) {
     emit,
     closed,
     isReleasing: () => releasing,
-    drain
+    drain,
+    onPublishRefused: (listener) => {
+      refusedListeners.push(listener)
+    }
   } satisfies Connection
 })
 
-/** nats.js status notifications become events; a reconnect resets the reconnect schedule. */
-const watchStatus = (nc: NatsConnection, driver: ReconnectDriver, emit: (event: ConnectionEvent) => void) =>
+/** The events of an outage in order: `Disconnected`, then `Reconnecting` (one per dial), then `Reconnected`. */
+interface Ordered {
+  /** Connected to `server` (the one a `Disconnected` emitted by a dial names). */
+  readonly connected: (server: string) => void
+  /** A dial: the `Disconnected` it follows is emitted first if nats.js has not reported it yet. */
+  readonly reconnecting: (attempt: number) => void
+  /** An event of a nats.js status (a late `Disconnected` already emitted is dropped). */
+  readonly status: (event: ConnectionEvent) => void
+}
+
+/**
+ * nats.js runs the reconnect dial hook before its status iterator reports
+ * the disconnect that caused it: the first dial of an outage emits the
+ * `Disconnected`, and the iterator's own is then dropped.
+ */
+const ordered = (emit: (event: ConnectionEvent) => void): Ordered => {
+  let down = false
+  let server = ""
+  return {
+    connected: (s) => {
+      server = s
+    },
+    reconnecting: (attempt) => {
+      if (!down) {
+        down = true
+        emit({ _tag: "Disconnected", server })
+      }
+      emit({ _tag: "Reconnecting", attempt })
+    },
+    status: (event) => {
+      if (event._tag === "Disconnected") {
+        if (down) return
+        down = true
+      } else if (event._tag === "Reconnected") {
+        down = false
+        server = event.server
+      }
+      emit(event)
+    }
+  }
+}
+
+/**
+ * nats.js status notifications become events; a reconnect resets the
+ * reconnect schedule; a refused publish is reported to `refused`.
+ */
+const watchStatus = (
+  nc: NatsConnection,
+  driver: ReconnectDriver,
+  order: Ordered,
+  refused: (subject: string, cause: unknown) => void
+) =>
   Stream.fromAsyncIterable(nc.status(), (cause) => cause).pipe(
     Stream.runForEach((status) =>
       Effect.sync(() => {
         if (status.type === "reconnect") driver.reset()
+        if (
+          status.type === "error" && status.error instanceof natsErrors.PermissionViolationError &&
+          status.error.operation === "publish"
+        ) refused(status.error.subject, status.error)
         const event = ConnectionEvents.fromStatus(status)
-        if (event !== undefined) emit(event)
+        if (event !== undefined) order.status(event)
       })
     ),
     Effect.catchCause((cause) => Effect.logDebug("nats: the status iterator ended with a failure", cause))

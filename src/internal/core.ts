@@ -40,9 +40,12 @@ export interface NatsCore {
 /** The core of an open connection. */
 export const make = (connection: Connection): NatsCore => {
   const nc = connection.nc
+  const requests = RequestMux.make(nc, connection.inboxPrefix)
+  // a request to a subject the user may not publish to fails at once, not by timeout
+  connection.onPublishRefused(requests.refused)
   return {
     connection: nc,
-    requests: RequestMux.make(nc, connection.inboxPrefix),
+    requests,
     validation: Validation.make(() => nc.info?.max_payload ?? 1024 * 1024),
     bridge: {
       onSlowConsumer: (subject, dropped, bufferSize) =>

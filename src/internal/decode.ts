@@ -3,8 +3,8 @@
  * JetStream consumer) and the user's Stream: each message decoded
  * synchronously, a chunk at a time, and a decode failure handled by the
  * caller's policy. One hostile message never stops the stream unless the
- * policy says so: a codec that throws (a stack overflow in a recursive
- * Schema, say) gives a `DecodeError` of that message like any other.
+ * policy says so (codecs never throw: a stack overflow in a recursive Schema
+ * is a `DecodeError` of that message like any other).
  *
  * @internal
  */
@@ -12,6 +12,7 @@ import { Effect, Result, Stream } from "effect"
 import type * as Arr from "effect/Array"
 import type * as Pull from "effect/Pull"
 import * as Codec from "../schemas/Codec.ts"
+import { effectOf } from "./userCode.ts"
 
 /**
  * What happens to a message that does not decode: `"fail"` fails the stream
@@ -28,24 +29,11 @@ export interface Message {
 }
 
 /**
- * Decodes a message's payload with a codec; the error names the subject. A
- * codec that throws (it should not, but a recursive Schema can overflow the
- * stack) fails like any other decode failure.
+ * Decodes a message's payload with a codec (from `Codec.fromInput`: it never
+ * throws); the error names the subject.
  */
 export const payload = <A>(codec: Codec.Codec<A>, msg: Message): Result.Result<A, Codec.DecodeError> => {
-  let decoded: Result.Result<A, Codec.DecodeError>
-  try {
-    decoded = codec.decode(msg.data)
-  } catch (cause) {
-    return Result.fail(
-      new Codec.DecodeError({
-        message: `the payload could not be decoded: ${cause instanceof Error ? cause.message : String(cause)}`,
-        contentType: codec.contentType,
-        subject: msg.subject,
-        cause
-      })
-    )
-  }
+  const decoded = codec.decode(msg.data)
   return Result.isSuccess(decoded) ? decoded : Result.fail(Codec.withSubject(decoded.failure, msg.subject))
 }
 
@@ -82,7 +70,8 @@ export const decodeStream = <M, A, E, R, R2>(
             pending = failure
             return out as unknown as Arr.NonEmptyReadonlyArray<A>
           }
-          yield* policy(failure, msg)
+          // a policy that fails or dies stops the stream: the caller's own choice
+          yield* effectOf("the onDecodeError handler", () => policy(failure, msg))
         }
         if (out.length > 0) return out as unknown as Arr.NonEmptyReadonlyArray<A>
       }

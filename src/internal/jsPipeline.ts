@@ -11,14 +11,14 @@ import type { Scope } from "effect"
 import { Cause, Effect, Exit } from "effect"
 import type * as Arr from "effect/Array"
 import * as Pull from "effect/Pull"
-import * as Headers from "../schemas/Headers.ts"
-import type * as NatsError from "../schemas/NatsError.ts"
+import * as NatsError from "../schemas/NatsError.ts"
 import type { OutgoingMessage } from "../services/JetStream.ts"
 import type { NatsCore } from "./core.ts"
 import { jsFromUnknown } from "./jsErrors.ts"
 import type { Ack } from "./jsPublish.ts"
 import * as JsPublish from "./jsPublish.ts"
 import { PublishWindow } from "./publishWindow.ts"
+import { headers as checkedHeaders } from "./validation.ts"
 
 const operation = "JetStream.publishAll"
 
@@ -47,7 +47,9 @@ const sender = (core: NatsCore, window: PublishWindow<Ack>, timeoutMillis: numbe
     const { msgId, payload, subject } = msg
     let hdrs: MsgHdrs | undefined
     try {
-      hdrs = msg.headers === undefined ? undefined : Headers.fromInit(msg.headers)
+      const checked = checkedHeaders(msg.headers, subject, operation)
+      if (NatsError.isNatsError(checked)) return window.reject(i, subject, msgId, checked)
+      hdrs = checked
       const invalid = core.validation.message(subject, payload, hdrs, operation)
       if (invalid !== undefined) return window.reject(i, subject, msgId, invalid)
       JsPublish.send(

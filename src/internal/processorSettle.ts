@@ -18,6 +18,7 @@ import { headersOf, msgIdOf, oneLine, where } from "./deadLetter.ts"
 import * as Decode from "./decode.ts"
 import type { Outcome, ProcessorMetrics } from "./processorMetrics.ts"
 import { nthStep } from "./scheduleStep.ts"
+import { effectOf } from "./userCode.ts"
 
 /** What settling needs: the user's options, resolved, and the processor's parts. */
 export interface SettleOptions<A, E, R> {
@@ -117,8 +118,19 @@ export const makeSettler = <A, E, R>(options: SettleOptions<A, E, R>) => {
     )
   }
 
+  /** What `decide` says (retry when it throws or answers something else: the message comes back). */
+  const decisionOf = (envelope: JsEnvelope.JsEnvelope<A>, failure: Failure<E>): Decision => {
+    if (options.decide === undefined) return "retry"
+    try {
+      const decision: unknown = options.decide(failure, envelope)
+      return decision === "term" || decision === "deadLetter" || decision === "retry" ? decision : "retry"
+    } catch {
+      return "retry"
+    }
+  }
+
   const onFailure = (envelope: JsEnvelope.JsEnvelope<A>, failure: Failure<E>) => {
-    const decision = options.decide?.(failure, envelope) ?? "retry"
+    const decision = decisionOf(envelope, failure)
     const error = describe(failure)
     switch (decision) {
       case "term":
@@ -136,7 +148,7 @@ export const makeSettler = <A, E, R>(options: SettleOptions<A, E, R>) => {
   /** The handler's outcome: `undefined` for success, else why it did not succeed. */
   const runHandler = (envelope: JsEnvelope.JsEnvelope<A>): Effect.Effect<Failure<E> | undefined, never, R> => {
     const timeout = options.handlerTimeout
-    const handled = Effect.as(Effect.suspend(() => options.handler(envelope.value, envelope)), undefined)
+    const handled = Effect.as(effectOf("the handler", () => options.handler(envelope.value, envelope)), undefined)
     const bounded: Effect.Effect<Failure<E> | undefined, E, R> = timeout === undefined ? handled : handled.pipe(
       Effect.timeoutOrElse({
         duration: timeout,

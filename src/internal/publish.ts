@@ -8,11 +8,11 @@
 import type { MsgHdrs, Payload } from "@nats-io/nats-core"
 import { InvalidArgumentError } from "@nats-io/nats-core"
 import { Effect, Stream } from "effect"
-import * as Headers from "../schemas/Headers.ts"
-import type * as NatsError from "../schemas/NatsError.ts"
+import * as NatsError from "../schemas/NatsError.ts"
 import type { OutgoingMessage, PublishAllOptions, PublishOptions } from "../services/NatsClient.ts"
 import type { NatsCore } from "./core.ts"
 import { fromUnknown, invalidArgument } from "./errors.ts"
+import { headers as checkedHeaders } from "./validation.ts"
 
 /** Default messages between two checkpoints of `publishAll`. */
 const FLUSH_EVERY = 16_384
@@ -62,7 +62,7 @@ const checkpoints = (core: NatsCore) => {
 /** The publisher of a connection (its parts bound once: the hot path reads no object per message). */
 export const make = (core: NatsCore): Publisher => {
   const nc = core.connection
-  const { size, subject: validSubject } = core.validation
+  const { reply: validReply, size, subject: validSubject } = core.validation
 
   const publishNow = (
     subject: string,
@@ -74,13 +74,15 @@ export const make = (core: NatsCore): Publisher => {
     let natsOptions: { headers?: MsgHdrs; reply?: string } | undefined
     if (options !== undefined) {
       if (options.reply !== undefined) {
-        const invalidReply = validSubject(options.reply, "publish")
+        const invalidReply = validReply(subject, options.reply, "publish")
         if (invalidReply !== undefined) return invalidReply
         natsOptions = { reply: options.reply }
       }
       if (options.headers !== undefined) {
+        const hdrs = checkedHeaders(options.headers, subject, "publish")
+        if (NatsError.isNatsError(hdrs)) return hdrs
         natsOptions ??= {}
-        natsOptions.headers = Headers.fromInit(options.headers)
+        if (hdrs !== undefined) natsOptions.headers = hdrs
       }
     }
     try {

@@ -13,6 +13,7 @@ import type { RequestManyOptions, RequestOptions } from "../services/NatsClient.
 import type { NatsCore } from "./core.ts"
 import { millis } from "./duration.ts"
 import { fromUnknown, noResponders, serviceError } from "./errors.ts"
+import { counts, durations, headers as checkedHeaders, timeoutMillis } from "./validation.ts"
 
 /** Default timeout of a request, in milliseconds. */
 const REQUEST_TIMEOUT = 5000
@@ -27,7 +28,8 @@ const prepare = (
 ): NatsError.NatsError | { readonly headers: MsgHdrs | undefined } => {
   const invalid = core.validation.subject(subject, operation)
   if (invalid !== undefined) return invalid
-  const hdrs = headers === undefined ? undefined : Headers.fromInit(headers)
+  const hdrs = checkedHeaders(headers, subject, operation)
+  if (NatsError.isNatsError(hdrs)) return hdrs
   return core.validation.size(subject, payload, hdrs, operation) ?? { headers: hdrs }
 }
 
@@ -54,7 +56,9 @@ export const request = (
   }, () => {
     const prepared = prepare(core, "request", subject, payload, options?.headers)
     if (NatsError.isNatsError(prepared)) return Effect.fail(prepared)
-    const timeout = millis(options?.timeout ?? REQUEST_TIMEOUT)
+    // a number (the default included) is milliseconds already: no Duration parsed per call
+    const timeout = timeoutMillis("request", options?.timeout ?? REQUEST_TIMEOUT)
+    if (typeof timeout !== "number") return Effect.fail(timeout)
     return Effect.callback<Msg, NatsError.NatsError>((resume) =>
       Effect.sync(core.requests.send("request", subject, payload, prepared.headers, timeout, (outcome) => {
         switch (outcome._tag) {
@@ -81,6 +85,9 @@ export const requestMany = (
   Stream.unwrap(Effect.suspend(() => {
     const prepared = prepare(core, "requestMany", subject, payload, options?.headers)
     if (NatsError.isNatsError(prepared)) return Effect.fail(prepared)
+    const invalid = counts("requestMany", subject, { maxMessages: options?.maxMessages }) ??
+      durations("requestMany", { maxWait: options?.maxWait, stall: options?.stall })
+    if (invalid !== undefined) return Effect.fail(invalid)
     const strategy = options?.maxMessages !== undefined ? "count" : options?.stall !== undefined ? "stall" : "timer"
     const failed = (cause: unknown) => fromUnknown(cause, { operation: "requestMany", subject })
     return Effect.tryPromise({

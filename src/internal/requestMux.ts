@@ -35,6 +35,12 @@ export interface RequestMux {
     timeoutMillis: number,
     done: (outcome: Outcome) => void
   ) => () => void
+  /**
+   * The server refused a publish to `subject` (a permission violation, which
+   * it reports asynchronously): every request pending on that subject fails
+   * with it at once instead of timing out.
+   */
+  readonly refused: (subject: string, cause: unknown) => void
 }
 
 /** How the shared inbox ended every pending request. */
@@ -49,12 +55,16 @@ export const make = (nc: NatsConnection, inboxPrefix: string | undefined): Reque
   let subscription: Subscription | undefined
   let prefix = ""
   let next = 0
-  const pending = new Map<string, (outcome: Outcome | End) => void>()
+  interface Pending {
+    readonly subject: string
+    readonly done: (outcome: Outcome | End) => void
+  }
+  const pending = new Map<string, Pending>()
 
   const endAll = (end: End) => {
     const waiting = [...pending.values()]
     pending.clear()
-    for (const done of waiting) done(end)
+    for (const entry of waiting) entry.done(end)
   }
 
   const subscribe = () => {
@@ -65,11 +75,13 @@ export const make = (nc: NatsConnection, inboxPrefix: string | undefined): Reque
       callback: (err, msg) => {
         if (err !== null) return endAll({ _tag: "Lost", cause: err })
         const token = msg.subject.slice(own.length)
-        const done = pending.get(token)
-        if (done === undefined) return // timed out or cancelled: the late reply is dropped
+        const entry = pending.get(token)
+        if (entry === undefined) return // timed out or cancelled: the late reply is dropped
         pending.delete(token)
         // the server answers 503 with no payload when nobody listens on the subject
-        done(msg.data.length === 0 && msg.headers?.code === 503 ? { _tag: "NoResponders" } : { _tag: "Reply", msg })
+        entry.done(
+          msg.data.length === 0 && msg.headers?.code === 503 ? { _tag: "NoResponders" } : { _tag: "Reply", msg }
+        )
       }
     })
     subscription = sub
@@ -85,7 +97,16 @@ export const make = (nc: NatsConnection, inboxPrefix: string | undefined): Reque
     )
   }
 
+  const refused = (subject: string, cause: unknown) => {
+    for (const [token, entry] of pending) {
+      if (entry.subject !== subject) continue
+      pending.delete(token)
+      entry.done({ _tag: "Lost", cause })
+    }
+  }
+
   return {
+    refused,
     send: (operation, subject, payload, headers, timeoutMillis, done) => {
       const failed = (cause: unknown): Outcome => ({
         _tag: "Failed",
@@ -96,18 +117,21 @@ export const make = (nc: NatsConnection, inboxPrefix: string | undefined): Reque
       const timer = setTimeout(() => {
         if (pending.delete(token)) done(failed(new TimeoutError()))
       }, Math.min(timeoutMillis, 2_147_483_647))
-      pending.set(token, (outcome) => {
-        clearTimeout(timer)
-        switch (outcome._tag) {
-          case "Closed":
-            return done({
-              _tag: "Failed",
-              error: connectionClosed(operation, `the connection closed before a reply on ${subject}`, { subject })
-            })
-          case "Lost":
-            return done(failed(outcome.cause))
-          default:
-            return done(outcome)
+      pending.set(token, {
+        subject,
+        done: (outcome) => {
+          clearTimeout(timer)
+          switch (outcome._tag) {
+            case "Closed":
+              return done({
+                _tag: "Failed",
+                error: connectionClosed(operation, `the connection closed before a reply on ${subject}`, { subject })
+              })
+            case "Lost":
+              return done(failed(outcome.cause))
+            default:
+              return done(outcome)
+          }
         }
       })
       try {

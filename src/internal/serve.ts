@@ -13,12 +13,19 @@ import type { Reply, ServeOptions } from "../services/NatsClient.ts"
 import type { NatsCore } from "./core.ts"
 import { connectionClosed } from "./errors.ts"
 import { acquire } from "./subscription.ts"
+import { effectOf } from "./userCode.ts"
+import { durations } from "./validation.ts"
 
 const replyParts = (reply: Reply | void): { data: Payload | undefined; headers: MsgHdrs | undefined } => {
   if (reply === undefined) return { data: undefined, headers: undefined }
   if (typeof reply === "string" || reply instanceof Uint8Array) return { data: reply, headers: undefined }
   return { data: reply.data, headers: reply.headers === undefined ? undefined : Headers.fromInit(reply.headers) }
 }
+
+const headersProblem = (reply: Reply | void): string | undefined =>
+  reply === undefined || typeof reply === "string" || reply instanceof Uint8Array || reply.headers === undefined
+    ? undefined
+    : Headers.validate(reply.headers)
 
 const send = (msg: Msg, reply: Reply | void): void => {
   const { data, headers } = replyParts(reply)
@@ -31,9 +38,18 @@ const send = (msg: Msg, reply: Reply | void): void => {
  * times out). A failure to answer is logged.
  */
 const respond = <E, R>(subject: string, handler: (msg: Msg) => Effect.Effect<Reply | void, E, R>) => (msg: Msg) =>
-  Effect.suspend(() => handler(msg)).pipe(
+  effectOf(`the handler for ${subject}`, () => handler(msg)).pipe(
     Effect.matchCauseEffect({
-      onSuccess: (reply) => Effect.sync(() => send(msg, reply)),
+      onSuccess: (reply) => {
+        const problem = headersProblem(reply)
+        return problem === undefined
+          ? Effect.sync(() => send(msg, reply))
+          : Effect.logError(`nats: the reply of the handler for ${subject} has invalid headers: ${problem}`).pipe(
+            Effect.andThen(
+              Effect.sync(() => send(msg, { headers: Headers.serviceError(500, "invalid reply headers") }))
+            )
+          )
+      },
       onFailure: (cause) =>
         Cause.hasInterruptsOnly(cause)
           ? Effect.void
@@ -63,7 +79,8 @@ export const serve = <E, R>(
       core.validation.counts("serve", subject, {
         bufferSize: options?.bufferSize,
         concurrency: options?.concurrency
-      })
+      }) ??
+      durations("serve", { gracePeriod: options?.gracePeriod }, 0)
     if (invalid !== undefined) return yield* invalid
     const requests = yield* acquire(core, subject, {
       queue: options?.queue,

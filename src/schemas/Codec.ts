@@ -100,8 +100,10 @@ export interface Codec<A> {
 export type Type<C> = C extends Codec<infer A> ? A : never
 
 /**
- * Creates a custom codec. `encode` and `decode` must not throw; return
- * `Result.fail(new EncodeError(...))` / `Result.fail(new DecodeError(...))`.
+ * Creates a custom codec. `encode` and `decode` should return
+ * `Result.fail(new EncodeError(...))` / `Result.fail(new DecodeError(...))`
+ * rather than throw; one that throws anyway (a stack overflow, say) fails
+ * with `DecodeError` / `EncodeError` carrying what was thrown as `cause`.
  *
  * @category constructors
  * @since 0.1.0
@@ -110,7 +112,19 @@ export const make = <A>(options: {
   readonly contentType: string
   readonly encode: (value: A) => Result.Result<Uint8Array, EncodeError>
   readonly decode: (bytes: Uint8Array) => Result.Result<A, DecodeError>
-}): Codec<A> => ({ contentType: options.contentType, encode: options.encode, decode: options.decode })
+}): Codec<A> => {
+  if (guarded.has(options)) return options as Codec<A>
+  const codec: Codec<A> = {
+    contentType: options.contentType,
+    encode: guardEncode(options.encode, options.contentType),
+    decode: guardDecode(options.decode, options.contentType)
+  }
+  guarded.add(codec)
+  return codec
+}
+
+/** Codecs whose functions never throw (made by `make`, `json`, `fromStringSchema`, or built in). */
+const guarded = new WeakSet<object>()
 
 const textEncoder = new TextEncoder()
 // `fatal`: invalid UTF-8 is a decode failure, not silently replaced.
@@ -124,6 +138,51 @@ const encodeMismatch = (issue: Schema.SchemaError, contentType: string): EncodeE
   new EncodeError({ message: `Value does not match the schema: ${issue.message}`, contentType, cause: issue })
 
 const errorMessage = (u: unknown): string => u instanceof Error ? u.message : String(u)
+
+/**
+ * A decoder that never throws: what a decoder throws (a recursive Schema
+ * overflowing the stack on a deeply nested payload, a custom codec's bug)
+ * is a `DecodeError` of that payload.
+ */
+const guardDecode = <A>(
+  decode: (bytes: Uint8Array) => Result.Result<A, DecodeError>,
+  contentType: string
+) =>
+(bytes: Uint8Array): Result.Result<A, DecodeError> => {
+  try {
+    return decode(bytes)
+  } catch (cause) {
+    const message = overflowed(cause)
+      ? "Payload is nested too deeply to decode (the Schema's recursion overflowed the stack)"
+      : `Payload could not be decoded: ${errorMessage(cause)}`
+    return Result.fail(new DecodeError({ message, contentType, cause }))
+  }
+}
+
+/** Whether a throw is a stack overflow (Schema reports one as a defect whose cause is the `RangeError`). */
+const overflowed = (u: unknown): boolean =>
+  u instanceof RangeError ||
+  (u instanceof Error && /Maximum call stack size exceeded/.test(String((u as { readonly cause?: unknown }).cause)))
+
+const markGuarded = <A>(codec: Codec<A>): Codec<A> => {
+  guarded.add(codec)
+  return codec
+}
+
+/** An encoder that never throws (see `guardDecode`). */
+const guardEncode = <A>(
+  encode: (value: A) => Result.Result<Uint8Array, EncodeError>,
+  contentType: string
+) =>
+(value: A): Result.Result<Uint8Array, EncodeError> => {
+  try {
+    return encode(value)
+  } catch (cause) {
+    return Result.fail(
+      new EncodeError({ message: `Value could not be encoded: ${errorMessage(cause)}`, contentType, cause })
+    )
+  }
+}
 
 const isWellFormed: (s: string) => boolean = (() => {
   const native = (String.prototype as { isWellFormed?: (this: string) => boolean }).isWellFormed
@@ -178,6 +237,7 @@ export const string: Codec<string> = {
   encode: (value) => utf8Encode(value, "text/plain; charset=utf-8"),
   decode: (bytes) => utf8Decode(bytes, "text/plain; charset=utf-8")
 }
+guarded.add(string)
 
 /**
  * Raw bytes (`application/octet-stream`): the identity codec. No copy is
@@ -191,6 +251,7 @@ export const bytes: Codec<Uint8Array> = {
   encode: Result.succeed,
   decode: Result.succeed
 }
+guarded.add(bytes)
 
 /**
  * JSON text validated by a Schema (`application/json`).
@@ -202,7 +263,8 @@ export const bytes: Codec<Uint8Array> = {
  * Failures (invalid UTF-8, invalid JSON, wrong shape, unserialisable value)
  * are returned as `DecodeError` / `EncodeError` whose message includes the
  * Schema issue summary and whose `cause` is the `SchemaError` or
- * `SyntaxError`.
+ * `SyntaxError`. Nothing throws: a payload nested so deeply that a recursive
+ * Schema overflows the stack is a `DecodeError` like any other.
  *
  * @category codecs
  * @since 0.1.0
@@ -211,9 +273,9 @@ export const json = <A, I>(schema: Schema.Codec<A, I, never, never>): Codec<A> =
   const contentType = "application/json"
   const decodeValue = Schema.decodeUnknownResult(schema)
   const encodeValue = Schema.encodeResult(schema)
-  return {
+  return markGuarded({
     contentType,
-    decode: (bytes) => {
+    decode: guardDecode((bytes) => {
       let parsed: unknown
       try {
         parsed = JSON.parse(textDecoder.decode(bytes))
@@ -228,8 +290,8 @@ export const json = <A, I>(schema: Schema.Codec<A, I, never, never>): Codec<A> =
         : Result.fail(
           decodeMismatch(result.failure, contentType)
         )
-    },
-    encode: (value) => {
+    }, contentType),
+    encode: guardEncode((value: A) => {
       const result = encodeValue(value)
       if (Result.isFailure(result)) {
         return Result.fail(
@@ -253,8 +315,8 @@ export const json = <A, I>(schema: Schema.Codec<A, I, never, never>): Codec<A> =
         )
       }
       return Result.succeed(textEncoder.encode(text))
-    }
-  }
+    }, contentType)
+  })
 }
 
 /**
@@ -272,9 +334,9 @@ export const fromStringSchema = <A>(
   const contentType = options?.contentType ?? "text/plain; charset=utf-8"
   const decodeValue = Schema.decodeUnknownResult(schema)
   const encodeValue = Schema.encodeResult(schema)
-  return {
+  return markGuarded({
     contentType,
-    decode: (bytes) => {
+    decode: guardDecode((bytes) => {
       const text = utf8Decode(bytes, contentType)
       if (Result.isFailure(text)) return Result.fail(text.failure)
       const result = decodeValue(text.success)
@@ -283,16 +345,16 @@ export const fromStringSchema = <A>(
         : Result.fail(
           decodeMismatch(result.failure, contentType)
         )
-    },
-    encode: (value) => {
+    }, contentType),
+    encode: guardEncode((value: A) => {
       const result = encodeValue(value)
       return Result.isSuccess(result)
         ? utf8Encode(result.success, contentType)
         : Result.fail(
           encodeMismatch(result.failure, contentType)
         )
-    }
-  }
+    }, contentType)
+  })
 }
 
 /**
@@ -313,10 +375,11 @@ export const isCodec = (u: unknown): u is Codec<unknown> =>
   typeof u === "object" && u !== null && "decode" in u && "encode" in u && "contentType" in u
 
 /**
- * The codec itself, or the JSON codec of a Schema.
+ * The codec (guarded: what it throws is a failure), or the JSON codec of a
+ * Schema.
  *
  * @category constructors
  * @since 0.1.0
  */
 export const fromInput = <A>(input: Input<A>): Codec<A> =>
-  isCodec(input) ? input as Codec<A> : json(input as Schema.Codec<A, unknown, never, never>)
+  isCodec(input) ? make(input as Codec<A>) : json(input as Schema.Codec<A, unknown, never, never>)

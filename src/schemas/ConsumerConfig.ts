@@ -20,12 +20,10 @@ import type { ConsumerConfig as NatsConsumerConfig } from "@nats-io/jetstream"
 import type { SchemaAST } from "effect"
 import { Effect, Schema, SchemaIssue, SchemaTransformation, Struct } from "effect"
 import * as Wire from "../internal/wire.ts"
-import { Name, ServerDurationFromNanos } from "./StreamConfig.ts"
+import { Limit, Name, ServerDurationFromNanos } from "./StreamConfig.ts"
 import { validateSubject } from "./Subject.ts"
 
 const PositiveInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
-/** A limit where -1 means unlimited. */
-const Limit = Schema.Int.check(Schema.isGreaterThanOrEqualTo(-1))
 
 /**
  * How messages must be acknowledged: each one (`explicit`), a sequence and

@@ -48,8 +48,60 @@ export const ServiceErrorCodeHeader = "Nats-Service-Error-Code"
 export const isMsgHdrs = (init: HeadersInit): init is MsgHdrs =>
   typeof (init as { readonly encode?: unknown }).encode === "function"
 
+const nameProblem = (name: string): string | undefined => {
+  if (name.length === 0) return "a header name must not be empty"
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i)
+    if (c === 58 || c < 33 || c > 126) {
+      return `the header name ${JSON.stringify(name)} has ${
+        c === 58 ? "':'" : `the character U+${c.toString(16).toUpperCase().padStart(4, "0")}`
+      } at index ${i} (printable ASCII without ':' only)`
+    }
+  }
+  return undefined
+}
+
+const valueProblem = (name: string, value: unknown): string | undefined => {
+  if (typeof value !== "string") return `the value of header ${name} is not a string`
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i)
+    if (c === 13 || c === 10) return `the value of header ${name} contains a line break at index ${i}`
+  }
+  return undefined
+}
+
+/**
+ * What is wrong with headers, if anything: a name must be printable ASCII
+ * without ':' (and not empty), a value a string without CR or LF (they
+ * would end the header block). nats.js `MsgHdrs` are checked too (they let
+ * an empty name through).
+ *
+ * @category validation
+ * @since 0.1.0
+ */
+export const validate = (init: HeadersInit): string | undefined => {
+  if (typeof init !== "object" || init === null) return "headers must be an object"
+  const entries: Iterable<readonly [string, unknown]> = isMsgHdrs(init)
+    ? init
+    : Object.entries(init).flatMap(([name, value]) =>
+      typeof value === "string" ? [[name, [value]] as const] : [[name, value] as const]
+    )
+  for (const [name, values] of entries) {
+    const problem = nameProblem(name)
+    if (problem !== undefined) return problem
+    if (!Array.isArray(values)) return `the value of header ${name} is not a string or an array of strings`
+    for (const value of values) {
+      const bad = valueProblem(name, value)
+      if (bad !== undefined) return bad
+    }
+  }
+  return undefined
+}
+
 /**
  * nats.js headers from a `HeadersInit` (`MsgHdrs` are returned as they are).
+ * It throws nats.js' `InvalidArgumentError` on an invalid name or value:
+ * check with `validate` first (the client does, before anything is sent).
  *
  * @category constructors
  * @since 0.1.0

@@ -74,8 +74,19 @@ export const ServerDurationFromNanos = Schema.Finite.pipe(
   Schema.decodeTo(ServerDuration, SchemaTransformation.transform({ decode: fromNanos, encode: nanos }))
 )
 
-/** A limit where -1 means unlimited. */
-const Limit = Schema.Int.check(Schema.isGreaterThanOrEqualTo(-1))
+/**
+ * A limit: a positive integer, or -1 for unlimited. Zero is refused: the
+ * server would store it as unlimited, the opposite of what it says.
+ *
+ * @category schemas
+ * @since 0.1.0
+ */
+export const Limit = Schema.Int.check(
+  Schema.makeFilter(
+    (n: number) => n === -1 || n >= 1 ? undefined : "a positive limit, or -1 for unlimited (0 would mean unlimited)",
+    { identifier: "Limit" }
+  )
+)
 
 /**
  * How a stream retains messages: `limits` (until a limit is hit),
@@ -128,7 +139,7 @@ export const StreamConfig = Wire.Struct({
   maxMsgs: Wire.optional(Limit),
   maxMsgsPerSubject: Wire.optional(Limit),
   /** Largest message in bytes; -1 is unlimited. At most 2^31 - 1 (the server keeps a 32-bit number). */
-  maxMsgSize: Wire.optional(Schema.Int.check(Schema.isBetween({ minimum: -1, maximum: 2 ** 31 - 1 }))),
+  maxMsgSize: Wire.optional(Limit.check(Schema.isLessThanOrEqualTo(2 ** 31 - 1))),
   maxConsumers: Wire.optional(Limit),
   discard: Wire.optional(Discard),
   discardNewPerSubject: Wire.optional(Schema.Boolean),

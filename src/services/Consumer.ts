@@ -72,6 +72,7 @@ import type { NatsCore } from "../internal/core.ts"
 import * as Decode from "../internal/decode.ts"
 import { millis } from "../internal/duration.ts"
 import { invalidArgument } from "../internal/errors.ts"
+import * as Validation from "../internal/validation.ts"
 import type * as Codec from "../schemas/Codec.ts"
 import * as CodecModule from "../schemas/Codec.ts"
 import * as ConsumerConfig from "../schemas/ConsumerConfig.ts"
@@ -483,14 +484,42 @@ const lookup = (
     catch: (cause) => consumerFromUnknown(cause, { operation, stream: env.stream, consumer: name })
   })
 
-/** The config of a push consumer: a deliver subject (a fresh inbox by default), flow control, heartbeats. */
-const withPush = (config: ConsumerConfig.ConsumerConfig, push: PushOptions): ConsumerConfig.ConsumerConfig => ({
-  ...config,
-  deliverSubject: push.deliverSubject ?? createInbox(),
-  ...(push.deliverGroup === undefined ? {} : { deliverGroup: push.deliverGroup }),
-  flowControl: true,
-  idleHeartbeat: Duration.fromInputUnsafe(push.idleHeartbeat ?? "5 seconds")
-})
+/**
+ * The config of a push consumer. A durable that exists already keeps what
+ * the push options leave unset (its deliver subject and group, its flow
+ * control and heartbeat: the server refuses to change the last two, so a
+ * durable made by another client, with other defaults, is taken over as it
+ * is); a new one gets a fresh inbox, flow control and a 5 second heartbeat.
+ * A requested value the server will not change fails, naming the field.
+ */
+const pushConfig = (
+  env: Env,
+  config: ConsumerConfig.ConsumerConfig,
+  push: PushOptions
+): Effect.Effect<ConsumerConfig.ConsumerConfig, NatsError.NatsError> =>
+  Effect.gen(function*() {
+    const operation = "Consumer.fromConfig"
+    const invalid = Validation.durations(operation, { idleHeartbeat: push.idleHeartbeat }, "100 millis")
+    if (invalid !== undefined) return yield* invalid
+    const durable = config.durable
+    const existing = durable === undefined ? undefined : yield* env.jsm.consumerInfo(env.stream, durable).pipe(
+      Effect.map((info) => info.config),
+      Effect.catchIf((error) => error.reason._tag === "ConsumerNotFound", () => Effect.succeed(undefined))
+    )
+    const current = existing?.deliverSubject === undefined ? undefined : existing
+    const deliverGroup = push.deliverGroup ?? current?.deliverGroup
+    return {
+      ...config,
+      deliverSubject: push.deliverSubject ?? current?.deliverSubject ?? createInbox(),
+      ...(deliverGroup === undefined ? {} : { deliverGroup }),
+      flowControl: current?.flowControl ?? true,
+      idleHeartbeat: push.idleHeartbeat !== undefined
+        ? Duration.fromInputUnsafe(push.idleHeartbeat)
+        : current !== undefined
+        ? current.idleHeartbeat ?? Duration.zero
+        : Duration.seconds(5)
+    }
+  })
 
 /** What building a handle needs. */
 type Requirements = NatsClient | JetStreamManager | Scope.Scope
@@ -548,16 +577,20 @@ export const durable: (options: DurableOptions) => Effect.Effect<ConsumerShape, 
 export const fromConfig: (options: ConfigOptions) => Effect.Effect<ConsumerShape, NatsError.NatsError, Requirements> =
   constructor("Consumer.fromConfig", (env, options: ConfigOptions) => {
     const push = options.push !== undefined
-    const config = options.push === undefined ? options.config : withPush(options.config, options.push)
+    const configured = options.push === undefined
+      ? Effect.succeed(options.config)
+      : pushConfig(env, options.config, options.push)
     return {
       kind: "config",
       push,
       resolve: (operation) =>
-        Effect.flatMap(
-          config.durable === undefined
-            ? env.jsm.addConsumer(env.stream, config)
-            : env.jsm.createOrUpdateConsumer(env.stream, config),
-          (info) => lookup(env, info.name, push, operation)
+        configured.pipe(
+          Effect.flatMap((config) =>
+            config.durable === undefined
+              ? env.jsm.addConsumer(env.stream, config)
+              : env.jsm.createOrUpdateConsumer(env.stream, config)
+          ),
+          Effect.flatMap((info) => lookup(env, info.name, push, operation))
         ),
       recreates: true,
       recovery: options.recovery ?? defaultRecovery
@@ -613,6 +646,24 @@ export const make = (options: ConsumerOptions): Effect.Effect<ConsumerShape, Nat
 // -----------------------------------------------------------------------------
 // The handle
 // -----------------------------------------------------------------------------
+
+/** What is wrong with consume options, if anything. */
+const checkConsume = (options: ConsumeOptions | undefined): NatsError.NatsError | undefined => {
+  if (options === undefined) return undefined
+  const operation = "Consumer.consume"
+  if (options.maxMessages !== undefined && options.maxBytes !== undefined) {
+    return invalidArgument(operation, "maxMessages and maxBytes exclude each other")
+  }
+  return Validation.counts(operation, undefined, {
+    maxMessages: options.maxMessages,
+    maxBytes: options.maxBytes,
+    thresholdMessages: options.thresholdMessages,
+    thresholdBytes: options.thresholdBytes,
+    bufferSize: options.bufferSize
+  }) ??
+    Validation.durations(operation, { expires: options.expires }, "1 second") ??
+    Validation.durations(operation, { idleHeartbeat: options.idleHeartbeat })
+}
 
 /** nats.js consume options from ours; `abort_on_missing_resource` lets recovery see a missing consumer. */
 const consumeOptions = (options: ConsumeOptions | undefined, ordered: boolean): NatsConsumeOptions => ({
@@ -731,6 +782,8 @@ class Handle {
 
   /** The continuous pull flow (an ordered handle: a fresh replay from the start). */
   consume(options: ConsumeOptions | undefined): Stream.Stream<JsMsg, NatsError.NatsError> {
+    const invalid = checkConsume(options)
+    if (invalid !== undefined) return Stream.fail(invalid)
     const replay = this.binding.replay
     const natsOptions = consumeOptions(options, replay !== undefined)
     const common = {
@@ -770,6 +823,9 @@ class Handle {
 
   /** One pull of at most `batch` messages; a pull that got no answer checks whether the consumer is gone. */
   fetch(options: FetchOptions, operation: string): Stream.Stream<JsMsg, NatsError.NatsError> {
+    const invalid = Validation.counts(operation, undefined, { batch: options.batch, maxBytes: options.maxBytes }) ??
+      Validation.durations(operation, { maxWait: options.maxWait }, "1 second")
+    if (invalid !== undefined) return Stream.fail(invalid)
     const natsOptions: NatsFetchOptions = {
       max_messages: options.batch,
       ...(options.maxBytes === undefined ? {} : { max_bytes: options.maxBytes }),

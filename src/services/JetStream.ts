@@ -13,15 +13,15 @@
 import type { JetStreamClient } from "@nats-io/jetstream"
 import { jetstream } from "@nats-io/jetstream"
 import type { Payload } from "@nats-io/nats-core"
-import type { Schedule, Scope } from "effect"
-import { Context, Duration, Effect, Layer, Result, Schema, Sink, Stream } from "effect"
+import type { Duration, Schedule, Scope } from "effect"
+import { Context, Effect, Layer, Result, Schema, Sink, Stream } from "effect"
 import type * as Arr from "effect/Array"
 import * as Pull from "effect/Pull"
 import * as Pipeline from "../internal/jsPipeline.ts"
 import * as JsPublish from "../internal/jsPublish.ts"
 import * as Validation from "../internal/validation.ts"
 import * as Codec from "../schemas/Codec.ts"
-import * as Headers from "../schemas/Headers.ts"
+import type * as Headers from "../schemas/Headers.ts"
 import * as NatsError from "../schemas/NatsError.ts"
 import { NatsClient } from "./NatsClient.ts"
 import type { NoParams, Params, TypedSubject } from "./TypedSubject.ts"
@@ -245,12 +245,6 @@ export interface JetStreamOptions {
 const isIterable = (u: unknown): u is Iterable<unknown> =>
   typeof u === "object" && u !== null && Symbol.iterator in u && !Stream.isStream(u)
 
-/** A timeout option in milliseconds, or why it is not valid. */
-const timeoutOf = (operation: string, timeout: Duration.Input): number | NatsError.NatsError => {
-  const checked = Validation.duration(operation, "timeout", timeout, 0)
-  return Result.isSuccess(checked) ? Duration.toMillis(checked.success) : checked.failure
-}
-
 /** A failure the schedule never sees: it is not retryable. */
 class Final {
   readonly error: NatsError.NatsError
@@ -282,7 +276,9 @@ const retrying = <A>(
 export const make: (options?: JetStreamOptions) => Effect.Effect<JetStreamShape, NatsError.NatsError, NatsClient> =
   Effect.fnUntraced(function*(options: JetStreamOptions = {}) {
     const nats = yield* NatsClient
-    const contextTimeout = options.timeout === undefined ? undefined : timeoutOf("JetStream.make", options.timeout)
+    const contextTimeout = options.timeout === undefined
+      ? undefined
+      : Validation.timeoutMillis("JetStream.make", options.timeout)
     if (typeof contextTimeout === "object") return yield* contextTimeout
     const client = jetstream(nats.connection, {
       ...(options.domain === undefined ? {} : { domain: options.domain }),
@@ -306,12 +302,13 @@ export const make: (options?: JetStreamOptions) => Effect.Effect<JetStreamShape,
         kind: "producer",
         attributes: { "messaging.system": "nats", "messaging.destination.name": subject }
       }, () => {
-        const hdrs = options?.headers === undefined ? undefined : Headers.fromInit(options.headers)
+        const hdrs = Validation.headers(options?.headers, subject, "JetStream.publish")
+        if (NatsError.isNatsError(hdrs)) return Effect.fail(hdrs)
         const invalid = validation.message(subject, payload, hdrs, "JetStream.publish")
         if (invalid !== undefined) return Effect.fail(invalid)
         const timeout = options?.timeout === undefined
           ? defaultTimeout
-          : timeoutOf("JetStream.publish", options.timeout)
+          : Validation.timeoutMillis("JetStream.publish", options.timeout)
         if (typeof timeout !== "number") return Effect.fail(timeout)
         const withHeaders = JsPublish.headersOf(hdrs, options?.msgId, options?.expect)
         // interrupted: the ack's slot and its timer go at once
@@ -340,7 +337,9 @@ export const make: (options?: JetStreamOptions) => Effect.Effect<JetStreamShape,
         const capacity = options?.window ?? defaultWindow
         const invalid = Validation.counts(operation, undefined, { window: capacity })
         if (invalid !== undefined) return yield* invalid
-        const timeoutMillis = options?.timeout === undefined ? defaultTimeout : timeoutOf(operation, options.timeout)
+        const timeoutMillis = options?.timeout === undefined
+          ? defaultTimeout
+          : Validation.timeoutMillis(operation, options.timeout)
         if (typeof timeoutMillis !== "number") return yield* timeoutMillis
         return yield* Pipeline.make(upstream, scope, {
           core: nats.core,

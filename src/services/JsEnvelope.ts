@@ -6,8 +6,9 @@
  */
 import type { JsMsg } from "@nats-io/jetstream"
 import type { MsgHdrs } from "@nats-io/nats-core"
-import { DateTime, Duration, Effect } from "effect"
+import { DateTime, Duration, Effect, Result } from "effect"
 import { fromUnknown, invalidArgument } from "../internal/errors.ts"
+import { duration } from "../internal/validation.ts"
 import type * as NatsError from "../schemas/NatsError.ts"
 
 /**
@@ -120,11 +121,11 @@ class JsEnvelopeImpl<A> implements JsEnvelope<A> {
     return respond(this.msg, "working", (m) => m.working())
   }
   nak(delay?: Duration.Input) {
-    return respond(
-      this.msg,
-      "nak",
-      (m) => m.nak(delay === undefined ? undefined : Duration.toMillis(Duration.fromInputUnsafe(delay)))
-    )
+    if (delay === undefined) return respond(this.msg, "nak", (m) => m.nak())
+    const checked = duration("nak", "delay", delay, 0, true)
+    return Result.isFailure(checked)
+      ? Effect.fail(checked.failure)
+      : respond(this.msg, "nak", (m) => m.nak(Duration.toMillis(checked.success)))
   }
   term(reason?: string) {
     const withReason = this.termReasons && reason !== undefined && reason.length > 0
@@ -132,9 +133,9 @@ class JsEnvelopeImpl<A> implements JsEnvelope<A> {
   }
   ackAck(options?: { readonly timeout?: Duration.Input | undefined }) {
     const msg = this.msg
-    const timeout = options?.timeout === undefined
-      ? undefined
-      : Duration.toMillis(Duration.fromInputUnsafe(options.timeout))
+    const checked = options?.timeout === undefined ? undefined : duration("ackAck", "timeout", options.timeout, 0)
+    if (checked !== undefined && Result.isFailure(checked)) return Effect.fail(checked.failure)
+    const timeout = checked === undefined ? undefined : Duration.toMillis(checked.success)
     return Effect.flatMap(
       Effect.tryPromise({
         try: () => msg.ackAck(timeout === undefined ? undefined : { timeout }),

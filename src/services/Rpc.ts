@@ -17,6 +17,7 @@ import type { Msg } from "@nats-io/nats-core"
 import { headers as makeHeaders } from "@nats-io/nats-core"
 import type { Fiber, Schema, Scope } from "effect"
 import { Cause, Effect, Result } from "effect"
+import { effectOf } from "../internal/userCode.ts"
 import * as Codec from "../schemas/Codec.ts"
 import type * as NatsError from "../schemas/NatsError.ts"
 import type { Reply, RequestOptions, ServeOptions } from "./NatsClient.ts"
@@ -86,9 +87,10 @@ export const fromCodecs = <Req, Res, Err = never>(subject: string, codecs: {
   readonly error?: Codec.Codec<Err> | undefined
 }): Endpoint<Req, Res, Err> => ({
   subject,
-  request: codecs.request,
-  response: codecs.response,
-  error: codecs.error
+  // guarded: what a codec throws is a failure of that payload
+  request: Codec.fromInput(codecs.request),
+  response: Codec.fromInput(codecs.response),
+  error: codecs.error === undefined ? undefined : Codec.fromInput(codecs.error)
 })
 
 /**
@@ -152,7 +154,7 @@ export const serve = <Req, Res, Err, R>(
           serviceErrorReply(400, `undecodable request: ${request.failure.message}`)
         )
       }
-      return handler(request.success, msg).pipe(
+      return effectOf(`the handler of ${endpoint.subject}`, () => handler(request.success, msg)).pipe(
         Effect.matchCauseEffect({
           onSuccess: (response) => {
             const encoded = endpoint.response.encode(response)

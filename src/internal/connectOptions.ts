@@ -1,0 +1,163 @@
+/**
+ * The connection's options checked and resolved before anything is dialled:
+ * server URLs (parsed; credentials in a URL taken into `auth`, as
+ * `Redacted`, and removed from it), credentials (an NKey seed or a creds
+ * file that cannot be used fails here, without its contents in the
+ * message), and the durations. Every failure is `InvalidArgument` naming the
+ * option.
+ *
+ * @internal
+ */
+import type { ConnectionOptions } from "@nats-io/nats-core"
+import { credsAuthenticator, nkeyAuthenticator, nkeys } from "@nats-io/nats-core"
+import type { Duration } from "effect"
+import { Redacted, Result } from "effect"
+import * as Auth from "../schemas/Auth.ts"
+import type * as NatsError from "../schemas/NatsError.ts"
+import type { NatsClientOptions } from "../services/NatsClient.ts"
+import { invalidArgument } from "./errors.ts"
+import { duration } from "./validation.ts"
+
+/** The options a connection is made with, checked. */
+export interface Resolved {
+  /** Server URLs without credentials. */
+  readonly servers: ReadonlyArray<string>
+  readonly auth: Auth.Auth | undefined
+  readonly attemptTimeout: Duration.Duration
+  readonly connectTimeout: Duration.Duration
+  readonly drainTimeout: Duration.Duration
+  readonly pingInterval: Duration.Duration | undefined
+}
+
+const operation = "connect"
+const encoder = new TextEncoder()
+const CREDS = /\s*(?:(?:[-]{3,}[^\n]*[-]{3,}\n)(.+)(?:\n\s*[-]{3,}[^\n]*[-]{3,}\n))/gi
+
+/** A server URL: `nats://` or `tls://` (the default scheme is `nats://`), a host, a port in range. */
+const parseServer = (text: string): URL | string => {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `nats://${text}`
+  let url: URL
+  try {
+    url = new URL(withScheme)
+  } catch {
+    return "is not a valid URL (or its port is out of range)"
+  }
+  if (url.protocol !== "nats:" && url.protocol !== "tls:") return `has the scheme ${url.protocol} (nats: or tls:)`
+  if (url.hostname === "") return "has no host"
+  if (url.port !== "" && !(Number(url.port) >= 1 && Number(url.port) <= 65535)) return "has a port out of range"
+  return url
+}
+
+/** The URL without its credentials, for nats.js and for messages. */
+const withoutCredentials = (url: URL): string => `${url.protocol}//${url.host}`
+
+/** Credentials carried by a URL (`user:password@` or `token@`), as an `Auth`. */
+const credentialsOf = (url: URL): Auth.Auth | undefined => {
+  if (url.username === "" && url.password === "") return undefined
+  const user = decodeURIComponent(url.username)
+  return url.password === ""
+    ? Auth.token(Redacted.make(user))
+    : Auth.userPassword(user, Redacted.make(decodeURIComponent(url.password)))
+}
+
+const sameAuth = (a: Auth.Auth, b: Auth.Auth): boolean => {
+  if (a._tag === "UserPassword" && b._tag === "UserPassword") {
+    return a.user === b.user && Redacted.value(a.password) === Redacted.value(b.password)
+  }
+  return a._tag === "Token" && b._tag === "Token" && Redacted.value(a.token) === Redacted.value(b.token)
+}
+
+/** The servers of the options (a list, or one comma-separated string), parsed; the credentials of their URLs. */
+const resolveServers = (
+  servers: NatsClientOptions["servers"]
+): Result.Result<{ readonly urls: Array<string>; readonly auth: Auth.Auth | undefined }, NatsError.NatsError> => {
+  const list = servers === undefined
+    ? ["nats://127.0.0.1:4222"]
+    : typeof servers === "string"
+    ? servers.split(",").map((s) => s.trim()).filter((s) => s.length > 0)
+    : [...servers]
+  if (list.length === 0) return Result.fail(invalidArgument(operation, "servers must name at least one server"))
+  const urls: Array<string> = []
+  let auth: Auth.Auth | undefined
+  for (const [i, text] of list.entries()) {
+    const parsed = typeof text === "string" ? parseServer(text) : "is not a string"
+    if (typeof parsed === "string") return Result.fail(invalidArgument(operation, `servers[${i}] ${parsed}`))
+    const credentials = credentialsOf(parsed)
+    if (credentials !== undefined) {
+      if (auth !== undefined && !sameAuth(auth, credentials)) {
+        return Result.fail(invalidArgument(operation, "the server URLs carry different credentials"))
+      }
+      auth = credentials
+    }
+    urls.push(withoutCredentials(parsed))
+  }
+  return Result.succeed({ urls, auth })
+}
+
+/** What is wrong with credentials, if anything (never their contents). */
+const authProblem = (auth: Auth.Auth): string | undefined => {
+  switch (auth._tag) {
+    case "UserPassword":
+      return auth.user === "" ? "auth: the user name is empty" : undefined
+    case "Token":
+      return Redacted.value(auth.token) === "" ? "auth: the token is empty" : undefined
+    case "NKey":
+      return seedProblem(Redacted.value(auth.seed), "auth: the NKey seed")
+    case "Creds": {
+      const text = Redacted.value(auth.creds)
+      CREDS.lastIndex = 0
+      const jwt = CREDS.exec(text)?.[1]?.trim()
+      const seed = CREDS.exec(text)?.[1]?.trim()
+      if (jwt === undefined || seed === undefined) {
+        return "auth: the creds are not a creds file (a user JWT and an NKey seed, each between ----- lines)"
+      }
+      if (jwt.split(".").length !== 3) return "auth: the creds' user JWT is not a JWT"
+      return seedProblem(seed, "auth: the creds' NKey seed")
+    }
+  }
+}
+
+const seedProblem = (seed: string, what: string): string | undefined => {
+  try {
+    nkeys.fromSeed(encoder.encode(seed))
+    return undefined
+  } catch {
+    return `${what} is not a valid seed`
+  }
+}
+
+/** The options checked, with their defaults. */
+export const resolve = (options: NatsClientOptions): Result.Result<Resolved, NatsError.NatsError> => {
+  const servers = resolveServers(options.servers)
+  if (Result.isFailure(servers)) return Result.fail(servers.failure)
+  const fromUrl = servers.success.auth
+  if (fromUrl !== undefined && options.auth !== undefined) {
+    return Result.fail(invalidArgument(operation, "credentials are given both in a server URL and in auth"))
+  }
+  const auth = options.auth ?? fromUrl
+  const problem = auth === undefined ? undefined : authProblem(auth)
+  if (problem !== undefined) return Result.fail(invalidArgument(operation, problem))
+  return Result.all({
+    attemptTimeout: duration(operation, "connectAttemptTimeout", options.connectAttemptTimeout, "3 seconds"),
+    connectTimeout: duration(operation, "connectTimeout", options.connectTimeout, "15 seconds"),
+    drainTimeout: duration(operation, "drainTimeout", options.drainTimeout, "10 seconds"),
+    pingInterval: options.pingInterval === undefined
+      ? Result.succeed(undefined)
+      : duration(operation, "pingInterval", options.pingInterval, 0)
+  }).pipe(Result.map((durations) => ({ servers: servers.success.urls, auth, ...durations })))
+}
+
+/** The nats.js options of the credentials. */
+export const authOptions = (auth: Auth.Auth | undefined): Partial<ConnectionOptions> => {
+  if (auth === undefined) return {}
+  switch (auth._tag) {
+    case "UserPassword":
+      return { user: auth.user, pass: Redacted.value(auth.password) }
+    case "Token":
+      return { token: Redacted.value(auth.token) }
+    case "NKey":
+      return { authenticator: nkeyAuthenticator(encoder.encode(Redacted.value(auth.seed))) }
+    case "Creds":
+      return { authenticator: credsAuthenticator(encoder.encode(Redacted.value(auth.creds))) }
+  }
+}
