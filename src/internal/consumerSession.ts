@@ -12,15 +12,15 @@
  *
  * @internal
  */
-import type { ConsumerMessages, JsMsg } from "@nats-io/jetstream"
+import type { ConsumerMessages, ConsumerNotification, JsMsg } from "@nats-io/jetstream"
 import type { Fiber, Scope } from "effect"
 import { Cause, Effect, Exit, Queue, Stream } from "effect"
-import * as NatsError from "../schemas/NatsError.ts"
+import type * as NatsError from "../schemas/NatsError.ts"
 import type { ConsumerStatus } from "../services/Consumer.ts"
 import type { ConsumerContext } from "./consumerErrors.ts"
 import { consumerFromUnknown } from "./consumerErrors.ts"
 import * as ConsumerStatuses from "./consumerStatus.ts"
-import { connectionClosed, natsError } from "./errors.ts"
+import { connectionClosed, unknown } from "./errors.ts"
 
 /** An open pull. */
 interface Session {
@@ -111,7 +111,9 @@ export const stream = (options: SessionOptions): Stream.Stream<JsMsg, NatsError.
       callback ? {} : { capacity: options.bufferSize }
     )
     const session = yield* acquire(options, queue, callback, failed)
-    yield* Effect.forkScoped(watchStatus(session, options, queue))
+    // listened to at once: nats.js hands a notification only to the listeners it already has
+    const statuses = session.messages.status()[Symbol.asyncIterator]()
+    yield* Effect.forkScoped(watchStatus(statuses, options, queue))
     const fail = (error: NatsError.NatsError) => Queue.failCauseUnsafe(queue, Cause.fail(error))
     // the end of the pull: the end of a fetch; a failure for a consume, unless stopped
     const ended = () => {
@@ -119,12 +121,7 @@ export const stream = (options: SessionOptions): Stream.Stream<JsMsg, NatsError.
       fail(
         options.connectionClosed()
           ? connectionClosed(options.operation, `connection closed while consuming ${ctx.consumer}`)
-          : natsError(
-            new NatsError.Unknown({
-              operation: options.operation,
-              message: `consume of ${ctx.consumer} ended unexpectedly`
-            })
-          )
+          : unknown(options.operation, `consume of ${ctx.consumer} ended unexpectedly`)
       )
     }
     if (session.iterator === undefined) {
@@ -182,12 +179,11 @@ const acquire = (
 
 /** Reports the pull's status notifications until the session ends. */
 const watchStatus = (
-  session: Session,
+  statusIterator: AsyncIterator<ConsumerNotification>,
   options: SessionOptions,
   queue: Queue.Queue<JsMsg, NatsError.NatsError | Cause.Done>
 ): Effect.Effect<void, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const statusIterator = session.messages.status()[Symbol.asyncIterator]()
     yield* Effect.addFinalizer(() => Effect.sync(() => void statusIterator.return?.().catch(() => undefined)))
     while (true) {
       const result = yield* Effect.tryPromise(() => statusIterator.next())

@@ -14,10 +14,11 @@
 import type { NatsConnection } from "@nats-io/nats-core"
 import { Effect } from "effect"
 import type * as NatsError from "../schemas/NatsError.ts"
-import { supportsTermReason } from "../services/JsEnvelope.ts"
+
 import type { Connection } from "./connection.ts"
 import { fromUnknown } from "./errors.ts"
 import * as RequestMux from "./requestMux.ts"
+import { supportsTermReason } from "./serverVersion.ts"
 import type { BridgeHooks } from "./subscription.ts"
 import * as Validation from "./validation.ts"
 

@@ -7,8 +7,19 @@
 import { errors as natsErrors } from "@nats-io/nats-core"
 import * as NatsError from "../schemas/NatsError.ts"
 
+/**
+ * The fields of a reason without those that are `undefined` (optional fields
+ * are then absent, not present as `undefined`: errors print and compare as
+ * their fields say).
+ */
+export const defined = <T extends object>(fields: T): T => {
+  for (const key of Object.keys(fields) as Array<keyof T>) if (fields[key] === undefined) delete fields[key]
+  return fields
+}
+
 /** A `NatsError` with the given reason. */
-export const natsError = (reason: NatsError.NatsErrorReason): NatsError.NatsError => new NatsError.NatsError({ reason })
+export const natsError = (reason: NatsError.NatsErrorReason): NatsError.NatsError =>
+  new NatsError.NatsError(defined({ reason }))
 
 /** What every reason may carry besides its message. */
 export interface Details {
@@ -18,11 +29,13 @@ export interface Details {
 
 /** An invalid subject or pattern; `problem` is the validator's reason, which names the subject. */
 export const invalidSubject = (operation: string, subject: string, problem: string): NatsError.NatsError =>
-  natsError(new NatsError.InvalidSubject({ operation, subject, message: problem }))
+  natsError(new NatsError.InvalidSubject(defined({ operation, subject, message: problem })))
 
 /** An invalid argument or option. */
 export const invalidArgument = (operation: string, message: string, details?: Details): NatsError.NatsError =>
-  natsError(new NatsError.InvalidArgument({ operation, message, subject: details?.subject, cause: details?.cause }))
+  natsError(
+    new NatsError.InvalidArgument(defined({ operation, message, subject: details?.subject, cause: details?.cause }))
+  )
 
 /** A message larger than the server's `max_payload`. */
 export const maxPayloadExceeded = (
@@ -32,24 +45,24 @@ export const maxPayloadExceeded = (
   maxPayload: number
 ): NatsError.NatsError =>
   natsError(
-    new NatsError.MaxPayloadExceeded({
+    new NatsError.MaxPayloadExceeded(defined({
       operation,
       subject,
       size,
       maxPayload,
       message: `message of ${size} bytes exceeds the server's max_payload of ${maxPayload} bytes`
-    })
+    }))
   )
 
 /** The connection closed for good. */
 export const connectionClosed = (operation: string, message: string, details?: Details): NatsError.NatsError =>
   natsError(
-    new NatsError.ConnectionClosed({ operation, message, subject: details?.subject, cause: details?.cause })
+    new NatsError.ConnectionClosed(defined({ operation, message, subject: details?.subject, cause: details?.cause }))
   )
 
 /** Nobody listens on the subject of a request. */
 export const noResponders = (operation: string, subject: string, cause?: unknown): NatsError.NatsError =>
-  natsError(new NatsError.NoResponders({ operation, subject, message: `no responders for ${subject}`, cause }))
+  natsError(new NatsError.NoResponders(defined({ operation, subject, message: `no responders for ${subject}`, cause })))
 
 /** Something did not answer in time. */
 export const timeout = (
@@ -58,40 +71,48 @@ export const timeout = (
   details?: Details & { readonly timeoutMillis?: number | undefined }
 ): NatsError.NatsError =>
   natsError(
-    new NatsError.Timeout({
+    new NatsError.Timeout(defined({
       operation,
       message,
       subject: details?.subject,
       timeoutMillis: details?.timeoutMillis,
       cause: details?.cause
-    })
+    }))
   )
 
 /** A responder answered with the NATS service error headers. */
 export const serviceError = (operation: string, subject: string, code: number, text: string): NatsError.NatsError =>
   natsError(
-    new NatsError.ServiceError({
+    new NatsError.ServiceError(defined({
       operation,
       subject,
       code,
       message: `responder on ${subject} failed (${code}): ${text}`
-    })
+    }))
   )
 
 /** A JetStream publish that no stream captures. */
 export const noStreamForSubject = (operation: string, subject: string, cause?: unknown): NatsError.NatsError =>
   natsError(
-    new NatsError.NoStreamForSubject({
+    new NatsError.NoStreamForSubject(defined({
       operation,
       subject,
       message: `no stream captures the subject ${subject}`,
       cause
-    })
+    }))
   )
+
+/** A failure that fits no other reason. */
+export const unknown = (operation: string, message: string, cause?: unknown): NatsError.NatsError =>
+  natsError(new NatsError.Unknown(defined({ operation, message, cause })))
+
+/** A subscription whose bounded buffer overflowed under the `"fail"` policy. */
+export const slowConsumer = (operation: string, subject: string, bufferSize: number, message: string) =>
+  natsError(new NatsError.SlowConsumer(defined({ operation, subject, bufferSize, message })))
 
 /** A missing stream. */
 export const streamNotFound = (operation: string, stream: string, cause?: unknown): NatsError.NatsError =>
-  natsError(new NatsError.StreamNotFound({ operation, stream, message: `stream ${stream} not found`, cause }))
+  natsError(new NatsError.StreamNotFound(defined({ operation, stream, message: `stream ${stream} not found`, cause })))
 
 /** A missing consumer. */
 export const consumerNotFound = (
@@ -101,13 +122,13 @@ export const consumerNotFound = (
   cause?: unknown
 ): NatsError.NatsError =>
   natsError(
-    new NatsError.ConsumerNotFound({
+    new NatsError.ConsumerNotFound(defined({
       operation,
       stream,
       consumer,
       message: `consumer ${consumer} of stream ${stream} not found`,
       cause
-    })
+    }))
   )
 
 /** A refused JetStream API request. */
@@ -118,7 +139,7 @@ export const jetStreamApi = (
   details?: Details
 ): NatsError.NatsError =>
   natsError(
-    new NatsError.JetStreamApi({
+    new NatsError.JetStreamApi(defined({
       operation,
       message,
       code: codes.code,
@@ -126,7 +147,7 @@ export const jetStreamApi = (
       field: codes.field,
       subject: details?.subject,
       cause: details?.cause
-    })
+    }))
   )
 
 // -----------------------------------------------------------------------------
@@ -148,13 +169,13 @@ const fields = (ctx: Context, message: string, cause: unknown) => ({
 })
 
 const timedOut = (ctx: Context, cause: unknown) =>
-  new NatsError.Timeout({
+  new NatsError.Timeout(defined({
     ...fields(ctx, "", cause),
     message: `${ctx.operation}${ctx.subject === undefined ? "" : ` on ${ctx.subject}`} timed out${
       ctx.timeoutMillis === undefined ? "" : ` after ${ctx.timeoutMillis} ms`
     }`,
     timeoutMillis: ctx.timeoutMillis
-  })
+  }))
 
 const messageOf = (u: unknown): string => u instanceof Error ? u.message : String(u)
 
@@ -169,41 +190,43 @@ export const reasonFromUnknown = (cause: unknown, ctx: Context): NatsError.NatsE
   const f = fields(ctx, message, cause)
   if (cause instanceof natsErrors.RequestError) {
     if (cause.isNoResponders()) {
-      return new NatsError.NoResponders({ ...f, message: `no responders for ${ctx.subject ?? "the request"}` })
+      return new NatsError.NoResponders(defined({ ...f, message: `no responders for ${ctx.subject ?? "the request"}` }))
     }
     const inner = cause.cause
     if (inner instanceof natsErrors.TimeoutError) return timedOut(ctx, cause)
     if (inner !== undefined) return reasonFromUnknown(inner, ctx)
   }
   if (cause instanceof natsErrors.NoRespondersError) {
-    return new NatsError.NoResponders({ ...f, message: `no responders for ${ctx.subject ?? cause.subject}` })
+    return new NatsError.NoResponders(defined({ ...f, message: `no responders for ${ctx.subject ?? cause.subject}` }))
   }
   if (cause instanceof natsErrors.TimeoutError) return timedOut(ctx, cause)
-  if (cause instanceof natsErrors.ClosedConnectionError) return new NatsError.ConnectionClosed(f)
-  if (cause instanceof natsErrors.DrainingConnectionError) return new NatsError.Draining(f)
+  if (cause instanceof natsErrors.ClosedConnectionError) return new NatsError.ConnectionClosed(defined(f))
+  if (cause instanceof natsErrors.DrainingConnectionError) return new NatsError.Draining(defined(f))
   if (cause instanceof natsErrors.AuthorizationError || cause instanceof natsErrors.UserAuthenticationExpiredError) {
-    return new NatsError.AuthorizationViolation(f)
+    return new NatsError.AuthorizationViolation(defined(f))
   }
   if (cause instanceof natsErrors.PermissionViolationError) {
-    return new NatsError.PermissionViolation({ ...f, subject: cause.subject, queue: cause.queue })
+    return new NatsError.PermissionViolation(defined({ ...f, subject: cause.subject, queue: cause.queue }))
   }
-  if (cause instanceof natsErrors.InvalidSubjectError) return new NatsError.InvalidSubject(f)
+  if (cause instanceof natsErrors.InvalidSubjectError) return new NatsError.InvalidSubject(defined(f))
   if (cause instanceof natsErrors.InvalidArgumentError) {
-    if (message.includes("max_payload")) return new NatsError.MaxPayloadExceeded({ ...f, size: -1, maxPayload: -1 })
-    return new NatsError.InvalidArgument(f)
+    if (message.includes("max_payload")) {
+      return new NatsError.MaxPayloadExceeded(defined({ ...f, size: -1, maxPayload: -1 }))
+    }
+    return new NatsError.InvalidArgument(defined(f))
   }
   if (cause instanceof natsErrors.ConnectionError) {
     return /refused|ECONNREFUSED|ENOTFOUND|EHOSTUNREACH/i.test(message)
-      ? new NatsError.ConnectionRefused(f)
-      : new NatsError.Unknown(f)
+      ? new NatsError.ConnectionRefused(defined(f))
+      : new NatsError.Unknown(defined(f))
   }
   if (
     cause instanceof Error && "code" in cause &&
     (cause.code === "ECONNREFUSED" || cause.code === "ECONNRESET" || cause.code === "ENOTFOUND")
   ) {
-    return new NatsError.ConnectionRefused(f)
+    return new NatsError.ConnectionRefused(defined(f))
   }
-  return new NatsError.Unknown(f)
+  return new NatsError.Unknown(defined(f))
 }
 
 /** A `NatsError` for a raw nats.js failure. */

@@ -8,7 +8,7 @@ import { JetStreamApiError } from "@nats-io/jetstream"
 import { jserrors } from "@nats-io/jetstream/internal"
 import { RequestError } from "@nats-io/nats-core"
 import * as NatsError from "../schemas/NatsError.ts"
-import { natsError, reasonFromUnknown } from "./errors.ts"
+import { defined, natsError, reasonFromUnknown } from "./errors.ts"
 
 export interface JsContext {
   readonly operation: string
@@ -63,16 +63,16 @@ export const jsReasonFromUnknown = (cause: unknown, ctx: JsContext): NatsError.N
     const message = api.description
     switch (api.err_code) {
       case ApiCodes.StreamNotFound:
-        return new NatsError.StreamNotFound({
+        return new NatsError.StreamNotFound(defined({
           ...base(ctx, ctx.stream === undefined ? message : `stream ${ctx.stream} not found`, cause),
           stream: ctx.stream
-        })
+        }))
       case ApiCodes.ConsumerNotFound:
-        return new NatsError.ConsumerNotFound({
+        return new NatsError.ConsumerNotFound(defined({
           ...base(ctx, ctx.consumer === undefined ? message : `consumer ${ctx.consumer} not found`, cause),
           stream: ctx.stream,
           consumer: ctx.consumer
-        })
+        }))
       case ApiCodes.JetStreamNotEnabled:
       case ApiCodes.JetStreamNotEnabledForAccount:
         return new NatsError.JetStreamNotEnabled(base(ctx, message, cause))
@@ -80,9 +80,13 @@ export const jsReasonFromUnknown = (cause: unknown, ctx: JsContext): NatsError.N
       case ApiCodes.StreamWrongLastSequenceUnknown:
       case ApiCodes.StreamWrongLastMsgId:
       case ApiCodes.StreamNotMatch:
-        return new NatsError.WrongLastSequence({ ...base(ctx, message, cause), code: api.code, errCode: api.err_code })
+        return new NatsError.WrongLastSequence(
+          defined({ ...base(ctx, message, cause), code: api.code, errCode: api.err_code })
+        )
       default:
-        return new NatsError.JetStreamApi({ ...base(ctx, message, cause), code: api.code, errCode: api.err_code })
+        return new NatsError.JetStreamApi(
+          defined({ ...base(ctx, message, cause), code: api.code, errCode: api.err_code })
+        )
     }
   }
   return reasonFromUnknown(cause, ctx)

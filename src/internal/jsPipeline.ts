@@ -41,6 +41,7 @@ export interface PipelineOptions<F> {
 
 /** Sends one message into the window (a message that fails before it is sent takes its slot, failed). */
 const sender = (core: NatsCore, window: PublishWindow<Ack>, timeoutMillis: number) => {
+  const { requests, validation } = core
   let index = 0
   return (msg: OutgoingMessage): void => {
     const i = index++
@@ -50,10 +51,10 @@ const sender = (core: NatsCore, window: PublishWindow<Ack>, timeoutMillis: numbe
       const checked = checkedHeaders(msg.headers, subject, operation)
       if (NatsError.isNatsError(checked)) return window.reject(i, subject, msgId, checked)
       hdrs = checked
-      const invalid = core.validation.message(subject, payload, hdrs, operation)
+      const invalid = validation.message(subject, payload, hdrs, operation)
       if (invalid !== undefined) return window.reject(i, subject, msgId, invalid)
       JsPublish.send(
-        core.requests,
+        requests,
         operation,
         subject,
         payload,

@@ -7,15 +7,32 @@
  */
 import { Effect, Schema } from "effect"
 import * as ConsumerConfig from "../schemas/ConsumerConfig.ts"
-import * as NatsError from "../schemas/NatsError.ts"
+import type * as NatsError from "../schemas/NatsError.ts"
 import * as StreamConfig from "../schemas/StreamConfig.ts"
-import { invalidArgument, natsError } from "./errors.ts"
+import { invalidArgument, jetStreamApi, unknown } from "./errors.ts"
 import type { JsContext } from "./jsErrors.ts"
 import { jsFromUnknown } from "./jsErrors.ts"
 
 /** A nats.js manager call, its failure mapped. */
 export const call = <A>(ctx: JsContext, f: () => Promise<A>): Effect.Effect<A, NatsError.NatsError> =>
   Effect.tryPromise({ try: f, catch: (cause) => jsFromUnknown(cause, ctx) })
+
+/**
+ * A conversion of what the server answered: a shape it cannot read is a
+ * `NatsError` (reason `Unknown`), not a defect.
+ */
+export const read = <A, B>(operation: string, convert: (a: A) => B) => (a: A): Effect.Effect<B, NatsError.NatsError> =>
+  Effect.try({
+    try: () => convert(a),
+    catch: (cause) =>
+      unknown(
+        operation,
+        `${operation}: the server's answer could not be read (${
+          cause instanceof Error ? cause.message : String(cause)
+        })`,
+        cause
+      )
+  })
 
 /** Whether the error has this reason. */
 export const isReason = (error: NatsError.NatsError, tag: NatsError.NatsErrorReason["_tag"]): boolean =>
@@ -139,17 +156,11 @@ export const offendingField = (
 export const withField = (error: NatsError.NatsError, field: string | undefined): NatsError.NatsError => {
   const r = error.reason
   if (field === undefined || r._tag !== "JetStreamApi" || r.field !== undefined) return error
-  return natsError(
-    new NatsError.JetStreamApi({
-      message: r.message === undefined ? undefined : `${r.message} (field: ${field})`,
-      operation: r.operation,
-      subject: r.subject,
-      cause: r.cause,
-      code: r.code,
-      errCode: r.errCode,
-      field
-    })
-  )
+  return jetStreamApi(r.operation ?? "JetStreamManager", `${r.message ?? "refused"} (field: ${field})`, {
+    code: r.code,
+    errCode: r.errCode,
+    field
+  }, { subject: r.subject, cause: r.cause })
 }
 
 /** A refused change with the offending field named (found in the server's message, else guessed). */

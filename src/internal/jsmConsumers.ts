@@ -20,6 +20,7 @@ import {
   decodeStreamName,
   immutableConsumerFields,
   isReason,
+  read,
   refused
 } from "./jsmCommon.ts"
 import { consumerInfoFromNats } from "./jsmInfo.ts"
@@ -46,7 +47,7 @@ export const make = (jsm: NatsJetStreamManager): Pick<
     const operation = "JetStreamManager.consumerInfo"
     yield* decodeStreamName(operation, stream)
     yield* decodeConsumerName(operation, name)
-    return consumerInfoFromNats(yield* rawConsumerInfo(operation, stream, name))
+    return yield* read(operation, consumerInfoFromNats)(yield* rawConsumerInfo(operation, stream, name))
   })
 
   const addConsumerRaw = (operation: string, stream: string, config: ConsumerConfig.ConsumerConfig) =>
@@ -55,8 +56,8 @@ export const make = (jsm: NatsJetStreamManager): Pick<
       () => jsm.consumers.add(stream, consumerToNats(config, false))
     )
       .pipe(
-        Effect.map(consumerInfoFromNats),
-        Effect.mapError(refused(Object.keys(config), consumerFieldWords, []))
+        Effect.mapError(refused(Object.keys(config), consumerFieldWords, [])),
+        Effect.flatMap(read(operation, consumerInfoFromNats))
       )
 
   const createOrUpdateConsumer = Effect.fn("JetStreamManager.createOrUpdateConsumer")(
@@ -79,19 +80,19 @@ export const make = (jsm: NatsJetStreamManager): Pick<
       // so the existence check above is what tells create from update.
       if (Option.isNone(existing)) return yield* addConsumerRaw(operation, stream, config)
       const current = existing.value
-      const currentConfig = ConsumerConfig.fromNats(current.config)
+      const currentConfig = yield* read(operation, ConsumerConfig.fromNats)(current.config)
       // With a backoff, the server sets ackWait to the first backoff step and ignores the requested one.
       const backoff = config.backoff ?? currentConfig.backoff ?? []
       const changed = ConsumerConfig.diff(config, currentConfig).filter((field) =>
         !(field === "ackWait" && backoff.length > 0)
       )
-      if (changed.length === 0) return consumerInfoFromNats(current)
+      if (changed.length === 0) return yield* read(operation, consumerInfoFromNats)(current)
       return yield* call(
         { operation, stream, consumer: durable },
         () => jsm.consumers.update(stream, durable, consumerToNats(config, true))
       ).pipe(
-        Effect.map(consumerInfoFromNats),
-        Effect.mapError(refused(changed, consumerFieldWords, immutableConsumerFields))
+        Effect.mapError(refused(changed, consumerFieldWords, immutableConsumerFields)),
+        Effect.flatMap(read(operation, consumerInfoFromNats))
       )
     }
   )
@@ -129,7 +130,7 @@ export const make = (jsm: NatsJetStreamManager): Pick<
             (cause) => jsFromUnknown(cause, { operation: "JetStreamManager.listConsumers", stream })
           )
       )
-    ).pipe(Stream.map(consumerInfoFromNats))
+    ).pipe(Stream.mapEffect(read("JetStreamManager.listConsumers", consumerInfoFromNats)))
 
   const deleteConsumer = Effect.fn("JetStreamManager.deleteConsumer")(function*(stream: string, name: string) {
     const operation = "JetStreamManager.deleteConsumer"

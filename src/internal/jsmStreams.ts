@@ -32,6 +32,7 @@ import {
   decodeStreamName,
   immutableStreamFields,
   isReason,
+  read,
   refused,
   streamFieldWords
 } from "./jsmCommon.ts"
@@ -54,23 +55,26 @@ export const make = (jsm: NatsJetStreamManager): Pick<
   const streamInfo = Effect.fn("JetStreamManager.streamInfo")(function*(name: string) {
     const operation = "JetStreamManager.streamInfo"
     yield* decodeStreamName(operation, name)
-    return streamInfoFromNats(yield* rawStreamInfo(operation, name))
+    return yield* read(operation, streamInfoFromNats)(yield* rawStreamInfo(operation, name))
   })
 
   const updateStream = (
     operation: string,
     config: StreamConfig.StreamConfig,
     current: NatsStreamInfo
-  ): Effect.Effect<StreamInfo, NatsError.NatsError> => {
-    const currentConfig = StreamConfig.fromNats(current.config)
-    const changed = StreamConfig.diff(config, currentConfig)
-    if (changed.length === 0) return Effect.succeed(streamInfoFromNats(current))
-    return call({ operation, stream: config.name }, () => jsm.streams.update(config.name, StreamConfig.toNats(config)))
-      .pipe(
-        Effect.map(streamInfoFromNats),
-        Effect.mapError(refused(changed, streamFieldWords, immutableStreamFields))
+  ): Effect.Effect<StreamInfo, NatsError.NatsError> =>
+    Effect.gen(function*() {
+      const currentConfig = yield* read(operation, StreamConfig.fromNats)(current.config)
+      const changed = StreamConfig.diff(config, currentConfig)
+      if (changed.length === 0) return yield* read(operation, streamInfoFromNats)(current)
+      return yield* call(
+        { operation, stream: config.name },
+        () => jsm.streams.update(config.name, StreamConfig.toNats(config))
+      ).pipe(
+        Effect.mapError(refused(changed, streamFieldWords, immutableStreamFields)),
+        Effect.flatMap(read(operation, streamInfoFromNats))
       )
-  }
+    })
 
   const createOrUpdateStream = Effect.fn("JetStreamManager.createOrUpdateStream")(
     function*(input: StreamConfig.StreamConfig) {
@@ -82,7 +86,7 @@ export const make = (jsm: NatsJetStreamManager): Pick<
       )
       if (Option.isSome(existing)) return yield* updateStream(operation, config, existing.value)
       return yield* call({ operation, stream: config.name }, () => jsm.streams.add(StreamConfig.toNats(config))).pipe(
-        Effect.map(streamInfoFromNats),
+        Effect.flatMap(read(operation, streamInfoFromNats)),
         Effect.catchIf(
           // Created concurrently by someone else: update it instead.
           (error) => error.reason._tag === "JetStreamApi" && error.reason.errCode === ApiCodes.StreamNameInUse,
@@ -101,7 +105,7 @@ export const make = (jsm: NatsJetStreamManager): Pick<
         jsm.streams.list(options?.subject),
         (cause) => jsFromUnknown(cause, { operation: "JetStreamManager.listStreams", subject: options?.subject })
       )
-    ).pipe(Stream.map(streamInfoFromNats))
+    ).pipe(Stream.mapEffect(read("JetStreamManager.listStreams", streamInfoFromNats)))
 
   const streamNameBySubject = Effect.fn("JetStreamManager.streamNameBySubject")(function*(subject: string) {
     const operation = "JetStreamManager.streamNameBySubject"

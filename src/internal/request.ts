@@ -18,19 +18,19 @@ import { counts, durations, headers as checkedHeaders, timeoutMillis } from "./v
 /** Default timeout of a request, in milliseconds. */
 const REQUEST_TIMEOUT = 5000
 
-/** The subject, headers and size of a request, checked; the headers converted. */
+/** The subject, headers and size of a request, checked; the headers converted (or why the request may not go). */
 const prepare = (
   core: NatsCore,
   operation: string,
   subject: string,
   payload: Payload | undefined,
   headers: Headers.HeadersInit | undefined
-): NatsError.NatsError | { readonly headers: MsgHdrs | undefined } => {
+): MsgHdrs | undefined | NatsError.NatsError => {
   const invalid = core.validation.subject(subject, operation)
   if (invalid !== undefined) return invalid
   const hdrs = checkedHeaders(headers, subject, operation)
   if (NatsError.isNatsError(hdrs)) return hdrs
-  return core.validation.size(subject, payload, hdrs, operation) ?? { headers: hdrs }
+  return core.validation.size(subject, payload, hdrs, operation) ?? hdrs
 }
 
 /** The failure a reply reports in its service error headers, if any. */
@@ -60,7 +60,7 @@ export const request = (
     const timeout = timeoutMillis("request", options?.timeout ?? REQUEST_TIMEOUT)
     if (typeof timeout !== "number") return Effect.fail(timeout)
     return Effect.callback<Msg, NatsError.NatsError>((resume) =>
-      Effect.sync(core.requests.send("request", subject, payload, prepared.headers, timeout, (outcome) => {
+      Effect.sync(core.requests.send("request", subject, payload, prepared, timeout, (outcome) => {
         switch (outcome._tag) {
           case "Reply": {
             const failed = serviceFailure(subject, outcome.msg)
@@ -97,7 +97,7 @@ export const requestMany = (
           maxWait: millis(options?.maxWait ?? REQUEST_TIMEOUT),
           ...(options?.maxMessages === undefined ? {} : { maxMessages: options.maxMessages }),
           ...(options?.stall === undefined ? {} : { stall: millis(options.stall) }),
-          ...(prepared.headers === undefined ? {} : { headers: prepared.headers })
+          ...(prepared === undefined ? {} : { headers: prepared })
         }),
       catch: failed
     }).pipe(Effect.map((replies) => Stream.fromAsyncIterable(replies, failed)))

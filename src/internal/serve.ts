@@ -14,7 +14,7 @@ import type { NatsCore } from "./core.ts"
 import { connectionClosed } from "./errors.ts"
 import { acquire } from "./subscription.ts"
 import { effectOf } from "./userCode.ts"
-import { durations } from "./validation.ts"
+import { counts, durations } from "./validation.ts"
 
 const replyParts = (reply: Reply | void): { data: Payload | undefined; headers: MsgHdrs | undefined } => {
   if (reply === undefined) return { data: undefined, headers: undefined }
@@ -76,7 +76,7 @@ export const serve = <E, R>(
   Effect.gen(function*() {
     const invalid = core.validation.pattern(subject, "serve") ??
       core.validation.queue(subject, options?.queue, "serve") ??
-      core.validation.counts("serve", subject, {
+      counts("serve", subject, {
         bufferSize: options?.bufferSize,
         concurrency: options?.concurrency
       }) ??
@@ -103,21 +103,24 @@ export const serve = <E, R>(
             : Effect.fail(connectionClosed("serve", `responder on ${subject} stopped`, { subject }))
         ))
       )
-    const fiber = yield* Effect.forkDetach(run)
-    // Graceful stop, before the subscription's own release: no new requests,
-    // those buffered and in flight are answered within the grace period.
-    yield* Effect.addFinalizer(() =>
-      Effect.gen(function*() {
-        stopping = true
-        requests.stop()
-        const done = yield* Fiber.await(fiber).pipe(Effect.timeoutOption(options?.gracePeriod ?? "10 seconds"))
-        if (Option.isNone(done)) {
-          yield* Effect.logWarning(`nats: responder on ${subject} did not finish within its grace period`)
-          yield* Fiber.interrupt(fiber)
-        }
-      })
-    )
-    return fiber
+    // Forked and given its finalizer in one uninterruptible step: the fiber never outlives the scope.
+    return yield* Effect.uninterruptible(Effect.gen(function*() {
+      const fiber = yield* Effect.forkDetach(run)
+      // Graceful stop, before the subscription's own release: no new requests,
+      // those buffered and in flight are answered within the grace period.
+      yield* Effect.addFinalizer(() =>
+        Effect.gen(function*() {
+          stopping = true
+          requests.stop()
+          const done = yield* Fiber.await(fiber).pipe(Effect.timeoutOption(options?.gracePeriod ?? "10 seconds"))
+          if (Option.isNone(done)) {
+            yield* Effect.logWarning(`nats: responder on ${subject} did not finish within its grace period`)
+            yield* Fiber.interrupt(fiber)
+          }
+        })
+      )
+      return fiber
+    }))
   }).pipe(Effect.withSpan("NatsClient.serve", {
     attributes: { "messaging.system": "nats", "messaging.destination.name": subject }
   }))

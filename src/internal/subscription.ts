@@ -10,10 +10,10 @@
 import type { Msg, Subscription } from "@nats-io/nats-core"
 import type { Scope } from "effect"
 import { Cause, Effect, Queue, Stream } from "effect"
-import * as NatsError from "../schemas/NatsError.ts"
+import type * as NatsError from "../schemas/NatsError.ts"
 import type { Overflow } from "../schemas/Overflow.ts"
 import type { NatsCore } from "./core.ts"
-import { connectionClosed, fromUnknown, natsError } from "./errors.ts"
+import { connectionClosed, fromUnknown, slowConsumer } from "./errors.ts"
 
 export interface BridgeOptions {
   readonly queue?: string | undefined
@@ -90,14 +90,11 @@ export const acquire = (
                 if (options.overflow === "fail") {
                   unsubscribed = true
                   sub.unsubscribe()
-                  failWith(natsError(
-                    new NatsError.SlowConsumer({
-                      operation: "subscribe",
-                      subject,
-                      bufferSize: options.bufferSize,
-                      message:
-                        `subscription to ${subject} overflowed its buffer of ${options.bufferSize} messages / ${options.maxBytes} bytes (overflow: "fail")`
-                    })
+                  failWith(slowConsumer(
+                    "subscribe",
+                    subject,
+                    options.bufferSize,
+                    `subscription to ${subject} overflowed its buffer of ${options.bufferSize} messages / ${options.maxBytes} bytes (overflow: "fail")`
                   ))
                 }
                 if (!overflowing) {

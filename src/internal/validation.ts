@@ -64,12 +64,6 @@ export interface Validation {
   readonly pattern: (pattern: string, operation: string) => NatsError.NatsError | undefined
   /** A queue group name, when given (with the subject, it must fit on one protocol line). */
   readonly queue: (subject: string, queue: string | undefined, operation: string) => NatsError.NatsError | undefined
-  /** Positive integer counts (`bufferSize`, `maxBytes`, ...), when given. */
-  readonly counts: (
-    operation: string,
-    subject: string | undefined,
-    counts: Readonly<Record<string, number | undefined>>
-  ) => NatsError.NatsError | undefined
   /** The size of a message (payload plus encoded headers) against the server's `max_payload`. */
   readonly size: (
     subject: string,
@@ -89,7 +83,7 @@ export interface Validation {
 }
 
 /** Bytes of a payload. */
-export const payloadSize = (payload: Payload | undefined): number =>
+const payloadSize = (payload: Payload | undefined): number =>
   payload === undefined ? 0 : typeof payload === "string" ? Buffer.byteLength(payload) : payload.length
 
 const queueProblem = (queue: string): string | undefined => {
@@ -230,7 +224,6 @@ export const make = (maxPayload: () => number): Validation => {
     reply,
     pattern,
     queue,
-    counts,
     size,
     message: (s, payload, headers, operation) => subject(s, operation) ?? size(s, payload, headers, operation),
     maxPayload

@@ -273,20 +273,48 @@ export const toNats = (config: ConsumerConfig): Partial<NatsConsumerConfig> => {
 
 const isAckPolicy = Schema.is(AckPolicy)
 
+const deliverPolicies: ReadonlyArray<string> = [
+  "all",
+  "last",
+  "new",
+  "last_per_subject",
+  "by_start_sequence",
+  "by_start_time"
+]
+
+/**
+ * A server's configuration made readable: fields reported as `null` are
+ * left out, and a start position this module does not know, or one without
+ * its sequence or time, reads as its nearest meaning (all messages; sequence
+ * 1; the epoch).
+ */
+const readable = (config: NatsConsumerConfig): Record<string, unknown> => {
+  const out: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(config)) if (value !== null) out[key] = value
+  if (typeof out["deliver_policy"] === "string" && !deliverPolicies.includes(out["deliver_policy"])) {
+    out["deliver_policy"] = "all"
+  }
+  if (out["deliver_policy"] === "by_start_sequence") out["opt_start_seq"] ??= 1
+  if (out["deliver_policy"] === "by_start_time") out["opt_start_time"] ??= new Date(0).toISOString()
+  return out
+}
+
 /**
  * The typed form of a configuration read from the server. The server is
  * trusted: its values are decoded without the checks user input gets. Fields
  * it leaves out stay out, except the booleans it leaves out when `false`
  * (`headersOnly`, `memoryStorage`, `flowControl`), which read back as
  * `false`; an `ackPolicy` this module does not know reads back as
- * `explicit`. Throws when the server reports a value of the wrong type.
+ * `explicit`, a start position it does not know as all messages. Throws when
+ * the server reports a value of another type (`JetStreamManager` turns that
+ * into a `NatsError`).
  *
  * @category conversions
  * @since 0.1.0
  */
 export const fromNats = (config: NatsConsumerConfig): ConsumerConfig => {
   const ackPolicy = isAckPolicy(config.ack_policy) ? config.ack_policy : "explicit"
-  const typed = decode({ ...config, ack_policy: ackPolicy }, { disableChecks: true })
+  const typed = decode({ ...readable(config), ack_policy: ackPolicy }, { disableChecks: true })
   return {
     ...typed,
     headersOnly: typed.headersOnly ?? false,

@@ -196,14 +196,16 @@ export const toNats = (config: StreamConfig): Partial<NatsStreamConfig> & { name
  * trusted: its values are decoded without the checks user input gets. Fields
  * it leaves out stay out, except the booleans it leaves out when `false`
  * (`discardNewPerSubject`, `noAck`), which read back as `false`, and
- * `subjects` (empty, e.g. for a mirror). Throws when the server reports a
- * value of the wrong type.
+ * `subjects` (empty, e.g. for a mirror); fields reported as `null` are left
+ * out. Throws when the server reports a value of another type
+ * (`JetStreamManager` turns that into a `NatsError`).
  *
  * @category conversions
  * @since 0.1.0
  */
 export const fromNats = (config: NatsStreamConfig): StreamConfig => {
-  const typed = decode({ ...config, subjects: config.subjects ?? [] }, { disableChecks: true })
+  const present = Object.fromEntries(Object.entries(config).filter(([, value]) => value !== null))
+  const typed = decode({ ...present, subjects: config.subjects ?? [] }, { disableChecks: true })
   return { ...typed, discardNewPerSubject: typed.discardNewPerSubject ?? false, noAck: typed.noAck ?? false }
 }
 

@@ -507,25 +507,23 @@ const pushConfig = (
       Effect.catchIf((error) => error.reason._tag === "ConsumerNotFound", () => Effect.succeed(undefined))
     )
     const current = existing?.deliverSubject === undefined ? undefined : existing
-    const deliverGroup = push.deliverGroup ?? current?.deliverGroup
+    const deliverGroup = push.deliverGroup ?? config.deliverGroup ?? current?.deliverGroup
     return {
       ...config,
-      deliverSubject: push.deliverSubject ?? current?.deliverSubject ?? createInbox(),
+      deliverSubject: push.deliverSubject ?? config.deliverSubject ?? current?.deliverSubject ?? createInbox(),
       ...(deliverGroup === undefined ? {} : { deliverGroup }),
-      flowControl: current?.flowControl ?? true,
+      flowControl: config.flowControl ?? current?.flowControl ?? true,
       idleHeartbeat: push.idleHeartbeat !== undefined
         ? Duration.fromInputUnsafe(push.idleHeartbeat)
-        : current !== undefined
-        ? current.idleHeartbeat ?? Duration.zero
-        : Duration.seconds(5)
+        : config.idleHeartbeat ?? (current !== undefined ? current.idleHeartbeat ?? Duration.zero : Duration.seconds(5))
     }
   })
 
 /** What building a handle needs. */
 type Requirements = NatsClient | JetStreamManager | Scope.Scope
 
-/** A constructor of handles from a binding, traced as `span`. */
-const constructor =
+/** The constructor of the handles of one kind of binding, traced as `span`. */
+const bound =
   <O extends { readonly stream: string }>(span: string, bind: (env: Env, options: O) => Binding) =>
   (options: O): Effect.Effect<ConsumerShape, NatsError.NatsError, Requirements> =>
     Effect.flatMap(environment(options.stream), (env) => handle(env, bind(env, options))).pipe(Effect.withSpan(span))
@@ -546,7 +544,7 @@ const constructor =
  * @since 0.1.0
  */
 export const durable: (options: DurableOptions) => Effect.Effect<ConsumerShape, NatsError.NatsError, Requirements> =
-  constructor("Consumer.durable", (env, options: DurableOptions) => {
+  bound("Consumer.durable", (env, options: DurableOptions) => {
     const push = options.push === true
     return {
       kind: "durable",
@@ -575,11 +573,10 @@ export const durable: (options: DurableOptions) => Effect.Effect<ConsumerShape, 
  * @since 0.1.0
  */
 export const fromConfig: (options: ConfigOptions) => Effect.Effect<ConsumerShape, NatsError.NatsError, Requirements> =
-  constructor("Consumer.fromConfig", (env, options: ConfigOptions) => {
-    const push = options.push !== undefined
-    const configured = options.push === undefined
-      ? Effect.succeed(options.config)
-      : pushConfig(env, options.config, options.push)
+  bound("Consumer.fromConfig", (env, options: ConfigOptions) => {
+    // a deliver subject in the config makes it a push consumer too
+    const push = options.push !== undefined || options.config.deliverSubject !== undefined
+    const configured = push ? pushConfig(env, options.config, options.push ?? {}) : Effect.succeed(options.config)
     return {
       kind: "config",
       push,
@@ -612,7 +609,7 @@ export const fromConfig: (options: ConfigOptions) => Effect.Effect<ConsumerShape
  * @since 0.1.0
  */
 export const ordered: (options: OrderedOptions) => Effect.Effect<ConsumerShape, NatsError.NatsError, Requirements> =
-  constructor("Consumer.ordered", (env, options: OrderedOptions) => {
+  bound("Consumer.ordered", (env, options: OrderedOptions) => {
     const config = orderedOptions(options.ordered)
     // a copy each time: nats.js writes its generated name prefix into the options
     const open = () => env.jsm.client.consumers.get(env.stream, { ...config })

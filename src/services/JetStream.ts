@@ -279,7 +279,7 @@ export const make: (options?: JetStreamOptions) => Effect.Effect<JetStreamShape,
     const contextTimeout = options.timeout === undefined
       ? undefined
       : Validation.timeoutMillis("JetStream.make", options.timeout)
-    if (typeof contextTimeout === "object") return yield* contextTimeout
+    if (NatsError.isNatsError(contextTimeout)) return yield* contextTimeout
     const client = jetstream(nats.connection, {
       ...(options.domain === undefined ? {} : { domain: options.domain }),
       ...(options.apiPrefix === undefined ? {} : { apiPrefix: options.apiPrefix }),
@@ -408,7 +408,11 @@ export class JetStream extends Context.Service<JetStream, JetStreamShape>()("eff
    *
    * @since 0.1.0
    */
-  static readonly layer: Layer.Layer<JetStream, NatsError.NatsError, NatsClient> = Layer.effect(JetStream, make())
+  static readonly layer: Layer.Layer<JetStream, never, NatsClient> = Layer.effect(
+    JetStream,
+    // without options nothing can be invalid
+    Effect.orDie(make())
+  )
 
   /**
    * The service with a JetStream domain, API prefix or default timeout.

@@ -8,6 +8,7 @@ import type { JsMsg } from "@nats-io/jetstream"
 import type { MsgHdrs } from "@nats-io/nats-core"
 import { DateTime, Duration, Effect, Result } from "effect"
 import { fromUnknown, invalidArgument } from "../internal/errors.ts"
+import * as ServerVersion from "../internal/serverVersion.ts"
 import { duration } from "../internal/validation.ts"
 import type * as NatsError from "../schemas/NatsError.ts"
 
@@ -175,9 +176,4 @@ export const make = <A>(value: A, msg: JsMsg, termReasons = false): JsEnvelope<A
  * @category predicates
  * @since 0.1.0
  */
-export const supportsTermReason = (serverVersion: string | undefined): boolean => {
-  if (serverVersion === undefined) return false
-  const [major, minor] = serverVersion.split(".").map((part) => Number.parseInt(part, 10))
-  if (major === undefined || minor === undefined || Number.isNaN(major) || Number.isNaN(minor)) return false
-  return major > 2 || (major === 2 && minor >= 11)
-}
+export const supportsTermReason: (serverVersion: string | undefined) => boolean = ServerVersion.supportsTermReason

@@ -15,6 +15,7 @@ import * as Request from "../internal/request.ts"
 import * as Serve from "../internal/serve.ts"
 import { acquire, subscribeStream } from "../internal/subscription.ts"
 import type { BridgeOptions } from "../internal/subscription.ts"
+import * as Validation from "../internal/validation.ts"
 import * as Auth from "../schemas/Auth.ts"
 import type { ConnectionEvent } from "../schemas/ConnectionEvent.ts"
 import * as Headers from "../schemas/Headers.ts"
@@ -353,7 +354,7 @@ const bridgeOptions = (options: SubscribeOptions | undefined): BridgeOptions => 
 const checkSubscribe = (core: Core.NatsCore, subject: string, options: SubscribeOptions | undefined) =>
   core.validation.pattern(subject, "subscribe") ??
     core.validation.queue(subject, options?.queue, "subscribe") ??
-    core.validation.counts("subscribe", subject, {
+    Validation.counts("subscribe", subject, {
       bufferSize: options?.bufferSize,
       maxBytes: options?.maxBytes,
       max: options?.max

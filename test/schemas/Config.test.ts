@@ -160,7 +160,7 @@ describe("ConsumerConfig schema", () => {
     )
   })
 
-  it("fromNats: omitted booleans read back as false, an unknown ack policy as explicit, a wrong shape throws", () => {
+  it("fromNats: omitted booleans read back as false, unknown ack and start policies as their nearest meaning, a wrong type throws", () => {
     const config = ConsumerConfig.fromNats(
       { durable_name: "c", ack_policy: "flow_control", deliver_policy: "new" } as NatsConsumerConfig
     )
@@ -172,10 +172,16 @@ describe("ConsumerConfig schema", () => {
       memoryStorage: false,
       flowControl: false
     })
-    assert.throws(
-      () => ConsumerConfig.fromNats({ deliver_policy: "by_start_sequence" } as NatsConsumerConfig),
-      /opt_start_seq/
+    // an incomplete or unknown start position reads as before the Schema: sequence 1, all messages
+    assert.deepStrictEqual(
+      ConsumerConfig.fromNats({ deliver_policy: "by_start_sequence" } as NatsConsumerConfig).deliverPolicy,
+      ConsumerConfig.deliver.startSequence(1)
     )
+    assert.deepStrictEqual(
+      ConsumerConfig.fromNats({ deliver_policy: "by_something_new" } as unknown as NatsConsumerConfig).deliverPolicy,
+      ConsumerConfig.deliver.all
+    )
+    assert.throws(() => ConsumerConfig.fromNats({ max_deliver: "many" } as unknown as NatsConsumerConfig))
   })
 })
 

@@ -792,6 +792,23 @@ describe("NatsClient (dedicated servers)", () => {
       assert.isFalse(nc.connection.isClosed())
     }))
 
+  it.live("an outage's events come in order: Disconnected, Reconnecting (attempts 1, 2, ...), Reconnected", () =>
+    Effect.gen(function*() {
+      const server = yield* NatsServer.make({ jetstream: false })
+      const nc = yield* client(server.url, { reconnectSchedule: Schedule.spaced("100 millis") })
+      const events = yield* recordEvents(nc)
+      yield* server.stop()
+      yield* events.waitFor((e) => e._tag === "Reconnecting" && e.attempt === 2)
+      yield* server.start()
+      yield* events.waitFor((e) => e._tag === "Reconnected")
+      const outage = tags(events.seen).filter((t) => t !== "ServersUpdated")
+      const firstReconnecting = outage.indexOf("Reconnecting")
+      assert.strictEqual(outage[0], "Disconnected", JSON.stringify(outage))
+      assert.strictEqual(outage.filter((t) => t === "Disconnected").length, 1, JSON.stringify(outage))
+      assert.isAbove(firstReconnecting, 0)
+      assert.strictEqual(outage.at(-1), "Reconnected")
+    }))
+
   it.live("an exhausted reconnect schedule closes the connection: everything fails with ConnectionClosed", () =>
     Effect.gen(function*() {
       const server = yield* NatsServer.make({ jetstream: false })
