@@ -215,7 +215,8 @@ export interface JetStreamShape {
    *
    * Stopping early (interruption, `Stream.take`...) stops sending; acks in
    * flight are ignored (every promise has its handlers, nothing leaks as an
-   * unhandled rejection).
+   * unhandled rejection). An invalid `window` or `timeout` fails the stream
+   * with `NatsError` (reason `InvalidArgument`) before anything is sent.
    */
   readonly publishAll: <E2 = never, R = never>(
     messages: Iterable<OutgoingMessage> | Stream.Stream<OutgoingMessage, E2, R>,
