@@ -47,7 +47,11 @@ const story = Effect.gen(function*() {
   yield* Console.log(`${rpc.calls} sequential calls: p50 ${rpc.p50_ms.toFixed(3)} ms, p99 ${rpc.p99_ms.toFixed(3)} ms`)
   yield* Console.log(`unknown product -> ${rpc.unknown}`)
   const none = yield* Rpc.call(Pricing.PriceLookup, { product_id: "p-1" }).pipe(Effect.flip)
-  yield* Console.log(`with no responder -> ${none._tag === "NatsError" ? none.reason._tag : none._tag}`)
+  yield* Console.log(
+    `with no responder -> ${
+      none instanceof Pricing.PriceError ? "PriceError" : none._tag === "NatsError" ? none.reason._tag : none._tag
+    }`
+  )
 
   yield* chapter("5. Surviving a server restart")
   yield* Effect.scoped(Effect.gen(function*() {

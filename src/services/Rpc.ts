@@ -42,6 +42,31 @@ export interface Endpoint<Req, Res, Err> {
   readonly request: Codec.Codec<Req>
   readonly response: Codec.Codec<Res>
   readonly error: Codec.Codec<Err> | undefined
+  /**
+   * Whether a reply without the `Nats-Rpc-Error` header may carry the typed
+   * error in its body (see `EndpointOptions.errorInBody`).
+   */
+  readonly errorInBody: boolean
+}
+
+/**
+ * Options of an endpoint.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface EndpointOptions {
+  /**
+   * Responders that are not effect-nats (the article's Go service, say) put
+   * their errors in the reply body, such as `{ "price": 0, "error": "..." }`,
+   * without the `Nats-Rpc-Error` header. With `errorInBody`, `call` decodes a
+   * reply without the header with the error schema first: a body it accepts
+   * is the typed error, any other is decoded as the response. Give an error
+   * schema that only error bodies satisfy (a required `error` field, say).
+   * `serve` sends typed errors encoded by the error schema either way, with
+   * the header, so both kinds of callers read them. Default `false`.
+   */
+  readonly errorInBody?: boolean | undefined
 }
 
 /**
@@ -67,12 +92,14 @@ export const make = <ReqA, ReqI, ResA, ResI, ErrA = never, ErrI = never>(
     readonly request: Schema.Codec<ReqA, ReqI>
     readonly response: Schema.Codec<ResA, ResI>
     readonly error?: Schema.Codec<ErrA, ErrI> | undefined
-  }
+  },
+  options?: EndpointOptions
 ): Endpoint<ReqA, ResA, ErrA> => ({
   subject,
   request: Codec.json(schemas.request),
   response: Codec.json(schemas.response),
-  error: schemas.error === undefined ? undefined : Codec.json(schemas.error)
+  error: schemas.error === undefined ? undefined : Codec.json(schemas.error),
+  errorInBody: options?.errorInBody === true
 })
 
 /**
@@ -85,12 +112,13 @@ export const fromCodecs = <Req, Res, Err = never>(subject: string, codecs: {
   readonly request: Codec.Codec<Req>
   readonly response: Codec.Codec<Res>
   readonly error?: Codec.Codec<Err> | undefined
-}): Endpoint<Req, Res, Err> => ({
+}, options?: EndpointOptions): Endpoint<Req, Res, Err> => ({
   subject,
   // guarded: what a codec throws is a failure of that payload
   request: Codec.fromInput(codecs.request),
   response: Codec.fromInput(codecs.response),
-  error: codecs.error === undefined ? undefined : Codec.fromInput(codecs.error)
+  error: codecs.error === undefined ? undefined : Codec.fromInput(codecs.error),
+  errorInBody: options?.errorInBody === true
 })
 
 /**
@@ -112,11 +140,13 @@ export const call = <Req, Res, Err>(
     return Effect.flatMap(
       client.request(endpoint.subject, payload.success, options),
       (msg): Effect.Effect<Res, Err | NatsError.NatsError | Codec.DecodeError> => {
-        if (msg.headers?.get(RpcErrorHeader) === "1" && endpoint.error !== undefined) {
-          const error = endpoint.error.decode(msg.data)
-          return Result.isSuccess(error)
-            ? Effect.fail(error.success)
-            : Effect.fail(Codec.withSubject(error.failure, endpoint.subject))
+        if (endpoint.error !== undefined) {
+          const marked = msg.headers?.get(RpcErrorHeader) === "1"
+          if (marked || endpoint.errorInBody) {
+            const error = endpoint.error.decode(msg.data)
+            if (Result.isSuccess(error)) return Effect.fail(error.success)
+            if (marked) return Effect.fail(Codec.withSubject(error.failure, endpoint.subject))
+          }
         }
         const response = endpoint.response.decode(msg.data)
         return Result.isSuccess(response)
