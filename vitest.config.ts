@@ -7,6 +7,8 @@ export default defineConfig({
     hookTimeout: 60_000,
     // Each test file starts its own nats-server(s) on free ports; two cores.
     fileParallelism: true,
-    maxWorkers: 2
+    maxWorkers: 2,
+    // The library logs through Effect's Logger (connection events, retries...): shown for failed tests only.
+    silent: "passed-only"
   }
 })

@@ -139,3 +139,30 @@ export * as Subject from "./schemas/Subject.ts"
  * @since 0.1.0
  */
 export * as TypedSubject from "./services/TypedSubject.ts"
+
+/**
+ * The nats.js types that appear in effect-nats signatures (raw connections,
+ * messages, headers, consumers, infos and wire configurations), so that a
+ * program needs no nats.js import of its own to name them.
+ *
+ * @since 0.1.0
+ */
+export type { ConnectionOptions, Msg, MsgHdrs, NatsConnection, Payload } from "@nats-io/nats-core"
+
+/**
+ * The nats.js JetStream types that appear in effect-nats signatures, the
+ * ambiguous ones prefixed with `Nats`.
+ *
+ * @since 0.1.0
+ */
+export type {
+  Consumer as NatsConsumer,
+  ConsumerConfig as NatsConsumerConfig,
+  ConsumerInfo as NatsConsumerInfo,
+  JetStreamClient,
+  JetStreamManager as NatsJetStreamManager,
+  JsMsg,
+  PushConsumer,
+  StreamConfig as NatsStreamConfig,
+  StreamInfo as NatsStreamInfo
+} from "@nats-io/jetstream"
