@@ -25,6 +25,12 @@ export interface LocalNatsOptions {
  * node of a cluster). Both are released with the layer: the client drains
  * first, then the server stops.
  *
+ * @example
+ * ```ts
+ * // a client on a throwaway nats-server, both released with the layer
+ * program.pipe(Effect.provide(LocalNats.layer({ server: { cluster: 3 } })))
+ * ```
+ *
  * @category layers
  * @since 0.1.0
  */

@@ -1172,6 +1172,17 @@ export const make: (options?: NatsServerOptions) => Effect.Effect<NatsServerShap
  * benchmarks.
  *
  * @since 0.1.0
+ * @example
+ * ```ts
+ * layer(NatsServer.layer({ cluster: 3 }))("failover", (it) => {
+ *   it.effect("a node goes away", () =>
+ *     Effect.gen(function*() {
+ *       const server = yield* NatsServer.NatsServer
+ *       yield* server.kill(1)
+ *     }))
+ * })
+ * ```
+ *
  * @category services
  */
 export class NatsServer extends Context.Service<NatsServer, NatsServerShape>()("effect-nats/NatsServer") {

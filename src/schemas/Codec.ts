@@ -266,6 +266,12 @@ guarded.add(bytes)
  * `SyntaxError`. Nothing throws: a payload nested so deeply that a recursive
  * Schema overflows the stack is a `DecodeError` like any other.
  *
+ * @example
+ * ```ts
+ * const Orders = Codec.json(Schema.Struct({ id: Schema.String }))
+ * Orders.decode(new TextEncoder().encode('{"id":"o-1"}')) // Result.succeed({ id: "o-1" })
+ * ```
+ *
  * @category codecs
  * @since 0.1.0
  */

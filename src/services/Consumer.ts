@@ -519,8 +519,14 @@ const pushConfig = (
     }
   })
 
-/** What building a handle needs. */
-type Requirements = NatsClient | JetStreamManager | Scope.Scope
+/**
+ * What building a consumer handle needs: the connection, the JetStream
+ * manager it is made through (on that connection), and the scope it lives in.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Requirements = NatsClient | JetStreamManager | Scope.Scope
 
 /** The constructor of the handles of one kind of binding, traced as `span`. */
 const bound =

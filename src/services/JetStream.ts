@@ -400,6 +400,16 @@ export const make: (options?: JetStreamOptions) => Effect.Effect<JetStreamShape,
 /**
  * The JetStream publishing service.
  *
+ * @example
+ * ```ts
+ * const program = Effect.gen(function*() {
+ *   const js = yield* JetStream.JetStream
+ *   const ack = yield* js.publish("orders.created", payload, { msgId: "o-1" })
+ *   yield* js.publishAll(messages, { window: 256 }).pipe(Stream.runDrain)
+ * })
+ * program.pipe(Effect.provide(JetStream.JetStream.layer), Effect.provide(NatsLive))
+ * ```
+ *
  * @category services
  * @since 0.1.0
  */

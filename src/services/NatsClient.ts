@@ -228,6 +228,8 @@ export interface NatsClientShape {
    * The connection's shared parts (request inbox, validation, limits) that
    * the other services of effect-nats build on. Internal: its shape may
    * change between releases.
+   *
+   * @internal
    */
   readonly core: Core.NatsCore
   /** Publish a message. Invalid subjects and oversize payloads fail before anything is sent. */
@@ -421,6 +423,17 @@ export const make: (
 
 /**
  * The NATS connection service.
+ *
+ * @example
+ * ```ts
+ * const NatsLive = NatsClient.NatsClient.layer({ servers: "nats://127.0.0.1:4222", name: "orders" })
+ * const program = Effect.gen(function*() {
+ *   const nats = yield* NatsClient.NatsClient
+ *   yield* nats.publish("orders.created", "o-1")
+ *   const reply = yield* nats.request("pricing.lookup", "p-1", { timeout: "2 seconds" })
+ * })
+ * program.pipe(Effect.provide(NatsLive))
+ * ```
  *
  * @category services
  * @since 0.1.0

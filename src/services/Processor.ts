@@ -419,6 +419,11 @@ export const make = <A, E, R>(
  * recovered), the error is logged; to react to it, use `make` and join the
  * returned fiber.
  *
+ * @example
+ * ```ts
+ * const Worker = Processor.layer({ consumer, codec: Order, handler: charge, concurrency: 8 })
+ * ```
+ *
  * @category layers
  * @since 0.1.0
  */

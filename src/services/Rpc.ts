@@ -126,6 +126,13 @@ export const fromCodecs = <Req, Res, Err = never>(subject: string, codecs: {
  * Fails with the endpoint's typed error when the handler failed with it.
  * Traced by the request's `NatsClient.request` span (one span per call).
  *
+ * @example
+ * ```ts
+ * const price = yield* Rpc.call(PriceLookup, { sku: "p-1" }, { timeout: "2 seconds" }).pipe(
+ *   Effect.catchTag("UnknownSku", () => Effect.succeed({ sku: "p-1", cents: 0 }))
+ * )
+ * ```
+ *
  * @category calling
  * @since 0.1.0
  */
@@ -166,6 +173,11 @@ const typedErrorReply = (payload: Uint8Array): Reply => {
  * Serves an endpoint until the scope closes (see `NatsClient.serve` for queue
  * groups and concurrency). Returns once the responder is registered on the
  * server; the returned fiber fails if the responder stops.
+ *
+ * @example
+ * ```ts
+ * yield* Rpc.serve(PriceLookup, ({ sku }) => lookup(sku), { queue: "pricing", concurrency: 8 })
+ * ```
  *
  * @category serving
  * @since 0.1.0

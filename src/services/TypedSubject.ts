@@ -217,6 +217,14 @@ const logAndSkip = (error: Codec.DecodeError, msg: Msg): Effect.Effect<void> =>
  * Subscribes to a typed subject (a template subscribes to its pattern) and
  * streams decoded envelopes.
  *
+ * @example
+ * ```ts
+ * const OrderEvents = TypedSubject.make(Subject.template("orders.{orderId}.{event}"), Order)
+ * TypedSubject.subscribe(OrderEvents).pipe(
+ *   Stream.runForEach((e) => Effect.log(e.params.orderId, e.params.event, e.value))
+ * )
+ * ```
+ *
  * @category subscribing
  * @since 0.1.0
  */
