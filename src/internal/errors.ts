@@ -10,12 +10,21 @@ import * as NatsError from "../schemas/NatsError.ts"
 /**
  * The fields of a reason without those that are `undefined` (optional fields
  * are then absent, not present as `undefined`: errors print and compare as
- * their fields say).
+ * their fields say), text fields as strings (building an error never throws).
  */
 export const defined = <T extends object>(fields: T): T => {
-  for (const key of Object.keys(fields) as Array<keyof T>) if (fields[key] === undefined) delete fields[key]
+  const record = fields as Record<string, unknown>
+  for (const key of Object.keys(record)) {
+    const value = record[key]
+    if (value === undefined) delete record[key]
+    // a subject (or name) that came from plain JavaScript as another type: the error still builds
+    else if (textFields.has(key) && typeof value !== "string") record[key] = String(value)
+  }
   return fields
 }
+
+/** The fields of reasons that are strings (their Schemas check it when an error is built). */
+const textFields = new Set(["message", "operation", "subject", "queue", "stream", "consumer", "field"])
 
 /** A `NatsError` with the given reason. */
 export const natsError = (reason: NatsError.NatsErrorReason): NatsError.NatsError =>

@@ -71,6 +71,9 @@ export const make = (core: NatsCore): Publisher => {
   ): NatsError.NatsError | undefined => {
     const invalid = validSubject(subject, "publish")
     if (invalid !== undefined) return invalid
+    if (payload !== undefined && typeof payload !== "string" && !(payload instanceof Uint8Array)) {
+      return size(subject, payload, undefined, "publish")
+    }
     let natsOptions: { headers?: MsgHdrs; reply?: string } | undefined
     if (options !== undefined) {
       if (options.reply !== undefined) {

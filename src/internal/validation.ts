@@ -24,6 +24,12 @@ const CACHE_SIZE = 4096
  */
 export const MAX_CONTROL_BYTES = 4096 - 64
 
+/** What is wrong with a payload's type, if anything (plain JavaScript can pass anything). */
+export const payloadProblem = (payload: unknown): string | undefined =>
+  payload === undefined || typeof payload === "string" || payload instanceof Uint8Array
+    ? undefined
+    : `a payload must be a string or a Uint8Array, got ${payload === null ? "null" : typeof payload}`
+
 /** UTF-8 bytes of a string, computed only when its length leaves room for doubt. */
 const bytesOver = (s: string, limit: number): boolean => s.length * 3 > limit && Buffer.byteLength(s) > limit
 
@@ -87,6 +93,7 @@ const payloadSize = (payload: Payload | undefined): number =>
   payload === undefined ? 0 : typeof payload === "string" ? Buffer.byteLength(payload) : payload.length
 
 const queueProblem = (queue: string): string | undefined => {
+  if (typeof queue !== "string") return "must be a string"
   if (queue.length === 0) return "must not be empty"
   for (let i = 0; i < queue.length; i++) {
     const c = queue.charCodeAt(i)
@@ -211,6 +218,8 @@ export const make = (maxPayload: () => number): Validation => {
     headers: MsgHdrs | undefined,
     operation: string
   ): NatsError.NatsError | undefined => {
+    const wrongType = payloadProblem(payload)
+    if (wrongType !== undefined) return invalidArgument(operation, `${wrongType} (subject ${s})`, { subject: s })
     const max = maxPayload()
     const bytes = payloadSize(payload)
     // without headers the payload's size decides (no encoding)

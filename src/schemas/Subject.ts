@@ -92,6 +92,8 @@ const badCharMessage = (kind: string, s: string, i: number): string => {
  */
 const validate = (s: string, wildcards: boolean): string | undefined => {
   const kind = wildcards ? "subject pattern" : "subject"
+  // from plain JavaScript anything can come
+  if (typeof s !== "string") return `Invalid ${kind}: must be a string, got ${typeof s}`
   const len = s.length
   if (len === 0) return `Invalid ${kind}: must not be empty`
   let start = 0
@@ -161,6 +163,7 @@ export const validatePattern = (pattern: string): string | undefined => validate
  * @since 0.1.0
  */
 export const validateToken = (token: string): string | undefined => {
+  if (typeof token !== "string") return `Invalid subject token: must be a string, got ${typeof token}`
   const len = token.length
   if (len === 0) return "Invalid subject token: must not be empty"
   if (len === 1) {

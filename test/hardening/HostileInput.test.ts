@@ -189,6 +189,27 @@ describe("hostile input", () => {
         assert.strictEqual(seen._tag, "None")
       }))
 
+    it.effect("values of the wrong type from plain JavaScript are typed failures, before anything is sent", () =>
+      Effect.gen(function*() {
+        const nats = yield* NatsClient.NatsClient
+        const js = yield* JetStream.JetStream
+        const before = nats.connection.stats().outMsgs
+        const anything = <A>(u: unknown) => u as A
+        assert.strictEqual(reasonOf(yield* Effect.flip(nats.publish(anything(42), "x"))), "InvalidSubject")
+        assert.strictEqual(reasonOf(yield* Effect.flip(nats.publish("hostile.t", anything(42)))), "InvalidArgument")
+        assert.strictEqual(
+          reasonOf(yield* Effect.flip(nats.request("hostile.t", anything({ a: 1 })))),
+          "InvalidArgument"
+        )
+        assert.strictEqual(reasonOf(yield* Effect.flip(js.publish("hostile.t", anything(null)))), "InvalidArgument")
+        assert.strictEqual(reasonOf(yield* Effect.flip(nats.subscribeScoped(anything(undefined)))), "InvalidSubject")
+        assert.strictEqual(
+          reasonOf(yield* Effect.flip(nats.subscribeScoped("hostile.t", { queue: anything(7) }))),
+          "InvalidArgument"
+        )
+        assert.strictEqual(nats.connection.stats().outMsgs, before)
+      }))
+
     it.effect("counts and durations taken on trust before are InvalidArgument naming the option", () =>
       Effect.gen(function*() {
         const nats = yield* NatsClient.NatsClient
