@@ -46,6 +46,48 @@ export interface RequestMux {
 /** How the shared inbox ended every pending request. */
 type End = { readonly _tag: "Closed" } | { readonly _tag: "Lost"; readonly cause: unknown }
 
+/** A request waiting for its reply: one object per request (its timer aside). */
+class Pending {
+  readonly operation: string
+  readonly subject: string
+  readonly timeoutMillis: number
+  readonly done: (outcome: Outcome) => void
+  timer: ReturnType<typeof setTimeout> | undefined = undefined
+
+  constructor(operation: string, subject: string, timeoutMillis: number, done: (outcome: Outcome) => void) {
+    this.operation = operation
+    this.subject = subject
+    this.timeoutMillis = timeoutMillis
+    this.done = done
+  }
+
+  /** Fails with what was thrown or reported, named after the operation. */
+  fail(cause: unknown): void {
+    clearTimeout(this.timer)
+    this.done({
+      _tag: "Failed",
+      error: fromUnknown(cause, { operation: this.operation, subject: this.subject, timeoutMillis: this.timeoutMillis })
+    })
+  }
+
+  settle(outcome: Outcome | End): void {
+    clearTimeout(this.timer)
+    switch (outcome._tag) {
+      case "Closed":
+        return this.done({
+          _tag: "Failed",
+          error: connectionClosed(this.operation, `the connection closed before a reply on ${this.subject}`, {
+            subject: this.subject
+          })
+        })
+      case "Lost":
+        return this.fail(outcome.cause)
+      default:
+        return this.done(outcome)
+    }
+  }
+}
+
 /**
  * The mux of a connection: made once per connection (by the client's core),
  * shared by core requests and JetStream publishes. The inbox subscription is
@@ -55,16 +97,12 @@ export const make = (nc: NatsConnection, inboxPrefix: string | undefined): Reque
   let subscription: Subscription | undefined
   let prefix = ""
   let next = 0
-  interface Pending {
-    readonly subject: string
-    readonly done: (outcome: Outcome | End) => void
-  }
   const pending = new Map<string, Pending>()
 
   const endAll = (end: End) => {
     const waiting = [...pending.values()]
     pending.clear()
-    for (const entry of waiting) entry.done(end)
+    for (const entry of waiting) entry.settle(end)
   }
 
   const subscribe = () => {
@@ -79,7 +117,7 @@ export const make = (nc: NatsConnection, inboxPrefix: string | undefined): Reque
         if (entry === undefined) return // timed out or cancelled: the late reply is dropped
         pending.delete(token)
         // the server answers 503 with no payload when nobody listens on the subject
-        entry.done(
+        entry.settle(
           msg.data.length === 0 && msg.headers?.code === 503 ? { _tag: "NoResponders" } : { _tag: "Reply", msg }
         )
       }
@@ -101,39 +139,20 @@ export const make = (nc: NatsConnection, inboxPrefix: string | undefined): Reque
     for (const [token, entry] of pending) {
       if (entry.subject !== subject) continue
       pending.delete(token)
-      entry.done({ _tag: "Lost", cause })
+      entry.fail(cause)
     }
   }
 
   return {
     refused,
     send: (operation, subject, payload, headers, timeoutMillis, done) => {
-      const failed = (cause: unknown): Outcome => ({
-        _tag: "Failed",
-        error: fromUnknown(cause, { operation, subject, timeoutMillis })
-      })
       const token = (next++).toString(36)
+      const entry = new Pending(operation, subject, timeoutMillis, done)
       // setTimeout fires at once beyond 2^31 - 1 ms: longer timeouts are capped (about 24.8 days)
-      const timer = setTimeout(() => {
-        if (pending.delete(token)) done(failed(new TimeoutError()))
+      entry.timer = setTimeout(() => {
+        if (pending.delete(token)) entry.fail(new TimeoutError())
       }, Math.min(timeoutMillis, 2_147_483_647))
-      pending.set(token, {
-        subject,
-        done: (outcome) => {
-          clearTimeout(timer)
-          switch (outcome._tag) {
-            case "Closed":
-              return done({
-                _tag: "Failed",
-                error: connectionClosed(operation, `the connection closed before a reply on ${subject}`, { subject })
-              })
-            case "Lost":
-              return done(failed(outcome.cause))
-            default:
-              return done(outcome)
-          }
-        }
-      })
+      pending.set(token, entry)
       try {
         subscribe()
         nc.publish(
@@ -142,12 +161,11 @@ export const make = (nc: NatsConnection, inboxPrefix: string | undefined): Reque
           headers === undefined ? { reply: prefix + token } : { reply: prefix + token, headers }
         )
       } catch (cause) {
-        clearTimeout(timer)
         pending.delete(token)
-        done(failed(cause))
+        entry.fail(cause)
       }
       return () => {
-        clearTimeout(timer)
+        clearTimeout(entry.timer)
         pending.delete(token)
       }
     }

@@ -37,8 +37,13 @@ const send = (msg: Msg, reply: Reply | void): void => {
  * when it fails or dies. An interrupted handler sends nothing (the caller
  * times out). A failure to answer is logged.
  */
-const respond = <E, R>(subject: string, handler: (msg: Msg) => Effect.Effect<Reply | void, E, R>) => (msg: Msg) =>
-  effectOf(`the handler for ${subject}`, () => handler(msg)).pipe(
+const respond = <E, R>(subject: string, handler: (msg: Msg) => Effect.Effect<Reply | void, E, R>) => {
+  const what = `the handler for ${subject}`
+  return (msg: Msg) => answer(msg, subject, effectOf(what, () => handler(msg)))
+}
+
+const answer = <E, R>(msg: Msg, subject: string, handled: Effect.Effect<Reply | void, E, R>) =>
+  handled.pipe(
     Effect.matchCauseEffect({
       onSuccess: (reply) => {
         const problem = headersProblem(reply)

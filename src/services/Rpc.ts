@@ -187,8 +187,9 @@ export const serve = <Req, Res, Err, R>(
   handler: (request: Req, msg: Msg) => Effect.Effect<Res, Err, R>,
   options?: ServeOptions
 ): Effect.Effect<Fiber.Fiber<void, NatsError.NatsError>, NatsError.NatsError, NatsClient | Scope.Scope | R> =>
-  NatsClient.use((client) =>
-    client.serve(endpoint.subject, (msg) => {
+  NatsClient.use((client) => {
+    const what = `the handler of ${endpoint.subject}`
+    return client.serve(endpoint.subject, (msg) => {
       const request = endpoint.request.decode(msg.data)
       if (Result.isFailure(request)) {
         return Effect.as(
@@ -196,7 +197,7 @@ export const serve = <Req, Res, Err, R>(
           serviceErrorReply(400, `undecodable request: ${request.failure.message}`)
         )
       }
-      return effectOf(`the handler of ${endpoint.subject}`, () => handler(request.success, msg)).pipe(
+      return effectOf(what, () => handler(request.success, msg)).pipe(
         Effect.matchCauseEffect({
           onSuccess: (response) => {
             const encoded = endpoint.response.encode(response)
@@ -218,4 +219,4 @@ export const serve = <Req, Res, Err, R>(
         })
       )
     }, options)
-  )
+  })
