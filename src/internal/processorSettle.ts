@@ -56,6 +56,47 @@ const describe = <E>(failure: Failure<E>): string => {
   }
 }
 
+/** What `decide` says (retry when it throws or answers something else: the message comes back). */
+const decisionOf = <A, E, R>(
+  options: SettleOptions<A, E, R>,
+  envelope: JsEnvelope.JsEnvelope<A>,
+  failure: Failure<E>
+): Decision => {
+  if (options.decide === undefined) return "retry"
+  try {
+    const decision: unknown = options.decide(failure, envelope)
+    return decision === "term" || decision === "deadLetter" || decision === "retry" ? decision : "retry"
+  } catch {
+    return "retry"
+  }
+}
+
+/** The handler's outcome: `undefined` for success, else why it did not succeed. */
+const runHandler = <A, E, R>(
+  options: SettleOptions<A, E, R>,
+  envelope: JsEnvelope.JsEnvelope<A>
+): Effect.Effect<Failure<E> | undefined, never, R> => {
+  const timeout = options.handlerTimeout
+  const handled = Effect.as(effectOf("the handler", () => options.handler(envelope.value, envelope)), undefined)
+  const bounded: Effect.Effect<Failure<E> | undefined, E, R> = timeout === undefined ? handled : handled.pipe(
+    Effect.timeoutOrElse({
+      duration: timeout,
+      orElse: () => Effect.succeed<Failure<E>>({ _tag: "TimedOut", after: timeout })
+    })
+  )
+  return Effect.catchCause(bounded, (cause): Effect.Effect<Failure<E>> => {
+    // Interrupted by the shutdown: let the interruption through (the
+    // message is nak'ed). Any other interruption is a failure.
+    if (Cause.hasInterruptsOnly(cause) && options.shuttingDown()) return Effect.failCause(cause) as never
+    const failure = Cause.findErrorOption(cause)
+    return Effect.succeed(
+      Option.isSome(failure)
+        ? { _tag: "Failed", error: failure.value }
+        : { _tag: "Died", defect: Cause.squash(cause) }
+    )
+  })
+}
+
 /** The settling functions of one processor. */
 export const makeSettler = <A, E, R>(options: SettleOptions<A, E, R>) => {
   const { ackWaitMillis, maxDeliver, metrics } = options
@@ -118,19 +159,8 @@ export const makeSettler = <A, E, R>(options: SettleOptions<A, E, R>) => {
     )
   }
 
-  /** What `decide` says (retry when it throws or answers something else: the message comes back). */
-  const decisionOf = (envelope: JsEnvelope.JsEnvelope<A>, failure: Failure<E>): Decision => {
-    if (options.decide === undefined) return "retry"
-    try {
-      const decision: unknown = options.decide(failure, envelope)
-      return decision === "term" || decision === "deadLetter" || decision === "retry" ? decision : "retry"
-    } catch {
-      return "retry"
-    }
-  }
-
   const onFailure = (envelope: JsEnvelope.JsEnvelope<A>, failure: Failure<E>) => {
-    const decision = decisionOf(envelope, failure)
+    const decision = decisionOf(options, envelope, failure)
     const error = describe(failure)
     switch (decision) {
       case "term":
@@ -143,29 +173,6 @@ export const makeSettler = <A, E, R>(options: SettleOptions<A, E, R>) => {
       case "retry":
         return retry(envelope, failure, error)
     }
-  }
-
-  /** The handler's outcome: `undefined` for success, else why it did not succeed. */
-  const runHandler = (envelope: JsEnvelope.JsEnvelope<A>): Effect.Effect<Failure<E> | undefined, never, R> => {
-    const timeout = options.handlerTimeout
-    const handled = Effect.as(effectOf("the handler", () => options.handler(envelope.value, envelope)), undefined)
-    const bounded: Effect.Effect<Failure<E> | undefined, E, R> = timeout === undefined ? handled : handled.pipe(
-      Effect.timeoutOrElse({
-        duration: timeout,
-        orElse: () => Effect.succeed<Failure<E>>({ _tag: "TimedOut", after: timeout })
-      })
-    )
-    return Effect.catchCause(bounded, (cause): Effect.Effect<Failure<E>> => {
-      // Interrupted by the shutdown: let the interruption through (the
-      // message is nak'ed). Any other interruption is a failure.
-      if (Cause.hasInterruptsOnly(cause) && options.shuttingDown()) return Effect.failCause(cause) as never
-      const failure = Cause.findErrorOption(cause)
-      return Effect.succeed(
-        Option.isSome(failure)
-          ? { _tag: "Failed", error: failure.value }
-          : { _tag: "Died", defect: Cause.squash(cause) }
-      )
-    })
   }
 
   const couldNotSettle = (msg: JsMsg, error: unknown) =>
@@ -192,7 +199,7 @@ export const makeSettler = <A, E, R>(options: SettleOptions<A, E, R>) => {
     const decoded = Decode.payload(options.codec, msg)
     if (Result.isFailure(decoded)) return deadLetter(msg, "decode", decoded.failure.message, "decode_failed")
     const envelope = envelopeOf(decoded.success, msg)
-    return Effect.flatMap(runHandler(envelope), (failure) =>
+    return Effect.flatMap(runHandler(options, envelope), (failure) =>
       failure === undefined
         ? ack(envelope)
         : Effect.catch(onFailure(envelope, failure), (e) => couldNotSettle(msg, e)))
