@@ -33,6 +33,13 @@ export * as ConnectionEvent from "./schemas/ConnectionEvent.ts"
 export * as Headers from "./schemas/Headers.ts"
 
 /**
+ * TLS settings of a connection: CA, client certificate (mutual TLS), minimum version, server name.
+ *
+ * @since 0.1.0
+ */
+export * as Tls from "./schemas/Tls.ts"
+
+/**
  * Typed JetStream stream configuration.
  *
  * @since 0.1.0

@@ -11,9 +11,12 @@
 import type { ConnectionOptions } from "@nats-io/nats-core"
 import { credsAuthenticator, nkeyAuthenticator, nkeys } from "@nats-io/nats-core"
 import type { Duration } from "effect"
-import { Redacted, Result } from "effect"
+import { Effect, Redacted, Result } from "effect"
+import * as Crypto from "node:crypto"
+import * as FsP from "node:fs/promises"
 import * as Auth from "../schemas/Auth.ts"
 import type * as NatsError from "../schemas/NatsError.ts"
+import type * as Tls from "../schemas/Tls.ts"
 import type { NatsClientOptions } from "../services/NatsClient.ts"
 import { invalidArgument } from "./errors.ts"
 import { duration } from "./validation.ts"
@@ -146,6 +149,84 @@ export const resolve = (options: NatsClientOptions): Result.Result<Resolved, Nat
       : duration(operation, "pingInterval", options.pingInterval, 0)
   }).pipe(Result.map((durations) => ({ servers: servers.success.urls, auth, ...durations })))
 }
+
+// -----------------------------------------------------------------------------
+// TLS
+// -----------------------------------------------------------------------------
+
+/** nats.js' TLS options, with the Node options it hands to `tls.connect`. */
+export interface NatsTls {
+  readonly ca?: string
+  readonly cert?: string
+  readonly key?: string
+  readonly minVersion: "TLSv1.2" | "TLSv1.3"
+  readonly servername?: string
+}
+
+/** The contents of a PEM option: read from its file, or given; `undefined` when neither. */
+const pem = (
+  name: string,
+  file: string | undefined,
+  contents: string | undefined
+): Effect.Effect<string | undefined, NatsError.NatsError> => {
+  if (file !== undefined && contents !== undefined) {
+    return Effect.fail(invalidArgument(operation, `tls: give ${name}File or ${name}, not both`))
+  }
+  if (file === undefined) return Effect.succeed(contents)
+  return Effect.tryPromise({
+    try: () => FsP.readFile(file, "utf8"),
+    catch: (cause) =>
+      invalidArgument(
+        operation,
+        `tls.${name}File: cannot read ${file} (${(cause as { readonly code?: string }).code ?? String(cause)})`
+      )
+  })
+}
+
+const certificate = (text: string, name: string): Effect.Effect<Crypto.X509Certificate, NatsError.NatsError> =>
+  Effect.try({
+    try: () => new Crypto.X509Certificate(text),
+    catch: () => invalidArgument(operation, `tls.${name}: not a PEM certificate`)
+  })
+
+/**
+ * The TLS options checked: files readable, certificates and the key parse,
+ * the key is the certificate's (never the key's text in a message).
+ */
+export const resolveTls = (tls: Tls.Tls | undefined): Effect.Effect<NatsTls | undefined, NatsError.NatsError> =>
+  tls === undefined ? Effect.succeed(undefined) : Effect.gen(function*() {
+    if (tls.minVersion !== undefined && tls.minVersion !== "TLSv1.2" && tls.minVersion !== "TLSv1.3") {
+      return yield* invalidArgument(
+        operation,
+        `tls.minVersion must be TLSv1.2 or TLSv1.3, got ${String(tls.minVersion)}`
+      )
+    }
+    const ca = yield* pem("ca", tls.caFile, tls.ca)
+    const cert = yield* pem("cert", tls.certFile, tls.cert)
+    const key = yield* pem("key", tls.keyFile, tls.key === undefined ? undefined : Redacted.value(tls.key))
+    if (ca !== undefined) yield* certificate(ca, "ca")
+    if ((cert === undefined) !== (key === undefined)) {
+      return yield* invalidArgument(operation, "tls: a client certificate and its key go together")
+    }
+    if (cert !== undefined && key !== undefined) {
+      const x509 = yield* certificate(cert, "cert")
+      const privateKey = yield* Effect.try({
+        try: () => Crypto.createPrivateKey(key),
+        catch: () => invalidArgument(operation, "tls.key: not a PEM private key")
+      })
+      if (!x509.checkPrivateKey(privateKey)) {
+        return yield* invalidArgument(operation, "tls.key: not the private key of tls.cert")
+      }
+    }
+    const resolved: NatsTls = {
+      ...(ca === undefined ? {} : { ca }),
+      ...(cert === undefined ? {} : { cert }),
+      ...(key === undefined ? {} : { key }),
+      minVersion: tls.minVersion ?? "TLSv1.2",
+      ...(tls.serverName === undefined ? {} : { servername: tls.serverName })
+    }
+    return resolved
+  })
 
 /** The nats.js options of the credentials. */
 export const authOptions = (auth: Auth.Auth | undefined): Partial<ConnectionOptions> => {

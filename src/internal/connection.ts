@@ -61,6 +61,7 @@ export const defaultReconnectSchedule: Schedule.Schedule<unknown, unknown> = Sch
 const natsOptions = (
   options: NatsClientOptions,
   resolved: ConnectOptions.Resolved,
+  tls: ConnectOptions.NatsTls | undefined,
   driver: ReconnectDriver,
   onDial: () => void
 ): ConnectionOptions => ({
@@ -75,6 +76,7 @@ const natsOptions = (
   ...(options.noEcho === undefined ? {} : { noEcho: options.noEcho }),
   ...(resolved.pingInterval === undefined ? {} : { pingInterval: Duration.toMillis(resolved.pingInterval) }),
   ...ConnectOptions.authOptions(resolved.auth),
+  ...(tls === undefined ? {} : { tls: tls as NonNullable<ConnectionOptions["tls"]> }),
   timeout: Duration.toMillis(resolved.attemptTimeout),
   // first connect: retried here, by a Schedule (nats.js' own retry can hang forever)
   waitOnFirstConnect: false,
@@ -92,11 +94,23 @@ const closeQuietly = (nc: NatsConnection | undefined): void => {
   if (nc !== undefined && !nc.isClosed()) void nc.close().catch(() => undefined)
 }
 
-/** One connect attempt; an attempt interrupted after it succeeded closes its connection. */
+/**
+ * One connect attempt; an attempt interrupted after it succeeded closes its
+ * connection.
+ *
+ * The attempt is made with nats.js' reconnect off: with it on, a connection
+ * that fails after the TLS handshake (a server that requires a client
+ * certificate answers TLS 1.3's handshake with an alert) is redialled until
+ * the attempt times out, and the TLS error is lost. Reconnecting is turned
+ * on as soon as the connection is up: nats.js reads the option (from the
+ * options object its connection and protocol share) when it disconnects.
+ */
 const connectOnce = (options: ConnectionOptions, connected: (nc: NatsConnection) => void) =>
   Effect.callback<NatsConnection, NatsError.NatsError>((resume, signal) => {
-    natsConnect(options).then(
+    natsConnect({ ...options, reconnect: false }).then(
       (nc) => {
+        const shared = (nc as { readonly options?: ConnectionOptions }).options
+        if (shared !== undefined) shared.reconnect = options.reconnect ?? true
         if (signal.aborted) closeQuietly(nc)
         else {
           connected(nc)
@@ -125,6 +139,7 @@ const drainAndClose = (nc: NatsConnection, drainTimeout: Duration.Input) =>
  */
 export const connect = Effect.fnUntraced(function*(options: NatsClientOptions) {
   const resolved = yield* Effect.fromResult(ConnectOptions.resolve(options))
+  const tls = yield* ConnectOptions.resolveTls(options.tls)
   const servers = resolved.servers
   const events = yield* PubSub.sliding<ConnectionEvent>(1024)
   const logEvents = options.logEvents ?? true
@@ -152,7 +167,7 @@ export const connect = Effect.fnUntraced(function*(options: NatsClientOptions) {
   const order = ordered(emit)
   // Emitted on the dial, synchronously, so that the attempt number is exact
   // (the status iterator's "reconnecting" arrives later and per address).
-  const nats = natsOptions(options, resolved, driver, () => {
+  const nats = natsOptions(options, resolved, tls, driver, () => {
     if (current !== undefined) order.reconnecting(driver.attempt())
   })
 

@@ -188,6 +188,45 @@ const timedOut = (ctx: Context, cause: unknown) =>
 
 const messageOf = (u: unknown): string => u instanceof Error ? u.message : String(u)
 
+/** Node's codes of certificate verification failures (OpenSSL's names). */
+const certificateCodes = new Set([
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "CERT_UNTRUSTED",
+  "CERT_REJECTED",
+  "CERT_SIGNATURE_FAILURE",
+  "INVALID_CA",
+  "ERR_TLS_CERT_ALTNAME_INVALID"
+])
+
+/** OpenSSL's message made readable: the alert the peer sent, with what it usually means. */
+const tlsWords = (code: string, message: string): string => {
+  const alert = /alert ([a-z ]+?)(?::|$)/i.exec(message)?.[1]
+  if (alert === undefined) return message
+  const meaning = /bad certificate|certificate required|unknown ca/i.test(alert)
+    ? " (the server requires a client certificate it trusts)"
+    : ""
+  return `the server ended the handshake with the alert "${alert}"${meaning} [${code}]`
+}
+
+/** The TLS layer's words when a failure (or what caused it) is a TLS one. */
+const tlsFailure = (u: unknown): string | undefined => {
+  for (let cause = u, depth = 0; cause instanceof Error && depth < 4; depth++) {
+    const code = (cause as { readonly code?: unknown }).code
+    if (
+      typeof code === "string" &&
+      (certificateCodes.has(code) || code.startsWith("ERR_SSL") || code.startsWith("ERR_TLS"))
+    ) return tlsWords(code, cause.message)
+    cause = (cause as { readonly cause?: unknown }).cause
+  }
+  return undefined
+}
+
 /**
  * The reason for a raw nats.js failure. Never loses the original: it is kept
  * as `cause`.
@@ -224,6 +263,8 @@ export const reasonFromUnknown = (cause: unknown, ctx: Context): NatsError.NatsE
     }
     return new NatsError.InvalidArgument(defined(f))
   }
+  const tls = tlsFailure(cause)
+  if (tls !== undefined) return new NatsError.TlsError(defined({ ...f, message: `TLS: ${tls}` }))
   if (cause instanceof natsErrors.ConnectionError) {
     return /refused|ECONNREFUSED|ENOTFOUND|EHOSTUNREACH/i.test(message)
       ? new NatsError.ConnectionRefused(defined(f))

@@ -22,8 +22,8 @@ export interface LocalNatsOptions {
 
 /**
  * A throwaway embedded server and a `NatsClient` connected to it (to every
- * node of a cluster). Both are released with the layer: the client drains
- * first, then the server stops.
+ * node of a cluster; to a TLS server trusting its CA). Both are released with
+ * the layer: the client drains first, then the server stops.
  *
  * @example
  * ```ts
@@ -42,7 +42,14 @@ export const layer = (
 const clientOfServer = (options: LocalNatsOptions) =>
   Layer.effect(
     NatsClient.NatsClient,
-    NatsServer.NatsServer.use((server) => NatsClient.make({ ...options.client, servers: server.urls }))
+    NatsServer.NatsServer.use((server) =>
+      NatsClient.make({
+        // a TLS server: trust its throwaway CA (unless the client says otherwise)
+        ...(server.tls === undefined ? {} : { tls: { caFile: server.tls.caFile } }),
+        ...options.client,
+        servers: server.urls
+      })
+    )
   )
 
 /**

@@ -112,6 +112,25 @@ export class Draining extends Schema.TaggedError<Draining>("effect-nats/NatsErro
 }
 
 /**
+ * The TLS handshake failed: a server certificate from a CA that is not
+ * trusted, a name the certificate is not valid for, a client certificate the
+ * server requires and did not get or does not trust, a version either side
+ * refuses. `message` has the TLS layer's words. Not retryable: the same
+ * certificates fail again.
+ *
+ * @category reasons
+ * @since 0.1.0
+ */
+export class TlsError extends Schema.TaggedError<TlsError>("effect-nats/NatsError/TlsError")("TlsError", Common) {
+  /** @since 0.1.0 */
+  readonly [ReasonTypeId] = ReasonTypeId
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
  * The server refused the credentials (or their absence). Not retryable.
  *
  * @category reasons
@@ -418,6 +437,7 @@ export type NatsErrorReason =
   | ConnectionRefused
   | Draining
   | AuthorizationViolation
+  | TlsError
   | PermissionViolation
   | InvalidSubject
   | MaxPayloadExceeded
@@ -445,6 +465,7 @@ export const NatsErrorReason: Schema.Union<[
   typeof ConnectionRefused,
   typeof Draining,
   typeof AuthorizationViolation,
+  typeof TlsError,
   typeof PermissionViolation,
   typeof InvalidSubject,
   typeof MaxPayloadExceeded,
@@ -465,6 +486,7 @@ export const NatsErrorReason: Schema.Union<[
   ConnectionRefused,
   Draining,
   AuthorizationViolation,
+  TlsError,
   PermissionViolation,
   InvalidSubject,
   MaxPayloadExceeded,

@@ -21,6 +21,7 @@ import type { ConnectionEvent } from "../schemas/ConnectionEvent.ts"
 import * as Headers from "../schemas/Headers.ts"
 import type * as NatsError from "../schemas/NatsError.ts"
 import type { Overflow } from "../schemas/Overflow.ts"
+import * as Tls from "../schemas/Tls.ts"
 
 export type { Overflow } from "../schemas/Overflow.ts"
 
@@ -45,6 +46,12 @@ export interface NatsClientOptions {
   readonly name?: string | undefined
   /** How to authenticate. Secrets stay `Redacted`. */
   readonly auth?: Auth.Auth | undefined
+  /**
+   * TLS: the CA to trust, a client certificate for mutual TLS, the lowest
+   * version (default TLS 1.2), the server name (see the `Tls` module).
+   * Certificates and keys are checked before anything is dialled.
+   */
+  readonly tls?: Tls.Tls | undefined
   /** Timeout of one connect attempt. Default 3 seconds. */
   readonly connectAttemptTimeout?: Duration.Input | undefined
   /**
@@ -463,7 +470,8 @@ export class NatsClient extends Context.Service<NatsClient, NatsClientShape>()("
  * Connection options from configuration: `NATS_URL` (comma separated, default
  * `nats://127.0.0.1:4222`), `NATS_NAME`, and the auth variables read by
  * `Auth.config` (`NATS_USER`/`NATS_PASSWORD`, `NATS_TOKEN`, `NATS_NKEY_SEED`,
- * `NATS_CREDS`).
+ * `NATS_CREDS`), and the TLS variables read by `Tls.config` (`NATS_TLS_CA`,
+ * `NATS_TLS_CERT`, `NATS_TLS_KEY` file paths, `NATS_TLS_SERVER_NAME`).
  *
  * @category config
  * @since 0.1.0
@@ -471,9 +479,11 @@ export class NatsClient extends Context.Service<NatsClient, NatsClientShape>()("
 export const config: Config.Config<NatsClientOptions> = Config.all({
   servers: Config.String("NATS_URL").pipe(Config.withDefault("nats://127.0.0.1:4222")),
   name: Config.option(Config.String("NATS_NAME")),
-  auth: Auth.config
-}).pipe(Config.map(({ auth, name, servers }) => ({
+  auth: Auth.config,
+  tls: Tls.config
+}).pipe(Config.map(({ auth, name, servers, tls }) => ({
   servers,
   ...(Option.isSome(name) ? { name: name.value } : {}),
-  ...(Option.isSome(auth) ? { auth: auth.value } : {})
+  ...(Option.isSome(auth) ? { auth: auth.value } : {}),
+  ...(Option.isSome(tls) ? { tls: tls.value } : {})
 })))
