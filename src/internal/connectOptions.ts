@@ -9,10 +9,18 @@
  * @internal
  */
 import type { ConnectionOptions } from "@nats-io/nats-core"
-import { credsAuthenticator, nkeyAuthenticator, nkeys } from "@nats-io/nats-core"
+import type { Authenticator } from "@nats-io/nats-core"
+import {
+  credsAuthenticator,
+  nkeyAuthenticator,
+  nkeys,
+  tokenAuthenticator,
+  usernamePasswordAuthenticator
+} from "@nats-io/nats-core"
 import type { Duration } from "effect"
 import { Effect, Redacted, Result } from "effect"
 import * as Crypto from "node:crypto"
+import * as Fs from "node:fs"
 import * as FsP from "node:fs/promises"
 import * as Auth from "../schemas/Auth.ts"
 import type * as NatsError from "../schemas/NatsError.ts"
@@ -97,8 +105,21 @@ const resolveServers = (
   return Result.succeed({ urls, auth })
 }
 
+const credsProblem = (text: string, what: string): string | undefined => {
+  CREDS.lastIndex = 0
+  const jwt = CREDS.exec(text)?.[1]?.trim()
+  const seed = CREDS.exec(text)?.[1]?.trim()
+  if (jwt === undefined || seed === undefined) {
+    return `${what} are not a creds file (a user JWT and an NKey seed, each between ----- lines)`
+  }
+  if (jwt.split(".").length !== 3) return `${what}' user JWT is not a JWT`
+  return seedProblem(seed, `${what}' NKey seed`)
+}
+
+const readCreds = (path: string): Uint8Array => Fs.readFileSync(path)
+
 /** What is wrong with credentials, if anything (never their contents). */
-const authProblem = (auth: Auth.Auth): string | undefined => {
+export const authProblem = (auth: Auth.Auth): string | undefined => {
   switch (auth._tag) {
     case "UserPassword":
       return auth.user === "" ? "auth: the user name is empty" : undefined
@@ -106,16 +127,18 @@ const authProblem = (auth: Auth.Auth): string | undefined => {
       return Redacted.value(auth.token) === "" ? "auth: the token is empty" : undefined
     case "NKey":
       return seedProblem(Redacted.value(auth.seed), "auth: the NKey seed")
-    case "Creds": {
-      const text = Redacted.value(auth.creds)
-      CREDS.lastIndex = 0
-      const jwt = CREDS.exec(text)?.[1]?.trim()
-      const seed = CREDS.exec(text)?.[1]?.trim()
-      if (jwt === undefined || seed === undefined) {
-        return "auth: the creds are not a creds file (a user JWT and an NKey seed, each between ----- lines)"
+    case "Creds":
+      return credsProblem(Redacted.value(auth.creds), "auth: the creds")
+    case "CredsFile": {
+      let text: string
+      try {
+        text = new TextDecoder().decode(readCreds(auth.path))
+      } catch (cause) {
+        return `auth: cannot read the creds file ${auth.path} (${
+          (cause as { readonly code?: string }).code ?? "error"
+        })`
       }
-      if (jwt.split(".").length !== 3) return "auth: the creds' user JWT is not a JWT"
-      return seedProblem(seed, "auth: the creds' NKey seed")
+      return credsProblem(text, `auth: the creds of ${auth.path}`)
     }
   }
 }
@@ -129,15 +152,21 @@ const seedProblem = (seed: string, what: string): string | undefined => {
   }
 }
 
-/** The options checked, with their defaults. */
-export const resolve = (options: NatsClientOptions): Result.Result<Resolved, NatsError.NatsError> => {
+/**
+ * The options checked, with their defaults; `auth` is the credentials to
+ * connect with (the options' own, or what their Effect gave).
+ */
+export const resolve = (
+  options: NatsClientOptions,
+  given: Auth.Auth | undefined
+): Result.Result<Resolved, NatsError.NatsError> => {
   const servers = resolveServers(options.servers)
   if (Result.isFailure(servers)) return Result.fail(servers.failure)
   const fromUrl = servers.success.auth
-  if (fromUrl !== undefined && options.auth !== undefined) {
+  if (fromUrl !== undefined && given !== undefined) {
     return Result.fail(invalidArgument(operation, "credentials are given both in a server URL and in auth"))
   }
-  const auth = options.auth ?? fromUrl
+  const auth = given ?? fromUrl
   const problem = auth === undefined ? undefined : authProblem(auth)
   if (problem !== undefined) return Result.fail(invalidArgument(operation, problem))
   return Result.all({
@@ -228,17 +257,69 @@ export const resolveTls = (tls: Tls.Tls | undefined): Effect.Effect<NatsTls | un
     return resolved
   })
 
-/** The nats.js options of the credentials. */
-export const authOptions = (auth: Auth.Auth | undefined): Partial<ConnectionOptions> => {
-  if (auth === undefined) return {}
+/** The credentials of a connection: the current ones, and how to fetch them again when they rotate. */
+export interface Credentials {
+  readonly current: () => Auth.Auth | undefined
+  /** Runs the options' Effect again and keeps what it gives (checked); `undefined` when they do not rotate. */
+  readonly refresh: Effect.Effect<void, NatsError.NatsError> | undefined
+}
+
+/** Credentials from an Effect, checked. */
+const fetched = (source: Effect.Effect<Auth.Auth, NatsError.NatsError>) =>
+  Effect.flatMap(source, (auth) => {
+    const problem = authProblem(auth)
+    return problem === undefined ? Effect.succeed(auth) : Effect.fail(invalidArgument(operation, problem))
+  })
+
+/** The credentials of the options: the `auth` to connect with first, and the credentials that follow. */
+export const credentials = Effect.fnUntraced(function*(source: NatsClientOptions["auth"]) {
+  if (!Effect.isEffect(source)) return { first: source, follow: (auth: Auth.Auth | undefined) => fixed(auth) }
+  const first = yield* fetched(source)
+  return {
+    first,
+    follow: (auth: Auth.Auth | undefined): Credentials => {
+      let current = auth
+      return {
+        current: () => current,
+        refresh: Effect.map(fetched(source), (next) => {
+          current = next
+        })
+      }
+    }
+  }
+})
+
+const fixed = (auth: Auth.Auth | undefined): Credentials => ({ current: () => auth, refresh: undefined })
+
+/** The nats.js authenticator of credentials (a creds file is read on each call). */
+const authenticatorOf = (auth: Auth.Auth): Authenticator => {
   switch (auth._tag) {
     case "UserPassword":
-      return { user: auth.user, pass: Redacted.value(auth.password) }
+      return usernamePasswordAuthenticator(auth.user, Redacted.value(auth.password))
     case "Token":
-      return { token: Redacted.value(auth.token) }
+      return tokenAuthenticator(Redacted.value(auth.token))
     case "NKey":
-      return { authenticator: nkeyAuthenticator(encoder.encode(Redacted.value(auth.seed))) }
+      return nkeyAuthenticator(encoder.encode(Redacted.value(auth.seed)))
     case "Creds":
-      return { authenticator: credsAuthenticator(encoder.encode(Redacted.value(auth.creds))) }
+      return credsAuthenticator(encoder.encode(Redacted.value(auth.creds)))
+    case "CredsFile":
+      return credsAuthenticator(() => readCreds(auth.path))
+  }
+}
+
+/**
+ * The nats.js options of the credentials: `current()` is asked on every
+ * connect and reconnect (credentials that rotate). A rotating source keeps
+ * reconnecting after refused credentials (nats.js would give up after two),
+ * for the next dial may bring new ones; the reconnect schedule bounds it.
+ */
+export const authOptions = (current: () => Auth.Auth | undefined, rotating: boolean): Partial<ConnectionOptions> => {
+  if (current() === undefined) return {}
+  return {
+    authenticator: ((nonce?: string) => {
+      const auth = current()
+      return auth === undefined ? {} : authenticatorOf(auth)(nonce)
+    }) as Authenticator,
+    ...(rotating ? { ignoreAuthErrorAbort: true } : {})
   }
 }

@@ -61,6 +61,7 @@ export const defaultReconnectSchedule: Schedule.Schedule<unknown, unknown> = Sch
 const natsOptions = (
   options: NatsClientOptions,
   resolved: ConnectOptions.Resolved,
+  credentials: ConnectOptions.Credentials,
   tls: ConnectOptions.NatsTls | undefined,
   driver: ReconnectDriver,
   onDial: () => void
@@ -75,7 +76,7 @@ const natsOptions = (
   ...(options.name === undefined ? {} : { name: options.name }),
   ...(options.noEcho === undefined ? {} : { noEcho: options.noEcho }),
   ...(resolved.pingInterval === undefined ? {} : { pingInterval: Duration.toMillis(resolved.pingInterval) }),
-  ...ConnectOptions.authOptions(resolved.auth),
+  ...ConnectOptions.authOptions(credentials.current, credentials.refresh !== undefined),
   ...(tls === undefined ? {} : { tls: tls as NonNullable<ConnectionOptions["tls"]> }),
   timeout: Duration.toMillis(resolved.attemptTimeout),
   // first connect: retried here, by a Schedule (nats.js' own retry can hang forever)
@@ -138,7 +139,9 @@ const drainAndClose = (nc: NatsConnection, drainTimeout: Duration.Input) =>
  * the scope's release drains (bounded by `drainTimeout`) and closes.
  */
 export const connect = Effect.fnUntraced(function*(options: NatsClientOptions) {
-  const resolved = yield* Effect.fromResult(ConnectOptions.resolve(options))
+  const auth = yield* ConnectOptions.credentials(options.auth)
+  const resolved = yield* Effect.fromResult(ConnectOptions.resolve(options, auth.first))
+  const credentials = auth.follow(resolved.auth)
   const tls = yield* ConnectOptions.resolveTls(options.tls)
   const servers = resolved.servers
   const events = yield* PubSub.sliding<ConnectionEvent>(1024)
@@ -146,9 +149,15 @@ export const connect = Effect.fnUntraced(function*(options: NatsClientOptions) {
   // Events are logged with the caller's services (its Logger, log level, annotations).
   const context = yield* Effect.context<never>()
   const runFork = Effect.runForkWith(context)
+  // Rotating credentials are fetched again when the connection drops: the
+  // dials that follow use them (one that comes first may use the old ones).
+  const refresh = credentials.refresh?.pipe(
+    Effect.catch((error) => Effect.logWarning("nats: fetching the credentials again failed; keeping the last", error))
+  )
   const emit = (event: ConnectionEvent) => {
     PubSub.publishUnsafe(events, event)
     if (logEvents) runFork(ConnectionEvents.log(event))
+    if (refresh !== undefined && event._tag === "Disconnected") runFork(refresh)
   }
 
   let releasing = false
@@ -167,7 +176,7 @@ export const connect = Effect.fnUntraced(function*(options: NatsClientOptions) {
   const order = ordered(emit)
   // Emitted on the dial, synchronously, so that the attempt number is exact
   // (the status iterator's "reconnecting" arrives later and per address).
-  const nats = natsOptions(options, resolved, tls, driver, () => {
+  const nats = natsOptions(options, resolved, credentials, tls, driver, () => {
     if (current !== undefined) order.reconnecting(driver.attempt())
   })
 

@@ -36,6 +36,7 @@ import {
   Exit,
   Layer,
   Option,
+  Redacted,
   Result,
   Schedule,
   Schema,
@@ -49,6 +50,7 @@ import * as Http from "node:http"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import * as Operator from "../internal/serverOperator.ts"
 import { type NodePorts, PortPicker, takenPort } from "../internal/serverPorts.ts"
 import * as Pki from "../internal/serverTls.ts"
 
@@ -336,6 +338,51 @@ export interface NatsServerOptions {
    * @since 0.1.0
    */
   readonly tls?: TlsServerOptions | undefined
+  /**
+   * Operator mode (decentralized JWT auth): an operator, a system account and
+   * the given accounts (default one, `APP`, with JetStream), preloaded into a
+   * memory resolver. Users are minted by the service's `operator.user`.
+   *
+   * @since 0.1.0
+   */
+  readonly operator?: true | {
+    readonly accounts?: ReadonlyArray<{ readonly name: string; readonly limits?: AccountLimits | undefined }>
+  } | undefined
+}
+
+/**
+ * An account's limits in operator mode.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type AccountLimits = Operator.AccountLimits
+
+/**
+ * A user to mint in operator mode: its account (a name the server does not
+ * know mints a user of an unknown account), permissions, per-user limits,
+ * expiry (in the past: an expired user).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type UserOptions = Operator.UserOptions
+
+/**
+ * The operator of a server in operator mode.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ServerOperator {
+  /** The accounts' names. */
+  readonly accounts: ReadonlyArray<string>
+  /** A new user: the contents of its creds file (for `Auth.creds`) and its public key. */
+  readonly user: (
+    options?: UserOptions
+  ) => Effect.Effect<{ readonly creds: Redacted.Redacted<string>; readonly publicKey: string }, NatsServerError>
+  /** Revokes a user of an account, and reloads the servers' config: its connections are closed. */
+  readonly revoke: (account: string, userPublicKey: string) => Effect.Effect<void, NatsServerError>
 }
 
 /**
@@ -464,6 +511,13 @@ export interface NatsServerShape {
   readonly logs: (node?: number) => Effect.Effect<ReadonlyArray<string>>
   /** The PKI of a TLS server (`tls` option); `undefined` for a plain one. */
   readonly tls: ServerTls | undefined
+  /** The operator of a server in operator mode (`operator` option). */
+  readonly operator: ServerOperator | undefined
+  /**
+   * Rewrites every node's config (with the `config` given now, when given)
+   * and makes the running nodes reload it (SIGHUP), awaiting each reload.
+   */
+  readonly reload: (config?: string) => Effect.Effect<void, NatsServerError>
 }
 
 // ---------------------------------------------------------------------------
@@ -491,6 +545,8 @@ interface Running {
 
 interface NodeState {
   readonly node: NatsServerNode
+  /** The cluster's name (the same for every node of a server). */
+  readonly clusterName: string
   readonly lines: Array<string>
   running: Running | undefined
 }
@@ -500,8 +556,8 @@ interface ServerEnv {
   readonly binary: string
   readonly size: number
   readonly jetstream: boolean
-  /** The `config` option: extra config text for every node. */
-  readonly extraConfig: string | undefined
+  /** The `config` option: extra config text for every node (`reload` may replace it). */
+  extraConfig: string | undefined
   readonly debug: boolean
   readonly startTimeoutMs: number
   /** The `ports` option: fixed ports of a single node, never retried with other ports. */
@@ -510,6 +566,8 @@ interface ServerEnv {
   readonly context: Context.Context<never>
   /** TLS: the options and the PKI. */
   readonly tls: { readonly options: TlsServerOptions; readonly pki: Pki.Pki } | undefined
+  /** Operator mode: the operator, its accounts (their JWTs change when a user is revoked). */
+  readonly operator: Awaited<ReturnType<typeof Operator.make>> | undefined
 }
 
 // --- process-exit safeguard --------------------------------------------------
@@ -713,6 +771,7 @@ const renderConfig = (
       "}"
     )
   }
+  if (env.operator !== undefined) lines.push("", "# operator mode", Operator.configText(env.operator))
   const extra = env.extraConfig
   if (extra !== undefined && extra.trim() !== "") lines.push("", "# extra config", extra)
   return lines.join("\n") + "\n"
@@ -780,6 +839,56 @@ const makePki = (options: TlsServerOptions): Effect.Effect<Pki.Pki, NatsServerEr
     (pki) => Effect.promise(() => FsP.rm(pki.dir, { recursive: true, force: true }).catch(() => undefined))
   )
 
+// --- operator mode ------------------------------------------------------------
+
+const operatorFailed = (what: string) => (cause: unknown) =>
+  new NatsServerError({
+    reason: new SetupFailed({
+      message: `${what} failed: ${cause instanceof Error ? cause.message : String(cause)}`,
+      cause
+    })
+  })
+
+/** The operator and accounts of a server in operator mode. */
+const makeOperator = (options: NonNullable<NatsServerOptions["operator"]>) =>
+  Effect.tryPromise({
+    try: () => Operator.make(options === true || options.accounts === undefined ? [{ name: "APP" }] : options.accounts),
+    catch: operatorFailed("minting the operator and its accounts")
+  })
+
+/** Writes a node's config from the server's env as it is now. */
+const writeConfig = (env: ServerEnv, states: ReadonlyArray<NodeState>, state: NodeState) =>
+  Effect.tryPromise({
+    try: () =>
+      FsP.writeFile(
+        state.node.configFile,
+        renderConfig(state.node, states.map((s) => s.node), state.clusterName, env)
+      ),
+    catch: setupFailed
+  })
+
+/** Makes a running node reload its config (SIGHUP) and awaits it (its `/varz` config load time changes). */
+const reloadNode = (state: NodeState): Effect.Effect<void, NatsServerError> =>
+  Effect.gen(function*() {
+    const running = state.running
+    if (running === undefined || running.exit !== undefined) return
+    const loadTime = (varz: unknown) => (varz as { readonly config_load_time?: string }).config_load_time
+    const before = loadTime(yield* getJson(state, "/varz"))
+    running.child.kill("SIGHUP")
+    yield* getJson(state, "/varz").pipe(
+      Effect.flatMap((varz) => loadTime(varz) === before ? Effect.fail("not yet" as const) : Effect.void),
+      Effect.retry({ schedule: POLL.pipe(Schedule.upTo({ times: 200 })), while: (e) => e === "not yet" }),
+      Effect.catchIf((e) => e === "not yet", () =>
+        fail(
+          new ControlFailed({
+            operation: "reload",
+            node: state.node.index,
+            message: `nats-server ${state.node.name} did not reload its config:\n${tail(state)}`
+          })
+        ))
+    )
+  })
+
 // --- preparing and tearing down a server ------------------------------------
 
 /** Temporary directories and config files for nodes on the given ports; registers the exit hook. */
@@ -795,7 +904,7 @@ const createNodes = async (env: ServerEnv, ports: ReadonlyArray<NodePorts>): Pro
       await FsP.writeFile(node.configFile, renderConfig(node, nodes, clusterName, env))
     }
     registerExitHook()
-    return nodes.map((node): NodeState => ({ node, lines: [], running: undefined }))
+    return nodes.map((node): NodeState => ({ node, clusterName, lines: [], running: undefined }))
   } catch (e) {
     await Promise.all(dirs.map((dir) => FsP.rm(dir, { recursive: true, force: true })))
     throw e
@@ -1178,7 +1287,8 @@ export const make: (options?: NatsServerOptions) => Effect.Effect<NatsServerShap
         startTimeoutMs: Duration.toMillis(options?.startTimeout ?? Duration.seconds(15)),
         fixedPorts,
         context: yield* Effect.context<never>(),
-        tls: options?.tls === undefined ? undefined : { options: options.tls, pki: yield* makePki(options.tls) }
+        tls: options?.tls === undefined ? undefined : { options: options.tls, pki: yield* makePki(options.tls) },
+        operator: options?.operator === undefined ? undefined : yield* makeOperator(options.operator)
       }
       const lock = yield* Semaphore.make(1)
 
@@ -1249,6 +1359,29 @@ export const make: (options?: NatsServerOptions) => Effect.Effect<NatsServerShap
         })
       const logs = (node?: number) => Effect.sync((): ReadonlyArray<string> => [...(states[node ?? 0]?.lines ?? [])])
 
+      const reload = Effect.fn("NatsServer.reload")(function*(config?: string) {
+        yield* control(Effect.gen(function*() {
+          if (config !== undefined) env.extraConfig = config
+          for (const state of states) yield* writeConfig(env, states, state)
+          yield* Effect.forEach(states, reloadNode, { concurrency: "unbounded", discard: true })
+        }))
+      })
+
+      const setup = env.operator
+      const operator: ServerOperator | undefined = setup === undefined ? undefined : {
+        accounts: setup.accounts.map((a) => a.name),
+        user: (options) =>
+          Effect.tryPromise({
+            try: () => Operator.user(setup, options ?? {}),
+            catch: operatorFailed("minting a user")
+          }).pipe(Effect.map(({ creds, publicKey }) => ({ creds: Redacted.make(creds), publicKey }))),
+        revoke: (account, userPublicKey) =>
+          Effect.tryPromise({
+            try: () => Operator.revoke(setup, account, userPublicKey),
+            catch: operatorFailed("revoking a user")
+          }).pipe(Effect.andThen(reload()))
+      }
+
       return NatsServer.of({
         url: states[0]?.node.url ?? "",
         urls: states.map((s) => s.node.url),
@@ -1264,6 +1397,8 @@ export const make: (options?: NatsServerOptions) => Effect.Effect<NatsServerShap
         monitor,
         varz,
         logs,
+        reload,
+        operator,
         tls: env.tls === undefined ? undefined : {
           caFile: env.tls.pki.caFile,
           certFile: env.tls.pki.certFile,

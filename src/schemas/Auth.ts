@@ -44,12 +44,21 @@ export const NKey = Schema.TaggedStruct("NKey", { seed: Schema.Redacted(Schema.S
 export const Creds = Schema.TaggedStruct("Creds", { creds: Schema.Redacted(Schema.String) })
 
 /**
+ * Decentralised (JWT) authentication from a `.creds` file, read again on
+ * every connect and reconnect (a rotated file is picked up).
+ *
+ * @category schemas
+ * @since 0.1.0
+ */
+export const CredsFile = Schema.TaggedStruct("CredsFile", { path: Schema.String })
+
+/**
  * Schema of every authentication kind.
  *
  * @category schemas
  * @since 0.1.0
  */
-export const Auth = Schema.Union([UserPassword, Token, NKey, Creds])
+export const Auth = Schema.Union([UserPassword, Token, NKey, Creds, CredsFile])
 
 /**
  * An authentication kind.
@@ -105,9 +114,18 @@ export const creds = (contents: string | Redacted.Redacted<string>): Auth => ({
 })
 
 /**
+ * A `.creds` file, read on every connect and reconnect.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const credsFile = (path: string): Auth => ({ _tag: "CredsFile", path })
+
+/**
  * Reads the authentication kind from configuration: `NATS_USER` with
  * `NATS_PASSWORD`, else `NATS_TOKEN`, else `NATS_NKEY_SEED`, else
- * `NATS_CREDS` (file contents); none of them set gives `None`. `NATS_USER`
+ * `NATS_CREDS` (file contents), else `NATS_CREDS_FILE` (a path, read on
+ * every connect); none of them set gives `None`. `NATS_USER`
  * without `NATS_PASSWORD` (or the reverse) is a configuration error.
  *
  * @category config
@@ -118,18 +136,22 @@ export const config: Config.Config<Option.Option<Auth>> = Config.all({
   password: Config.option(Config.Redacted("NATS_PASSWORD")),
   token: Config.option(Config.Redacted("NATS_TOKEN")),
   seed: Config.option(Config.Redacted("NATS_NKEY_SEED")),
-  creds: Config.option(Config.Redacted("NATS_CREDS"))
-}).pipe(Config.flatMap(({ creds: c, password, seed, token: t, user }): Config.Config<Option.Option<Auth>> => {
-  if (Option.isSome(user) !== Option.isSome(password)) {
-    return Config.fail(
-      new ConfigProvider.SourceError({ message: "NATS_USER and NATS_PASSWORD must be set together" })
-    )
-  }
-  if (Option.isSome(user) && Option.isSome(password)) {
-    return Config.succeed(Option.some(userPassword(user.value, password.value)))
-  }
-  if (Option.isSome(t)) return Config.succeed(Option.some(token(t.value)))
-  if (Option.isSome(seed)) return Config.succeed(Option.some(nkey(seed.value)))
-  if (Option.isSome(c)) return Config.succeed(Option.some(creds(c.value)))
-  return Config.succeed(Option.none())
-}))
+  creds: Config.option(Config.Redacted("NATS_CREDS")),
+  credsPath: Config.option(Config.String("NATS_CREDS_FILE"))
+}).pipe(
+  Config.flatMap(({ creds: c, credsPath, password, seed, token: t, user }): Config.Config<Option.Option<Auth>> => {
+    if (Option.isSome(user) !== Option.isSome(password)) {
+      return Config.fail(
+        new ConfigProvider.SourceError({ message: "NATS_USER and NATS_PASSWORD must be set together" })
+      )
+    }
+    if (Option.isSome(user) && Option.isSome(password)) {
+      return Config.succeed(Option.some(userPassword(user.value, password.value)))
+    }
+    if (Option.isSome(t)) return Config.succeed(Option.some(token(t.value)))
+    if (Option.isSome(seed)) return Config.succeed(Option.some(nkey(seed.value)))
+    if (Option.isSome(c)) return Config.succeed(Option.some(creds(c.value)))
+    if (Option.isSome(credsPath)) return Config.succeed(Option.some(credsFile(credsPath.value)))
+    return Config.succeed(Option.none())
+  })
+)

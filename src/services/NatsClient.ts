@@ -44,8 +44,12 @@ export interface NatsClientOptions {
   readonly servers?: string | ReadonlyArray<string> | undefined
   /** The client name shown in the server's monitoring. */
   readonly name?: string | undefined
-  /** How to authenticate. Secrets stay `Redacted`. */
-  readonly auth?: Auth.Auth | undefined
+  /**
+   * How to authenticate. Secrets stay `Redacted`. An Effect (reading a
+   * secret store, a file) is run before the first connect and again each
+   * time the connection drops, so that reconnects use rotated credentials.
+   */
+  readonly auth?: Auth.Auth | Effect.Effect<Auth.Auth, NatsError.NatsError> | undefined
   /**
    * TLS: the CA to trust, a client certificate for mutual TLS, the lowest
    * version (default TLS 1.2), the server name (see the `Tls` module).
