@@ -35,9 +35,10 @@ export interface Connection {
   readonly drain: Effect.Effect<void, NatsError.NatsError>
   /**
    * Registers a listener of the publishes the server refused (permission
-   * violations, which it reports asynchronously on the connection).
+   * violations, which it reports asynchronously on the connection); returns
+   * its removal.
    */
-  readonly onPublishRefused: (listener: (subject: string, cause: unknown) => void) => void
+  readonly onPublishRefused: (listener: (subject: string, cause: unknown) => void) => () => void
 }
 
 /**
@@ -216,7 +217,7 @@ export const connect = Effect.fnUntraced(function*(options: NatsClientOptions) {
     { interruptible: true }
   )
 
-  const refusedListeners: Array<(subject: string, cause: unknown) => void> = []
+  const refusedListeners = new Set<(subject: string, cause: unknown) => void>()
   const refused = (subject: string, cause: unknown) => {
     for (const listener of refusedListeners) listener(subject, cause)
   }
@@ -256,7 +257,8 @@ export const connect = Effect.fnUntraced(function*(options: NatsClientOptions) {
     isReleasing: () => releasing,
     drain,
     onPublishRefused: (listener) => {
-      refusedListeners.push(listener)
+      refusedListeners.add(listener)
+      return () => void refusedListeners.delete(listener)
     }
   } satisfies Connection
 })

@@ -36,6 +36,8 @@ export interface NatsCore {
   readonly flush: Effect.Effect<void, NatsError.NatsError>
   /** Whether the server records the reason of a `term` (2.11+; older servers ignore such a `+TERM`). */
   readonly termReasons: () => boolean
+  /** Listens to the publishes the server refused (permission violations); returns the removal. */
+  readonly onPublishRefused: (listener: (subject: string, cause: unknown) => void) => () => void
 }
 
 /** The core of an open connection. */
@@ -57,6 +59,7 @@ export const make = (connection: Connection): NatsCore => {
       try: () => nc.flush(),
       catch: (cause) => fromUnknown(cause, { operation: "flush" })
     }),
-    termReasons: () => supportsTermReason(nc.info?.version)
+    termReasons: () => supportsTermReason(nc.info?.version),
+    onPublishRefused: connection.onPublishRefused
   }
 }

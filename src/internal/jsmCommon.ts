@@ -14,8 +14,41 @@ import type { JsContext } from "./jsErrors.ts"
 import { jsFromUnknown } from "./jsErrors.ts"
 
 /** A nats.js manager call, its failure mapped. */
-export const call = <A>(ctx: JsContext, f: () => Promise<A>): Effect.Effect<A, NatsError.NatsError> =>
-  Effect.tryPromise({ try: f, catch: (cause) => jsFromUnknown(cause, ctx) })
+export type Call = <A>(ctx: JsContext, f: () => Promise<A>) => Effect.Effect<A, NatsError.NatsError>
+
+/** Listens to the publishes the server refused (see `NatsCore.onPublishRefused`). */
+export type Refusals = (listener: (subject: string, cause: unknown) => void) => () => void
+
+/** A JetStream API subject (of any domain or prefix) about the call's stream, if it names one. */
+const concerns = (subject: string, ctx: JsContext): boolean =>
+  /^\$JS\.(?:[^.]+\.)?API\./.test(subject) && (ctx.stream === undefined || subject.includes(`.${ctx.stream}`))
+
+/**
+ * The calls of a manager. With `refusals`, a call whose API request the
+ * server refuses (the user may not publish to that API subject: the server
+ * says so asynchronously, and nats.js would wait for its timeout) fails at
+ * once with `PermissionViolation`.
+ */
+export const makeCall = (refusals: Refusals | undefined): Call => <A>(ctx: JsContext, f: () => Promise<A>) =>
+  refusals === undefined
+    ? Effect.tryPromise({ try: f, catch: (cause) => jsFromUnknown(cause, ctx) })
+    : Effect.callback<A, NatsError.NatsError>((resume) => {
+      let settled = false
+      const settle = (effect: Effect.Effect<A, NatsError.NatsError>) => {
+        if (settled) return
+        settled = true
+        off()
+        resume(effect)
+      }
+      const off = refusals((subject, cause) => {
+        if (concerns(subject, ctx)) settle(Effect.fail(jsFromUnknown(cause, ctx)))
+      })
+      f().then(
+        (a) => settle(Effect.succeed(a)),
+        (cause: unknown) => settle(Effect.fail(jsFromUnknown(cause, ctx)))
+      )
+      return Effect.sync(off)
+    })
 
 /**
  * A conversion of what the server answered: a shape it cannot read is a

@@ -12,8 +12,8 @@ import type * as NatsError from "../schemas/NatsError.ts"
 import type { ConsumerInfo, JetStreamManagerShape } from "../services/JetStreamManager.ts"
 import { invalidArgument, jetStreamApi } from "./errors.ts"
 import { ApiCodes, jsFromUnknown } from "./jsErrors.ts"
+import type { Call } from "./jsmCommon.ts"
 import {
-  call,
   consumerFieldWords,
   decodeConsumerConfig,
   decodeConsumerName,
@@ -36,7 +36,7 @@ const consumerToNats = (config: ConsumerConfig.ConsumerConfig, update: boolean):
 }
 
 /** The consumer operations over a nats.js manager. */
-export const make = (jsm: NatsJetStreamManager): Pick<
+export const make = (jsm: NatsJetStreamManager, call: Call): Pick<
   JetStreamManagerShape,
   "createOrUpdateConsumer" | "addConsumer" | "consumerInfo" | "listConsumers" | "deleteConsumer"
 > => {

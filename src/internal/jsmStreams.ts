@@ -24,8 +24,8 @@ import type {
 } from "../services/JetStreamManager.ts"
 import { invalidArgument, invalidSubject } from "./errors.ts"
 import { ApiCodes, jsFromUnknown } from "./jsErrors.ts"
+import type { Call } from "./jsmCommon.ts"
 import {
-  call,
   decodeMessageQuery,
   decodePurgeOptions,
   decodeStreamConfig,
@@ -39,7 +39,7 @@ import {
 import { streamInfoFromNats } from "./jsmInfo.ts"
 
 /** The stream operations over a nats.js manager. */
-export const make = (jsm: NatsJetStreamManager): Pick<
+export const make = (jsm: NatsJetStreamManager, call: Call): Pick<
   JetStreamManagerShape,
   | "createOrUpdateStream"
   | "streamInfo"

@@ -53,6 +53,7 @@ import type { MsgHdrs } from "@nats-io/nats-core"
 import type { Option, Stream } from "effect"
 import { Context, Duration, Effect, Layer } from "effect"
 import { jsFromUnknown } from "../internal/jsErrors.ts"
+import * as Common from "../internal/jsmCommon.ts"
 import * as Consumers from "../internal/jsmConsumers.ts"
 import * as Info from "../internal/jsmInfo.ts"
 import * as Streams from "../internal/jsmStreams.ts"
@@ -321,7 +322,8 @@ export const make: (
       try: () => jetstreamManager(client.connection, jsOptions),
       catch: (cause) => jsFromUnknown(cause, { operation: "JetStreamManager.make" })
     })
-    return makeWith(jsm)
+    // on the client's connection, a refused API request fails at once (PermissionViolation)
+    return assemble(jsm, client.core.onPublishRefused)
   }
 )
 
@@ -331,12 +333,17 @@ export const make: (
  * @category constructors
  * @since 0.1.0
  */
-export const makeWith = (jsm: NatsJetStreamManager): JetStreamManagerShape => ({
-  manager: jsm,
-  client: jsm.jetstream(),
-  ...Streams.make(jsm),
-  ...Consumers.make(jsm)
-})
+export const makeWith = (jsm: NatsJetStreamManager): JetStreamManagerShape => assemble(jsm, undefined)
+
+const assemble = (jsm: NatsJetStreamManager, refusals: Common.Refusals | undefined): JetStreamManagerShape => {
+  const call = Common.makeCall(refusals)
+  return {
+    manager: jsm,
+    client: jsm.jetstream(),
+    ...Streams.make(jsm, call),
+    ...Consumers.make(jsm, call)
+  }
+}
 
 /**
  * The JetStream management service. Its layer needs a `NatsClient` and fails

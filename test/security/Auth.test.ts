@@ -1,0 +1,190 @@
+/**
+ * Decentralized JWT auth (operator mode), permissions and rotating
+ * credentials, on real nats-servers.
+ */
+import { assert, describe, layer } from "@effect/vitest"
+import { ConfigProvider, Duration, Effect, Layer, Redacted, Ref, Schedule, Stream } from "effect"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { Auth, JetStream, JetStreamManager, NatsClient, NatsServer } from "../../src/index.ts"
+
+const quiet = { logEvents: false } as const
+
+const assertRefused = ([elapsed, error]: readonly [Duration.Duration, { reason: { _tag: string } } & Error]) => {
+  assert.strictEqual(error.reason._tag, "AuthorizationViolation", error.message)
+  assert.isFalse((error as unknown as { isRetryable: boolean }).isRetryable)
+  assert.isBelow(Duration.toMillis(elapsed), 5_000)
+}
+
+describe("JWT (operator mode)", () => {
+  layer(
+    NatsServer.layer({
+      operator: { accounts: [{ name: "APP" }, { name: "SMALL", limits: { payload: 100, jetstream: false } }] }
+    }),
+    { excludeTestServices: true }
+  )("an operator with accounts", (it) => {
+    it.effect("creds connect: core messaging and JetStream work for the account's user", () =>
+      Effect.gen(function*() {
+        const server = yield* NatsServer.NatsServer
+        const alice = yield* server.operator?.user({ name: "alice" }) ?? Effect.die("no operator")
+        const env = Layer.mergeAll(JetStream.JetStream.layer, JetStreamManager.JetStreamManager.layer).pipe(
+          Layer.provideMerge(
+            NatsClient.NatsClient.layer({ ...quiet, servers: server.url, auth: Auth.creds(alice.creds) })
+          )
+        )
+        const ack = yield* Effect.gen(function*() {
+          const nats = yield* NatsClient.NatsClient
+          const sub = yield* nats.subscribeScoped("jwt.x")
+          yield* nats.publish("jwt.x", "hello")
+          const [msg] = yield* sub.pipe(Stream.take(1), Stream.runCollect)
+          assert.strictEqual(msg?.string(), "hello")
+          yield* (yield* JetStreamManager.JetStreamManager).createOrUpdateStream({ name: "JWT", subjects: ["jwt.>"] })
+          return yield* (yield* JetStream.JetStream).publish("jwt.y", "stored")
+        }).pipe(Effect.scoped, Effect.provide(env))
+        assert.strictEqual(ack.stream, "JWT")
+      }))
+
+    it.effect("a creds file (Auth.credsFile, and NATS_CREDS_FILE through Config) connects", () =>
+      Effect.gen(function*() {
+        const server = yield* NatsServer.NatsServer
+        const user = yield* server.operator?.user() ?? Effect.die("no operator")
+        const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-nats-creds-"))
+        yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true })))
+        const file = Path.join(dir, "user.creds")
+        Fs.writeFileSync(file, Redacted.value(user.creds))
+        const direct = yield* NatsClient.make({ ...quiet, servers: server.url, auth: Auth.credsFile(file) })
+        yield* direct.flush
+        yield* NatsClient.NatsClient.use((nats) => nats.flush).pipe(
+          Effect.provide(
+            NatsClient.NatsClient.layerConfig().pipe(
+              Layer.provide(
+                ConfigProvider.layer(ConfigProvider.fromEnv({ env: { NATS_URL: server.url, NATS_CREDS_FILE: file } }))
+              )
+            )
+          )
+        )
+        const missing = yield* Effect.flip(
+          NatsClient.make({ ...quiet, servers: server.url, auth: Auth.credsFile(Path.join(dir, "nope.creds")) })
+        )
+        assert.strictEqual(missing.reason._tag, "InvalidArgument")
+      }))
+
+    it.effect("an expired user, a user of an unknown account, a revoked user: AuthorizationViolation at once", () =>
+      Effect.gen(function*() {
+        const server = yield* NatsServer.NatsServer
+        const operator = server.operator
+        if (operator === undefined) return yield* Effect.die("no operator")
+        const connect = (creds: Redacted.Redacted<string>) =>
+          Effect.timed(Effect.flip(NatsClient.make({ ...quiet, servers: server.url, auth: Auth.creds(creds) })))
+        const expired = yield* operator.user({ expires: new Date(Date.now() - 60_000) })
+        assertRefused(yield* connect(expired.creds))
+        const stranger = yield* operator.user({ account: "NOT-PRELOADED" })
+        assertRefused(yield* connect(stranger.creds))
+        const bob = yield* operator.user({ name: "bob" })
+        const connected = yield* NatsClient.make({ ...quiet, servers: server.url, auth: Auth.creds(bob.creds) })
+        yield* connected.flush
+        yield* operator.revoke("APP", bob.publicKey)
+        assertRefused(yield* connect(bob.creds))
+      }))
+
+    it.effect("an account's payload limit is the connection's max_payload: a larger message is refused, typed", () =>
+      Effect.gen(function*() {
+        const server = yield* NatsServer.NatsServer
+        const user = yield* server.operator?.user({ account: "SMALL" }) ?? Effect.die("no operator")
+        const nats = yield* NatsClient.make({ ...quiet, servers: server.url, auth: Auth.creds(user.creds) })
+        assert.strictEqual(nats.maxPayload(), 100)
+        const error = yield* Effect.flip(nats.publish("small.x", "x".repeat(200)))
+        assert.strictEqual(error.reason._tag, "MaxPayloadExceeded")
+      }))
+  })
+})
+
+describe("permissions", () => {
+  layer(
+    NatsServer.layer({
+      config: "authorization { users: [ { user: carol, password: \"c4rol-pw\", permissions: { " +
+        "publish: { allow: [\"allowed.>\", \"_INBOX.>\", \"$JS.API.INFO\", \"$JS.API.STREAM.INFO.>\"] }, " +
+        "subscribe: { allow: [\"allowed.>\", \"_INBOX.>\"] } } } ] }"
+    }),
+    { excludeTestServices: true }
+  )("a user allowed only allowed.>", (it) => {
+    const carol = (server: NatsServer.NatsServerShape) =>
+      NatsClient.make({ servers: server.url, auth: Auth.userPassword("carol", Redacted.make("c4rol-pw")) })
+
+    it.effect("a subscription to a denied subject fails its Stream with PermissionViolation", () =>
+      Effect.gen(function*() {
+        const server = yield* NatsServer.NatsServer
+        const nats = yield* carol(server)
+        const error = yield* Effect.flip(
+          nats.subscribe("denied.>").pipe(Stream.runDrain, Effect.timeout("10 seconds"))
+        )
+        assert.strictEqual(error._tag === "NatsError" ? error.reason._tag : error._tag, "PermissionViolation")
+      }))
+
+    it.effect("a publish to a denied subject is reported as a ServerError event naming it", () =>
+      Effect.gen(function*() {
+        const server = yield* NatsServer.NatsServer
+        const nats = yield* carol(server)
+        const events = yield* nats.eventsScoped
+        yield* nats.publish("denied.x", "no")
+        const [event] = yield* events.pipe(
+          Stream.filter((e) => e._tag === "ServerError"),
+          Stream.take(1),
+          Stream.runCollect,
+          Effect.timeout("10 seconds")
+        )
+        assert.include(event?._tag === "ServerError" ? event.message : "", "denied.x")
+      }))
+
+    it.effect("requests and JetStream API calls to denied subjects fail at once with PermissionViolation", () =>
+      Effect.gen(function*() {
+        const server = yield* NatsServer.NatsServer
+        const nats = yield* carol(server)
+        const [requestIn, request] = yield* Effect.timed(
+          Effect.flip(nats.request("denied.rpc", "x", { timeout: "20 seconds" }))
+        )
+        assert.strictEqual(request.reason._tag, "PermissionViolation")
+        assert.isBelow(Duration.toMillis(requestIn), 5_000)
+        const jsm = yield* JetStreamManager.make({ timeout: "20 seconds" }).pipe(
+          Effect.provideService(NatsClient.NatsClient, nats)
+        )
+        const [createIn, create] = yield* Effect.timed(
+          Effect.flip(jsm.createOrUpdateStream({ name: "FORBIDDEN", subjects: ["allowed.forbidden.>"] }))
+        )
+        assert.strictEqual(create.reason._tag, "PermissionViolation", create.message)
+        assert.isBelow(Duration.toMillis(createIn), 5_000)
+      }))
+  })
+})
+
+describe("rotating credentials", () => {
+  layer(
+    NatsServer.layer({ jetstream: false, config: "authorization { user: dave, password: \"first-pw\" }" }),
+    { excludeTestServices: true }
+  )("a password changed on the server and in the secret store", (it) => {
+    it.effect("the client reconnects with the new password; the old one is refused", () =>
+      Effect.gen(function*() {
+        const server = yield* NatsServer.NatsServer
+        const store = yield* Ref.make("first-pw")
+        const nats = yield* NatsClient.make({
+          ...quiet,
+          servers: server.url,
+          // the secret store: read on the first connect and again whenever the connection drops
+          auth: Effect.map(Ref.get(store), (password) => Auth.userPassword("dave", Redacted.make(password))),
+          reconnectSchedule: Schedule.spaced("100 millis").pipe(Schedule.upTo({ times: 50 }))
+        })
+        const events = yield* nats.eventsScoped
+        yield* nats.serve("rotate.echo", (msg) => Effect.succeed(msg.data))
+        yield* Ref.set(store, "second-pw")
+        // the server reloads with the new password and closes the connections of the old one
+        yield* server.reload("authorization { user: dave, password: \"second-pw\" }")
+        yield* events.pipe(Stream.filter((e) => e._tag === "Reconnected"), Stream.take(1), Stream.runDrain)
+        assert.strictEqual((yield* nats.request("rotate.echo", "again")).string(), "again")
+        const old = yield* Effect.flip(
+          NatsClient.make({ ...quiet, servers: server.url, auth: Auth.userPassword("dave", Redacted.make("first-pw")) })
+        )
+        assert.strictEqual(old.reason._tag, "AuthorizationViolation")
+      }), 60_000)
+  })
+})
