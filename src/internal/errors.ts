@@ -228,6 +228,18 @@ const tlsFailure = (u: unknown): string | undefined => {
 }
 
 /**
+ * The limit a server's `-ERR` names: `maximum account active connections
+ * exceeded`, `maximum connections exceeded`, `maximum subscriptions exceeded`
+ * (nats-server's words).
+ */
+const limitOf = (message: string): "connections" | "subscriptions" | undefined =>
+  /maximum (?:account )?(?:active )?connections exceeded/i.test(message)
+    ? "connections"
+    : /maximum subscriptions exceeded/i.test(message)
+    ? "subscriptions"
+    : undefined
+
+/**
  * The reason for a raw nats.js failure. Never loses the original: it is kept
  * as `cause`.
  */
@@ -263,6 +275,8 @@ export const reasonFromUnknown = (cause: unknown, ctx: Context): NatsError.NatsE
     }
     return new NatsError.InvalidArgument(defined(f))
   }
+  const limit = cause instanceof natsErrors.ProtocolError ? limitOf(message) : undefined
+  if (limit !== undefined) return new NatsError.LimitExceeded(defined({ ...f, limit }))
   const tls = tlsFailure(cause)
   if (tls !== undefined) return new NatsError.TlsError(defined({ ...f, message: `TLS: ${tls}` }))
   if (cause instanceof natsErrors.ConnectionError) {
@@ -272,7 +286,9 @@ export const reasonFromUnknown = (cause: unknown, ctx: Context): NatsError.NatsE
   }
   if (
     cause instanceof Error && "code" in cause &&
-    (cause.code === "ECONNREFUSED" || cause.code === "ECONNRESET" || cause.code === "ENOTFOUND")
+    // EPIPE, ECONNRESET: the server closed the connection (nats.js may see that before the server's -ERR)
+    (cause.code === "ECONNREFUSED" || cause.code === "ECONNRESET" || cause.code === "EPIPE" ||
+      cause.code === "ENOTFOUND")
   ) {
     return new NatsError.ConnectionRefused(defined(f))
   }

@@ -12,6 +12,7 @@ import type { Msg, MsgHdrs, NatsConnection, Payload, Subscription } from "@nats-
 import { createInbox, TimeoutError } from "@nats-io/nats-core"
 import type * as NatsError from "../schemas/NatsError.ts"
 import { connectionClosed, fromUnknown } from "./errors.ts"
+import { refusal } from "./subscriptionLimit.ts"
 
 /** How a request ended: its first reply, "no responders", or a failure (timeout, lost inbox, send error). */
 export type Outcome =
@@ -123,8 +124,18 @@ export const make = (nc: NatsConnection, inboxPrefix: string | undefined): Reque
       }
     })
     subscription = sub
+    // at the account's subscription limit the server refuses the inbox: what waits on it fails with the reason
+    let dropped = false
+    void refusal(nc).then((cause) => {
+      if (cause === undefined || subscription !== sub) return
+      dropped = true
+      subscription = undefined
+      endAll({ _tag: "Lost", cause })
+      sub.unsubscribe()
+    })
     sub.closed.then(
       (err) => {
+        if (dropped) return
         if (subscription === sub) subscription = undefined
         endAll(err === undefined ? { _tag: "Closed" } : { _tag: "Lost", cause: err })
       },

@@ -14,6 +14,7 @@ import type * as NatsError from "../schemas/NatsError.ts"
 import type { Overflow } from "../schemas/Overflow.ts"
 import type { NatsCore } from "./core.ts"
 import { connectionClosed, fromUnknown, slowConsumer } from "./errors.ts"
+import { refusal } from "./subscriptionLimit.ts"
 
 export interface BridgeOptions {
   readonly queue?: string | undefined
@@ -135,6 +136,13 @@ export const acquire = (
                 }
               })
               sub = subscription
+              // at the account's subscription limit the server refuses the SUB without a word nats.js passes on
+              void refusal(nc).then((cause) => {
+                if (cause === undefined || failed) return
+                unsubscribed = true
+                failWith(fromUnknown(cause, { operation: "subscribe", subject }))
+                subscription.unsubscribe()
+              })
               subscription.closed.then(
                 (err) => {
                   if (failed) return

@@ -213,6 +213,34 @@ export class MaxPayloadExceeded
 }
 
 /**
+ * The server refused a connection or a subscription at a limit of the
+ * account or the user (`max_connections`, `max_subscriptions`, the JWT's
+ * `conn` / `subs`): `limit` says which, `message` carries the server's words.
+ * Not retryable: it succeeds only once the account has room again (another
+ * connection closed, a subscription ended). An account's payload limit is
+ * `MaxPayloadExceeded`; its JetStream storage limits are `JetStreamApi` with
+ * the server's code and words (for example 10028, insufficient memory
+ * resources available).
+ *
+ * @category reasons
+ * @since 0.1.0
+ */
+export class LimitExceeded extends Schema.TaggedError<LimitExceeded>("effect-nats/NatsError/LimitExceeded")(
+  "LimitExceeded",
+  {
+    ...Common,
+    limit: Schema.Literals(["connections", "subscriptions"])
+  }
+) {
+  /** @since 0.1.0 */
+  readonly [ReasonTypeId] = ReasonTypeId
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
  * A subscription's bounded buffer overflowed under the `"fail"` overflow
  * policy: the consumer did not keep up with the server.
  *
@@ -441,6 +469,7 @@ export type NatsErrorReason =
   | PermissionViolation
   | InvalidSubject
   | MaxPayloadExceeded
+  | LimitExceeded
   | SlowConsumer
   | InvalidArgument
   | ServiceError
@@ -469,6 +498,7 @@ export const NatsErrorReason: Schema.Union<[
   typeof PermissionViolation,
   typeof InvalidSubject,
   typeof MaxPayloadExceeded,
+  typeof LimitExceeded,
   typeof SlowConsumer,
   typeof InvalidArgument,
   typeof ServiceError,
@@ -490,6 +520,7 @@ export const NatsErrorReason: Schema.Union<[
   PermissionViolation,
   InvalidSubject,
   MaxPayloadExceeded,
+  LimitExceeded,
   SlowConsumer,
   InvalidArgument,
   ServiceError,

@@ -100,6 +100,76 @@ describe("JWT (operator mode)", () => {
   })
 })
 
+describe("account and user limits", () => {
+  layer(
+    NatsServer.layer({
+      operator: {
+        accounts: [{ name: "ONE", limits: { connections: 1 } }, {
+          name: "TINY",
+          limits: { jetstream: { memory: 1_000, disk: 1_000 } }
+        }]
+      }
+    }),
+    { excludeTestServices: true }
+  )("an operator with limited accounts", (it) => {
+    it.effect("past the account's connection limit a connect fails with LimitExceeded, in the server's words", () =>
+      Effect.gen(function*() {
+        const server = yield* NatsServer.NatsServer
+        const user = yield* server.operator?.user({ account: "ONE" }) ?? Effect.die("no operator")
+        const options = { ...quiet, servers: server.url, auth: Auth.creds(user.creds) }
+        const first = yield* NatsClient.make(options)
+        yield* first.flush
+        // nats.js may see the server close the socket before it reads the -ERR: that is
+        // ConnectionRefused, retryable, and the connect schedule tries again
+        const error = yield* Effect.flip(
+          NatsClient.make({
+            ...options,
+            connectSchedule: Schedule.spaced("10 millis").pipe(Schedule.upTo({ times: 50 }))
+          })
+        )
+        assert.strictEqual(error.reason._tag, "LimitExceeded", error.message)
+        assert.isTrue(error.reason._tag === "LimitExceeded" && error.reason.limit === "connections")
+        assert.match(error.message, /maximum account active connections exceeded/)
+        assert.isFalse(error.isRetryable)
+      }))
+
+    it.effect("past the user's subscription limit the subscription fails with LimitExceeded; the others work", () =>
+      Effect.gen(function*() {
+        const server = yield* NatsServer.NatsServer
+        const user = yield* server.operator?.user({ subscriptions: 2 }) ?? Effect.die("no operator")
+        const nats = yield* NatsClient.make({ ...quiet, servers: server.url, auth: Auth.creds(user.creds) })
+        const a = yield* nats.subscribeScoped("lim.a")
+        const b = yield* nats.subscribeScoped("lim.b")
+        const error = yield* nats.subscribe("lim.c").pipe(Stream.runDrain, Effect.flip)
+        assert.strictEqual(error.reason._tag, "LimitExceeded", error.message)
+        assert.match(error.message, /maximum subscriptions exceeded/)
+        // a request needs its inbox subscription: refused too, typed, not a timeout
+        const refused = yield* Effect.flip(nats.request("lim.other", "ping", { timeout: "20 seconds" }))
+        assert.strictEqual(refused.reason._tag, "LimitExceeded", refused.message)
+        yield* nats.publish("lim.a", "1")
+        yield* nats.publish("lim.b", "2")
+        const [x] = yield* a.pipe(Stream.take(1), Stream.runCollect)
+        const [y] = yield* b.pipe(Stream.take(1), Stream.runCollect)
+        assert.deepStrictEqual([x?.string(), y?.string()], ["1", "2"])
+      }))
+
+    it.effect("past the account's JetStream storage a stream is refused: JetStreamApi with the server's code", () =>
+      Effect.gen(function*() {
+        const server = yield* NatsServer.NatsServer
+        const user = yield* server.operator?.user({ account: "TINY" }) ?? Effect.die("no operator")
+        const nats = yield* NatsClient.make({ ...quiet, servers: server.url, auth: Auth.creds(user.creds) })
+        const jsm = yield* JetStreamManager.make().pipe(Effect.provideService(NatsClient.NatsClient, nats))
+        const error = yield* Effect.flip(
+          jsm.createOrUpdateStream({ name: "BIG", subjects: ["big.>"], storage: "memory", maxBytes: 100_000 })
+        )
+        assert.strictEqual(error.reason._tag, "JetStreamApi", error.message)
+        assert.strictEqual(error.reason._tag === "JetStreamApi" ? error.reason.errCode : 0, 10028)
+        assert.match(error.message, /insufficient memory resources/)
+        yield* jsm.createOrUpdateStream({ name: "FITS", subjects: ["fits.>"], storage: "memory", maxBytes: 500 })
+      }))
+  })
+})
+
 describe("permissions", () => {
   layer(
     NatsServer.layer({
