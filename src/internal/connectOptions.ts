@@ -118,6 +118,28 @@ const credsProblem = (text: string, what: string): string | undefined => {
 
 const readCreds = (path: string): Uint8Array => Fs.readFileSync(path)
 
+/** The seed of a seed file: alone, or decorated between `-----` lines (the first seed it holds). */
+const readSeed = (path: string): Uint8Array => {
+  const text = Fs.readFileSync(path, "utf8")
+  return encoder.encode(/\bS[UAO][A-Z2-7]{50,}\b/.exec(text)?.[0] ?? text.trim())
+}
+
+/** What is wrong with a file of credentials: unreadable, or what `problem` finds in it. */
+const fileProblem = (
+  path: string,
+  what: string,
+  read: (path: string) => Uint8Array,
+  problem: (text: string) => string | undefined
+): string | undefined => {
+  let text: string
+  try {
+    text = new TextDecoder().decode(read(path))
+  } catch (cause) {
+    return `auth: cannot read the ${what} ${path} (${(cause as { readonly code?: string }).code ?? "error"})`
+  }
+  return problem(text)
+}
+
 /** What is wrong with credentials, if anything (never their contents). */
 export const authProblem = (auth: Auth.Auth): string | undefined => {
   switch (auth._tag) {
@@ -129,17 +151,12 @@ export const authProblem = (auth: Auth.Auth): string | undefined => {
       return seedProblem(Redacted.value(auth.seed), "auth: the NKey seed")
     case "Creds":
       return credsProblem(Redacted.value(auth.creds), "auth: the creds")
-    case "CredsFile": {
-      let text: string
-      try {
-        text = new TextDecoder().decode(readCreds(auth.path))
-      } catch (cause) {
-        return `auth: cannot read the creds file ${auth.path} (${
-          (cause as { readonly code?: string }).code ?? "error"
-        })`
-      }
-      return credsProblem(text, `auth: the creds of ${auth.path}`)
-    }
+    case "NKeyFile":
+      return fileProblem(auth.path, "NKey seed file", readSeed, (seed) =>
+        seedProblem(seed, `auth: the NKey seed of ${auth.path}`))
+    case "CredsFile":
+      return fileProblem(auth.path, "creds file", readCreds, (text) =>
+        credsProblem(text, `auth: the creds of ${auth.path}`))
   }
 }
 
@@ -300,6 +317,8 @@ const authenticatorOf = (auth: Auth.Auth): Authenticator => {
       return tokenAuthenticator(Redacted.value(auth.token))
     case "NKey":
       return nkeyAuthenticator(encoder.encode(Redacted.value(auth.seed)))
+    case "NKeyFile":
+      return nkeyAuthenticator(() => readSeed(auth.path))
     case "Creds":
       return credsAuthenticator(encoder.encode(Redacted.value(auth.creds)))
     case "CredsFile":

@@ -36,6 +36,16 @@ export const Token = Schema.TaggedStruct("Token", { token: Schema.Redacted(Schem
 export const NKey = Schema.TaggedStruct("NKey", { seed: Schema.Redacted(Schema.String) })
 
 /**
+ * NKey authentication from a seed file (the article's `NkeyOptionFromSeed`):
+ * the seed alone or decorated (between `-----` lines), read again on every
+ * connect and reconnect.
+ *
+ * @category schemas
+ * @since 0.1.0
+ */
+export const NKeyFile = Schema.TaggedStruct("NKeyFile", { path: Schema.String })
+
+/**
  * Decentralised (JWT) authentication from the contents of a `.creds` file.
  *
  * @category schemas
@@ -58,7 +68,7 @@ export const CredsFile = Schema.TaggedStruct("CredsFile", { path: Schema.String 
  * @category schemas
  * @since 0.1.0
  */
-export const Auth = Schema.Union([UserPassword, Token, NKey, Creds, CredsFile])
+export const Auth = Schema.Union([UserPassword, Token, NKey, NKeyFile, Creds, CredsFile])
 
 /**
  * An authentication kind.
@@ -103,6 +113,14 @@ export const nkey = (seed: string | Redacted.Redacted<string>): Auth => ({
 })
 
 /**
+ * An NKey seed file, read on every connect and reconnect.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const nkeyFile = (path: string): Auth => ({ _tag: "NKeyFile", path })
+
+/**
  * The contents of a `.creds` file (user JWT and NKey seed).
  *
  * @category constructors
@@ -124,8 +142,9 @@ export const credsFile = (path: string): Auth => ({ _tag: "CredsFile", path })
 /**
  * Reads the authentication kind from configuration: `NATS_USER` with
  * `NATS_PASSWORD`, else `NATS_TOKEN`, else `NATS_NKEY_SEED`, else
- * `NATS_CREDS` (file contents), else `NATS_CREDS_FILE` (a path, read on
- * every connect); none of them set gives `None`. `NATS_USER`
+ * `NATS_NKEY_FILE` (a seed file's path), else `NATS_CREDS` (file contents),
+ * else `NATS_CREDS_FILE` (a path); files are read on every connect. None of
+ * them set gives `None`. `NATS_USER`
  * without `NATS_PASSWORD` (or the reverse) is a configuration error.
  *
  * @category config
@@ -136,10 +155,11 @@ export const config: Config.Config<Option.Option<Auth>> = Config.all({
   password: Config.option(Config.Redacted("NATS_PASSWORD")),
   token: Config.option(Config.Redacted("NATS_TOKEN")),
   seed: Config.option(Config.Redacted("NATS_NKEY_SEED")),
+  seedPath: Config.option(Config.String("NATS_NKEY_FILE")),
   creds: Config.option(Config.Redacted("NATS_CREDS")),
   credsPath: Config.option(Config.String("NATS_CREDS_FILE"))
 }).pipe(
-  Config.flatMap(({ creds: c, credsPath, password, seed, token: t, user }): Config.Config<Option.Option<Auth>> => {
+  Config.flatMap(({ creds: c, credsPath, password, seed, seedPath, token: t, user }): Config.Config<Option.Option<Auth>> => {
     if (Option.isSome(user) !== Option.isSome(password)) {
       return Config.fail(
         new ConfigProvider.SourceError({ message: "NATS_USER and NATS_PASSWORD must be set together" })
@@ -150,6 +170,7 @@ export const config: Config.Config<Option.Option<Auth>> = Config.all({
     }
     if (Option.isSome(t)) return Config.succeed(Option.some(token(t.value)))
     if (Option.isSome(seed)) return Config.succeed(Option.some(nkey(seed.value)))
+    if (Option.isSome(seedPath)) return Config.succeed(Option.some(nkeyFile(seedPath.value)))
     if (Option.isSome(c)) return Config.succeed(Option.some(creds(c.value)))
     if (Option.isSome(credsPath)) return Config.succeed(Option.some(credsFile(credsPath.value)))
     return Config.succeed(Option.none())

@@ -3,6 +3,7 @@
  * credentials, on real nats-servers.
  */
 import { assert, describe, layer } from "@effect/vitest"
+import { createUser } from "@nats-io/nkeys"
 import { ConfigProvider, Duration, Effect, Layer, Redacted, Ref, Schedule, Stream } from "effect"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
@@ -166,6 +167,60 @@ describe("account and user limits", () => {
         assert.strictEqual(error.reason._tag === "JetStreamApi" ? error.reason.errCode : 0, 10028)
         assert.match(error.message, /insufficient memory resources/)
         yield* jsm.createOrUpdateStream({ name: "FITS", subjects: ["fits.>"], storage: "memory", maxBytes: 500 })
+      }))
+  })
+})
+
+const seedUser = createUser()
+const seedText = new TextDecoder().decode(seedUser.getSeed())
+
+describe("NKey seed files", () => {
+  layer(
+    NatsServer.layer({ jetstream: false, config: `authorization { users: [ { nkey: ${seedUser.getPublicKey()} } ] }` }),
+    { excludeTestServices: true }
+  )("a server with an NKey user", (it) => {
+    it.effect("a seed file, plain or decorated, connects (Auth.nkeyFile and NATS_NKEY_FILE); bad files are typed", () =>
+      Effect.gen(function*() {
+        const server = yield* NatsServer.NatsServer
+        const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-nats-seed-"))
+        yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true })))
+        const file = (name: string, text: string) => {
+          const path = Path.join(dir, name)
+          Fs.writeFileSync(path, text)
+          return path
+        }
+        const plain = file("plain.nk", `${seedText}\n`)
+        const decorated = file(
+          "decorated.nk",
+          `-----BEGIN USER NKEY SEED-----\n${seedText}\n------END USER NKEY SEED------\n`
+        )
+        for (const path of [plain, decorated]) {
+          const nats = yield* NatsClient.make({ ...quiet, servers: server.url, auth: Auth.nkeyFile(path) })
+          yield* nats.flush
+        }
+        yield* NatsClient.NatsClient.use((nats) => nats.flush).pipe(
+          Effect.provide(
+            NatsClient.NatsClient.layerConfig().pipe(
+              Layer.provide(
+                ConfigProvider.layer(ConfigProvider.fromEnv({ env: { NATS_URL: server.url, NATS_NKEY_FILE: plain } }))
+              )
+            )
+          )
+        )
+        const garbage = file("garbage.nk", "SUNOTASEED-but-secret-text\n")
+        for (const path of [garbage, Path.join(dir, "missing.nk")]) {
+          const error = yield* Effect.flip(
+            NatsClient.make({ ...quiet, servers: server.url, auth: Auth.nkeyFile(path) })
+          )
+          assert.strictEqual(error.reason._tag, "InvalidArgument", error.message)
+          assert.include(error.message, path)
+          assert.notInclude(error.message, "secret-text")
+        }
+        const unknown = file("unknown.nk", new TextDecoder().decode(createUser().getSeed()))
+        const refused = yield* Effect.flip(
+          NatsClient.make({ ...quiet, servers: server.url, auth: Auth.nkeyFile(unknown) })
+        )
+        assert.strictEqual(refused.reason._tag, "AuthorizationViolation")
       }))
   })
 })

@@ -10,6 +10,8 @@ import { createUser } from "@nats-io/nkeys"
 import { Cause, Context, Effect, Layer, Logger, Redacted, Schema, Stream } from "effect"
 import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
 import { Auth, NatsClient, NatsServer } from "../../src/index.ts"
 
 /** A secret fixed for the servers' configs (the generated ones are the property's). */
@@ -28,6 +30,8 @@ class Servers extends Context.Service<Servers, {
   /** A client key the mutual-TLS server does not trust (another throwaway PKI). */
   readonly strangerKey: string
   readonly strangerCert: string
+  /** Where the cases write their files. */
+  readonly dir: string
 }>()("test/Servers") {}
 
 const ServersLive = Layer.effect(
@@ -47,13 +51,18 @@ const ServersLive = Layer.effect(
       NatsServer.make({ jetstream: false, tls: {} })
     ], { concurrency: "unbounded" })
     const files = stranger.tls ?? (yield* Effect.die("no TLS"))
+    const dir = yield* Effect.acquireRelease(
+      Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-nats-secrets-"))),
+      (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
+    )
     return {
       users,
       token,
       operator,
       mtls,
       strangerKey: Fs.readFileSync(files.clientKeyFile, "utf8"),
-      strangerCert: files.clientCertFile
+      strangerCert: files.clientCertFile,
+      dir
     }
   })
 )
@@ -67,6 +76,7 @@ const Case = Schema.Literals([
   "token: right, used and closed",
   "nkey: unknown seed",
   "nkey: garbage seed",
+  "nkey: seed file, unknown or garbage",
   "nkey: permission errors",
   "creds: expired",
   "creds: garbage",
@@ -136,6 +146,17 @@ const attempt = (servers: Servers["Service"], kase: Case, generated: string) =>
           connects: false,
           options: { servers: url(users), auth: Auth.nkey(`SU${generated}`) }
         }
+      case "nkey: seed file, unknown or garbage": {
+        const seed = new TextDecoder().decode(createUser().getSeed())
+        const path = Path.join(servers.dir, `${seed.slice(2, 12)}.nk`)
+        const garbage = generated.length % 2 === 0
+        Fs.writeFileSync(path, garbage ? `SU${generated}` : seed)
+        return {
+          secret: garbage ? generated : seed,
+          connects: false,
+          options: { servers: url(users), auth: Auth.nkeyFile(path) }
+        }
+      }
       case "nkey: permission errors":
         return { secret: nkeySeed, connects: true, options: { servers: url(users), auth: Auth.nkey(nkeySeed) } }
       case "creds: expired": {
