@@ -152,11 +152,19 @@ export const authProblem = (auth: Auth.Auth): string | undefined => {
     case "Creds":
       return credsProblem(Redacted.value(auth.creds), "auth: the creds")
     case "NKeyFile":
-      return fileProblem(auth.path, "NKey seed file", readSeed, (seed) =>
-        seedProblem(seed, `auth: the NKey seed of ${auth.path}`))
+      return fileProblem(
+        auth.path,
+        "NKey seed file",
+        readSeed,
+        (seed) => seedProblem(seed, `auth: the NKey seed of ${auth.path}`)
+      )
     case "CredsFile":
-      return fileProblem(auth.path, "creds file", readCreds, (text) =>
-        credsProblem(text, `auth: the creds of ${auth.path}`))
+      return fileProblem(
+        auth.path,
+        "creds file",
+        readCreds,
+        (text) => credsProblem(text, `auth: the creds of ${auth.path}`)
+      )
   }
 }
 

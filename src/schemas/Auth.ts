@@ -159,20 +159,22 @@ export const config: Config.Config<Option.Option<Auth>> = Config.all({
   creds: Config.option(Config.Redacted("NATS_CREDS")),
   credsPath: Config.option(Config.String("NATS_CREDS_FILE"))
 }).pipe(
-  Config.flatMap(({ creds: c, credsPath, password, seed, seedPath, token: t, user }): Config.Config<Option.Option<Auth>> => {
-    if (Option.isSome(user) !== Option.isSome(password)) {
-      return Config.fail(
-        new ConfigProvider.SourceError({ message: "NATS_USER and NATS_PASSWORD must be set together" })
-      )
+  Config.flatMap(
+    ({ creds: c, credsPath, password, seed, seedPath, token: t, user }): Config.Config<Option.Option<Auth>> => {
+      if (Option.isSome(user) !== Option.isSome(password)) {
+        return Config.fail(
+          new ConfigProvider.SourceError({ message: "NATS_USER and NATS_PASSWORD must be set together" })
+        )
+      }
+      if (Option.isSome(user) && Option.isSome(password)) {
+        return Config.succeed(Option.some(userPassword(user.value, password.value)))
+      }
+      if (Option.isSome(t)) return Config.succeed(Option.some(token(t.value)))
+      if (Option.isSome(seed)) return Config.succeed(Option.some(nkey(seed.value)))
+      if (Option.isSome(seedPath)) return Config.succeed(Option.some(nkeyFile(seedPath.value)))
+      if (Option.isSome(c)) return Config.succeed(Option.some(creds(c.value)))
+      if (Option.isSome(credsPath)) return Config.succeed(Option.some(credsFile(credsPath.value)))
+      return Config.succeed(Option.none())
     }
-    if (Option.isSome(user) && Option.isSome(password)) {
-      return Config.succeed(Option.some(userPassword(user.value, password.value)))
-    }
-    if (Option.isSome(t)) return Config.succeed(Option.some(token(t.value)))
-    if (Option.isSome(seed)) return Config.succeed(Option.some(nkey(seed.value)))
-    if (Option.isSome(seedPath)) return Config.succeed(Option.some(nkeyFile(seedPath.value)))
-    if (Option.isSome(c)) return Config.succeed(Option.some(creds(c.value)))
-    if (Option.isSome(credsPath)) return Config.succeed(Option.some(credsFile(credsPath.value)))
-    return Config.succeed(Option.none())
-  })
+  )
 )
