@@ -7,6 +7,7 @@ import type { Effect } from "effect"
 
 const examples: Record<string, () => Promise<{ readonly main: Effect.Effect<unknown, unknown> }>> = {
   connection: () => import("./connection.ts"),
+  auth: () => import("./auth.ts"),
   wildcards: () => import("./wildcards.ts"),
   "queue-worker": () => import("./queue-worker.ts"),
   pricing: () => import("./pricing.ts"),

@@ -1,13 +1,45 @@
-import { assert, describe, layer } from "@effect/vitest"
-import { Duration, Effect, Layer } from "effect"
+import { assert, describe, it, layer } from "@effect/vitest"
+import { Duration, Effect, Layer, Logger } from "effect"
+import * as AuthExample from "../examples/auth.ts"
+import * as Connection from "../examples/connection.ts"
 import * as JsPublish from "../examples/jetstream-publish.ts"
 import * as JsPullBatch from "../examples/jetstream-pull-batch.ts"
 import * as JsPushConsumer from "../examples/jetstream-push-consumer.ts"
 import * as JsSetup from "../examples/jetstream-setup.ts"
 import * as OrderProcessor from "../examples/order-processor.ts"
+import type { ConnectionEvent } from "../src/index.ts"
 import { JetStreamManager, LocalNats } from "../src/index.ts"
 
 const Env = JsSetup.JetStreamLayer.pipe(Layer.provideMerge(LocalNats.layer({ client: { logEvents: false } })))
+
+describe("connection example", () => {
+  it.effect("the article's production connection: TLS, a reconnect ridden out, the lifecycle to Closed", () =>
+    Effect.gen(function*() {
+      const seen: Array<ConnectionEvent.ConnectionEvent["_tag"]> = []
+      const layer = LocalNats.layer({
+        server: { jetstream: false, tls: {} },
+        client: {
+          ...Connection.options,
+          onEvent: (event) => Effect.andThen(Effect.sync(() => seen.push(event._tag)), Connection.logLifecycle(event))
+        }
+      })
+      const { tls } = yield* Effect.scoped(Connection.program).pipe(
+        Effect.provide(layer),
+        Effect.provide(Logger.layer([]))
+      )
+      assert.isTrue(tls)
+      const lifecycle = seen.filter((tag) => tag === "Disconnected" || tag === "Reconnected" || tag === "Closed")
+      assert.deepStrictEqual(lifecycle, ["Disconnected", "Reconnected", "Closed"], seen.join())
+    }))
+})
+
+describe("auth example", () => {
+  it.effect("password, NKey seed file and creds file each connect and round-trip a request", () =>
+    Effect.gen(function*() {
+      const replies = yield* Effect.scoped(AuthExample.program)
+      assert.deepStrictEqual(replies, ["hello, password", "hello, nkey", "hello, creds"])
+    }).pipe(Effect.provide(Logger.layer([]))))
+})
 
 describe("JetStream examples", () => {
   layer(Env, { excludeTestServices: true })("on a real server", (it) => {

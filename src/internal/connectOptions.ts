@@ -194,6 +194,9 @@ export const resolve = (
   const auth = given ?? fromUrl
   const problem = auth === undefined ? undefined : authProblem(auth)
   if (problem !== undefined) return Result.fail(invalidArgument(operation, problem))
+  if (options.onEvent !== undefined && typeof options.onEvent !== "function") {
+    return Result.fail(invalidArgument(operation, "onEvent must be a function of a ConnectionEvent"))
+  }
   return Result.all({
     attemptTimeout: duration(operation, "connectAttemptTimeout", options.connectAttemptTimeout, "3 seconds"),
     connectTimeout: duration(operation, "connectTimeout", options.connectTimeout, "15 seconds"),

@@ -155,9 +155,11 @@ export const connect = Effect.fnUntraced(function*(options: NatsClientOptions) {
   const refresh = credentials.refresh?.pipe(
     Effect.catch((error) => Effect.logWarning("nats: fetching the credentials again failed; keeping the last", error))
   )
+  const onEvent = options.onEvent === undefined ? undefined : ConnectionEvents.handler(options.onEvent)
   const emit = (event: ConnectionEvent) => {
     PubSub.publishUnsafe(events, event)
     if (logEvents) runFork(ConnectionEvents.log(event))
+    if (onEvent !== undefined) runFork(onEvent(event))
     if (refresh !== undefined && event._tag === "Disconnected") runFork(refresh)
   }
 

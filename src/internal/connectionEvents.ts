@@ -76,3 +76,19 @@ const levels = {
 /** Logs an event at its level, annotated with `event: <tag>`. */
 export const log = (event: ConnectionEvent): Effect.Effect<void> =>
   levels[event._tag](text(event)).pipe(Effect.annotateLogs({ event: event._tag }))
+
+/**
+ * A user's event handler, made safe to fork for every event: a failure or a
+ * defect of it is logged, never lost and never fatal to the connection.
+ */
+export const handler = (
+  onEvent: (event: ConnectionEvent) => Effect.Effect<void, unknown>
+) =>
+(event: ConnectionEvent): Effect.Effect<void> =>
+  Effect.suspend(() => onEvent(event)).pipe(
+    Effect.catchCause((cause) =>
+      Effect.logError(`nats: the onEvent handler failed on ${event._tag}`, cause).pipe(
+        Effect.annotateLogs({ event: event._tag })
+      )
+    )
+  )

@@ -126,13 +126,13 @@ export const make = (nc: NatsConnection, inboxPrefix: string | undefined): Reque
     subscription = sub
     // at the account's subscription limit the server refuses the inbox: what waits on it fails with the reason
     let dropped = false
-    void refusal(nc).then((cause) => {
+    refusal(nc).then((cause) => {
       if (cause === undefined || subscription !== sub) return
       dropped = true
       subscription = undefined
       endAll({ _tag: "Lost", cause })
       sub.unsubscribe()
-    })
+    }, () => undefined) // the connection ended: the subscription's end settles what waits
     sub.closed.then(
       (err) => {
         if (dropped) return

@@ -95,7 +95,8 @@ export const serve = <E, R>(
       // a request is answered on the stack that received it (no scheduler turn)
       eager: true
     })
-    yield* core.flush
+    // registered on the server (or refused at the subscription limit) before serve returns
+    yield* requests.confirmed
     let stopping = false
     const concurrency = options?.concurrency ?? 1
     const answer = respond(subject, handler)

@@ -37,6 +37,11 @@ export interface Acquired {
   readonly messages: Stream.Stream<Msg, NatsError.NatsError>
   /** Unsubscribes and ends the stream after what is already buffered. */
   readonly stop: () => void
+  /**
+   * The server took the subscription: a round trip after the `SUB`. Fails
+   * with `LimitExceeded` when the server refused it at the subscription limit.
+   */
+  readonly confirmed: Effect.Effect<void, NatsError.NatsError>
 }
 
 export interface BridgeHooks {
@@ -70,6 +75,12 @@ export const acquire = (
         for (const msg of chunk) bytes -= msg.data.length
         return chunk
       }))
+      let confirmation: Promise<Error | undefined> = Promise.resolve(undefined)
+      const confirmed = Effect.flatMap(
+        Effect.tryPromise({ try: () => confirmation, catch: (cause) => fromUnknown(cause, { operation: "flush" }) }),
+        (refused) =>
+          refused === undefined ? Effect.void : Effect.fail(fromUnknown(refused, { operation: "subscribe", subject }))
+      )
       const stop = () => {
         unsubscribed = true
         sub?.unsubscribe()
@@ -137,12 +148,13 @@ export const acquire = (
               })
               sub = subscription
               // at the account's subscription limit the server refuses the SUB without a word nats.js passes on
-              void refusal(nc).then((cause) => {
+              confirmation = refusal(nc)
+              confirmation.then((cause) => {
                 if (cause === undefined || failed) return
                 unsubscribed = true
                 failWith(fromUnknown(cause, { operation: "subscribe", subject }))
                 subscription.unsubscribe()
-              })
+              }, () => undefined) // the connection ended: the subscription reports that
               subscription.closed.then(
                 (err) => {
                   if (failed) return
@@ -171,7 +183,7 @@ export const acquire = (
               subscription.unsubscribe()
             })
         ),
-        { messages, stop }
+        { messages, stop, confirmed }
       )
     }
   )

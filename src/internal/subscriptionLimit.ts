@@ -25,18 +25,15 @@ const lastError = (nc: NatsConnection): Error | undefined => (nc as WithProtocol
 /**
  * Resolves with the server's refusal of the subscription just made (call it
  * right after `subscribe`, in the same tick), or `undefined` when the server
- * took it (or the connection ended first: the subscription reports that).
+ * took it; rejects as the flush does when the connection ends first.
  */
 export const refusal = (nc: NatsConnection): Promise<Error | undefined> => {
   const before = lastError(nc)
-  return nc.flush().then(
-    () => {
-      const after = lastError(nc)
-      return after !== before && after instanceof natsErrors.ProtocolError &&
-          /maximum subscriptions exceeded/i.test(after.message)
-        ? after
-        : undefined
-    },
-    () => undefined
-  )
+  return nc.flush().then(() => {
+    const after = lastError(nc)
+    return after !== before && after instanceof natsErrors.ProtocolError &&
+        /maximum subscriptions exceeded/i.test(after.message)
+      ? after
+      : undefined
+  })
 }

@@ -44,9 +44,9 @@ const clientOfServer = (options: LocalNatsOptions) =>
     NatsClient.NatsClient,
     NatsServer.NatsServer.use((server) =>
       NatsClient.make({
-        // a TLS server: trust its throwaway CA (unless the client says otherwise)
-        ...(server.tls === undefined ? {} : { tls: { caFile: server.tls.caFile } }),
         ...options.client,
+        // a TLS server: trust its throwaway CA (unless the client names its own)
+        ...(server.tls === undefined ? {} : { tls: { caFile: server.tls.caFile, ...options.client?.tls } }),
         servers: server.urls
       })
     )
@@ -69,7 +69,11 @@ export const layerConfig = (
       (url): Layer.Layer<NatsClient.NatsClient, NatsError | NatsServer.NatsServerError | Config.ConfigError> =>
         Option.isSome(url)
           ? NatsClient.NatsClient.layerConfig(
-            Config.map(NatsClient.config, (config) => ({ ...options.client, ...config }))
+            Config.map(NatsClient.config, (config) => ({
+              ...options.client,
+              ...config,
+              ...(config.tls === undefined ? {} : { tls: { ...options.client?.tls, ...config.tls } })
+            }))
           )
           : clientOfServer(options).pipe(Layer.provide(NatsServer.layer(options.server)))
     )

@@ -81,6 +81,15 @@ export interface NatsClientOptions {
   readonly drainTimeout?: Duration.Input | undefined
   /** Log connection events through Effect's Logger. Default `true`. */
   readonly logEvents?: boolean | undefined
+  /**
+   * Runs for every connection event, for the connection's whole life (the
+   * last is `Closed`, after the release's drain), with the services of the
+   * effect that connected: nats.go's `DisconnectErrHandler`,
+   * `ReconnectHandler` and `ClosedHandler` in one. Each run is started as its
+   * event is emitted; a failure is logged, never fatal. For a consumer that
+   * can fall behind, read `events` instead.
+   */
+  readonly onEvent?: ((event: ConnectionEvent) => Effect.Effect<void, unknown>) | undefined
   /** Ping interval (stale connection detection). nats.js default: 2 minutes. */
   readonly pingInterval?: Duration.Input | undefined
   /** Do not receive the messages this connection publishes. */
@@ -409,8 +418,8 @@ export const make: (
         Effect.gen(function*() {
           const invalid = checkSubscribe(core, subject, options)
           if (invalid !== undefined) return yield* invalid
-          const { messages } = yield* acquire(core, subject, bridgeOptions(options))
-          yield* core.flush
+          const { confirmed, messages } = yield* acquire(core, subject, bridgeOptions(options))
+          yield* confirmed
           return messages
         }),
       request: (subject, payload, options) => Request.request(core, subject, payload, options),
@@ -474,7 +483,7 @@ export class NatsClient extends Context.Service<NatsClient, NatsClientShape>()("
  * Connection options from configuration: `NATS_URL` (comma separated, default
  * `nats://127.0.0.1:4222`), `NATS_NAME`, and the auth variables read by
  * `Auth.config` (`NATS_USER`/`NATS_PASSWORD`, `NATS_TOKEN`, `NATS_NKEY_SEED`,
- * `NATS_CREDS`), and the TLS variables read by `Tls.config` (`NATS_TLS_CA`,
+ * `NATS_NKEY_FILE`, `NATS_CREDS`, `NATS_CREDS_FILE`), and the TLS variables read by `Tls.config` (`NATS_TLS_CA`,
  * `NATS_TLS_CERT`, `NATS_TLS_KEY` file paths, `NATS_TLS_SERVER_NAME`).
  *
  * @category config

@@ -144,6 +144,11 @@ describe("account and user limits", () => {
         const error = yield* nats.subscribe("lim.c").pipe(Stream.runDrain, Effect.flip)
         assert.strictEqual(error.reason._tag, "LimitExceeded", error.message)
         assert.match(error.message, /maximum subscriptions exceeded/)
+        // subscribeScoped and serve return once the server took the subscription: they fail themselves
+        const scoped = yield* Effect.flip(Effect.scoped(nats.subscribeScoped("lim.d")))
+        assert.strictEqual(scoped.reason._tag, "LimitExceeded", scoped.message)
+        const served = yield* Effect.flip(Effect.scoped(nats.serve("lim.e", () => Effect.void)))
+        assert.strictEqual(served.reason._tag, "LimitExceeded", served.message)
         // a request needs its inbox subscription: refused too, typed, not a timeout
         const refused = yield* Effect.flip(nats.request("lim.other", "ping", { timeout: "20 seconds" }))
         assert.strictEqual(refused.reason._tag, "LimitExceeded", refused.message)

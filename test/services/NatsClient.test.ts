@@ -213,6 +213,36 @@ layer(NatsServer.layer({ jetstream: false }), { excludeTestServices: true })("Na
       assert.isTrue(lines.some((l) => l.includes("nats: connection closed")), JSON.stringify(lines))
     }))
 
+  it.effect("onEvent runs for every event to Closed; a failing handler is logged and the connection keeps working", () =>
+    Effect.gen(function*() {
+      const server = yield* NatsServer.NatsServer
+      const lines: Array<string> = []
+      const capture = Logger.make<unknown, void>(({ message }) => {
+        lines.push(Array.isArray(message) ? message.join(" ") : String(message))
+      })
+      const seen: Array<string> = []
+      const scope = yield* Scope.make()
+      const nc = yield* NatsClient.make({
+        servers: server.url,
+        logEvents: false,
+        onEvent: (event) =>
+          event._tag === "Disconnected"
+            ? Effect.fail("handler broke")
+            : Effect.sync(() => void seen.push(event._tag))
+      }).pipe(Scope.provide(scope), Effect.provide(Logger.layer([capture])))
+      const events = yield* nc.eventsScoped
+      yield* Effect.promise(() => nc.connection.reconnect())
+      yield* events.pipe(Stream.takeUntil((event) => event._tag === "Reconnected"), Stream.runDrain)
+      yield* nc.publish("on.event", "still works")
+      yield* nc.flush
+      yield* Scope.close(scope, Exit.void)
+      assert.include(seen, "Reconnected")
+      assert.strictEqual(seen[seen.length - 1], "Closed")
+      assert.isTrue(lines.some((l) => l.includes("the onEvent handler failed on Disconnected")), JSON.stringify(lines))
+      const invalid = yield* Effect.flip(NatsClient.make({ servers: server.url, onEvent: "log" as never }))
+      assert.strictEqual(reasonOf(invalid), "InvalidArgument")
+    }))
+
   it.effect("the events stream ends after Closed", () =>
     Effect.gen(function*() {
       const server = yield* NatsServer.NatsServer
