@@ -11,32 +11,7 @@ import { encodeAccount, encodeOperator, encodeUser, fmtCreds } from "@nats-io/jw
 import type { Account } from "@nats-io/jwt"
 import type { KeyPair } from "@nats-io/nkeys"
 import { createAccount, createOperator, createUser } from "@nats-io/nkeys"
-
-/** An account's limits, as the tests give them. */
-export interface AccountLimits {
-  /** Connections at once (-1: unlimited). */
-  readonly connections?: number | undefined
-  /** Subscriptions at once (-1: unlimited). */
-  readonly subscriptions?: number | undefined
-  /** Largest payload in bytes (-1: the server's). */
-  readonly payload?: number | undefined
-  /** JetStream storage in bytes, for memory and file (default unlimited; `false`: no JetStream). */
-  readonly jetstream?: false | { readonly memory?: number | undefined; readonly disk?: number | undefined } | undefined
-}
-
-/** A user to mint. */
-export interface UserOptions {
-  /** Its account (default: the first). A name the server does not know mints an unknown account. */
-  readonly account?: string | undefined
-  readonly name?: string | undefined
-  readonly publish?: { readonly allow?: ReadonlyArray<string>; readonly deny?: ReadonlyArray<string> } | undefined
-  readonly subscribe?: { readonly allow?: ReadonlyArray<string>; readonly deny?: ReadonlyArray<string> } | undefined
-  /** When its JWT expires (in the past: an expired user). */
-  readonly expires?: Date | undefined
-  /** Per-user limits: subscriptions, payload bytes. */
-  readonly subscriptions?: number | undefined
-  readonly payload?: number | undefined
-}
+import type { AccountLimits, UserOptions } from "../layers/NatsServer.ts"
 
 interface MintedAccount {
   readonly name: string

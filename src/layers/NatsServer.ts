@@ -356,7 +356,16 @@ export interface NatsServerOptions {
  * @since 0.1.0
  * @category models
  */
-export type AccountLimits = Operator.AccountLimits
+export interface AccountLimits {
+  /** Connections at once (-1: unlimited). */
+  readonly connections?: number | undefined
+  /** Subscriptions at once (-1: unlimited). */
+  readonly subscriptions?: number | undefined
+  /** Largest payload in bytes (-1: the server's). */
+  readonly payload?: number | undefined
+  /** JetStream storage in bytes, for memory and file (default unlimited; `false`: no JetStream). */
+  readonly jetstream?: false | { readonly memory?: number | undefined; readonly disk?: number | undefined } | undefined
+}
 
 /**
  * A user to mint in operator mode: its account (a name the server does not
@@ -366,7 +375,18 @@ export type AccountLimits = Operator.AccountLimits
  * @since 0.1.0
  * @category models
  */
-export type UserOptions = Operator.UserOptions
+export interface UserOptions {
+  /** Its account (default: the first). A name the server does not know mints an unknown account. */
+  readonly account?: string | undefined
+  readonly name?: string | undefined
+  readonly publish?: { readonly allow?: ReadonlyArray<string>; readonly deny?: ReadonlyArray<string> } | undefined
+  readonly subscribe?: { readonly allow?: ReadonlyArray<string>; readonly deny?: ReadonlyArray<string> } | undefined
+  /** When its JWT expires (in the past: an expired user). */
+  readonly expires?: Date | undefined
+  /** Per-user limits: subscriptions, payload bytes. */
+  readonly subscriptions?: number | undefined
+  readonly payload?: number | undefined
+}
 
 /**
  * The operator of a server in operator mode.
