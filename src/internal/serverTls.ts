@@ -11,18 +11,11 @@
 import { execFile } from "node:child_process"
 import * as FsP from "node:fs/promises"
 import * as Path from "node:path"
+import type { ServerTls } from "../layers/NatsServer.ts"
 
-/** The files of a throwaway PKI. */
-export interface Pki {
+/** The files of a throwaway PKI, and its directory. */
+export interface Pki extends ServerTls {
   readonly dir: string
-  /** The CA certificate (PEM) that signed the others. */
-  readonly caFile: string
-  readonly certFile: string
-  readonly keyFile: string
-  readonly clientCertFile: string
-  readonly clientKeyFile: string
-  /** The client certificate's subject, as nats-server names it for `verify_and_map` (`CN=...`). */
-  readonly clientSubject: string
 }
 
 const openssl = (args: ReadonlyArray<string>, cwd: string): Promise<void> =>
