@@ -15,9 +15,11 @@ import type * as NatsError from "../schemas/NatsError.ts"
 import type { NatsClientOptions } from "../services/NatsClient.ts"
 import * as ConnectionEvents from "./connectionEvents.ts"
 import * as ConnectOptions from "./connectOptions.ts"
+import * as Credentials from "./credentials.ts"
 import { connectionClosed, fromUnknown, timeout } from "./errors.ts"
 import type { ReconnectDriver } from "./reconnect.ts"
 import { makeReconnectDriver } from "./reconnect.ts"
+import * as TlsOptions from "./tlsOptions.ts"
 
 /** An open connection and what the client needs to know about its life. */
 export interface Connection {
@@ -62,10 +64,11 @@ export const defaultReconnectSchedule: Schedule.Schedule<unknown, unknown> = Sch
 const natsOptions = (
   options: NatsClientOptions,
   resolved: ConnectOptions.Resolved,
-  credentials: ConnectOptions.Credentials,
-  tls: ConnectOptions.NatsTls | undefined,
+  credentials: Credentials.Credentials,
+  tls: TlsOptions.NatsTls | undefined,
   driver: ReconnectDriver,
-  onDial: () => void
+  onDial: () => void,
+  report: (text: string) => void
 ): ConnectionOptions => ({
   // nats.js would capture the caller's stack in an Error per request (a
   // fifth of a request's CPU): effect-nats' errors name the operation and
@@ -77,7 +80,7 @@ const natsOptions = (
   ...(options.name === undefined ? {} : { name: options.name }),
   ...(options.noEcho === undefined ? {} : { noEcho: options.noEcho }),
   ...(resolved.pingInterval === undefined ? {} : { pingInterval: Duration.toMillis(resolved.pingInterval) }),
-  ...ConnectOptions.authOptions(credentials.current, credentials.refresh !== undefined),
+  ...Credentials.authOptions(credentials.current, credentials.refresh !== undefined, report),
   ...(tls === undefined ? {} : { tls: tls as NonNullable<ConnectionOptions["tls"]> }),
   timeout: Duration.toMillis(resolved.attemptTimeout),
   // first connect: retried here, by a Schedule (nats.js' own retry can hang forever)
@@ -91,6 +94,10 @@ const natsOptions = (
     return null
   }
 })
+
+/** Servers as a message lists them: the first few. */
+const listed = (servers: ReadonlyArray<string>): string =>
+  servers.length <= 5 ? servers.join(", ") : `${servers.slice(0, 5).join(", ")} and ${servers.length - 5} more`
 
 const closeQuietly = (nc: NatsConnection | undefined): void => {
   if (nc !== undefined && !nc.isClosed()) void nc.close().catch(() => undefined)
@@ -140,11 +147,13 @@ const drainAndClose = (nc: NatsConnection, drainTimeout: Duration.Input) =>
  * the scope's release drains (bounded by `drainTimeout`) and closes.
  */
 export const connect = Effect.fnUntraced(function*(options: NatsClientOptions) {
-  const auth = yield* ConnectOptions.credentials(options.auth)
+  // the caller's own sources (an auth Effect, certificate files) are bounded by the connect timeout too
+  const within = yield* Effect.fromResult(ConnectOptions.connectTimeout(options))
+  const auth = yield* Credentials.fromOptions(options.auth, within)
   const resolved = yield* Effect.fromResult(ConnectOptions.resolve(options, auth.first))
   const credentials = auth.follow(resolved.auth)
-  const tls = yield* ConnectOptions.resolveTls(options.tls)
   const servers = resolved.servers
+  const tls = yield* TlsOptions.resolve(options.tls, servers.some((url) => url.startsWith("tls:")), within)
   const events = yield* PubSub.sliding<ConnectionEvent>(1024)
   const logEvents = options.logEvents ?? true
   // Events are logged with the caller's services (its Logger, log level, annotations).
@@ -181,7 +190,7 @@ export const connect = Effect.fnUntraced(function*(options: NatsClientOptions) {
   // (the status iterator's "reconnecting" arrives later and per address).
   const nats = natsOptions(options, resolved, credentials, tls, driver, () => {
     if (current !== undefined) order.reconnecting(driver.attempt())
-  })
+  }, (text) => runFork(Effect.logWarning(text)))
 
   const connectTimeout = resolved.connectTimeout
   const nc = yield* Effect.acquireRelease(
@@ -197,7 +206,7 @@ export const connect = Effect.fnUntraced(function*(options: NatsClientOptions) {
         orElse: () =>
           Effect.fail(timeout(
             "connect",
-            `could not connect to ${servers.join(", ")} within ${Duration.format(connectTimeout)}`,
+            `could not connect to ${listed(servers)} within ${Duration.format(connectTimeout)}`,
             { timeoutMillis: Duration.toMillis(connectTimeout) }
           ))
       }),

@@ -269,6 +269,11 @@ export const reasonFromUnknown = (cause: unknown, ctx: Context): NatsError.NatsE
     return new NatsError.PermissionViolation(defined({ ...f, subject: cause.subject, queue: cause.queue }))
   }
   if (cause instanceof natsErrors.InvalidSubjectError) return new NatsError.InvalidSubject(defined(f))
+  if (/does not support 'tls'|'tls' is not available/.test(message)) {
+    return new NatsError.TlsError(
+      defined({ ...f, message: "TLS: the server does not offer TLS (asked for by a tls:// URL or the tls option)" })
+    )
+  }
   if (cause instanceof natsErrors.InvalidArgumentError) {
     if (message.includes("max_payload")) {
       return new NatsError.MaxPayloadExceeded(defined({ ...f, size: -1, maxPayload: -1 }))

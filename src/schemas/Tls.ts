@@ -16,9 +16,9 @@ import { Config, Option } from "effect"
 
 /**
  * How a connection does TLS. Every certificate and key is PEM: a file path
- * (`...File`) or the contents. With any of these set, the connection is
- * TLS; without, it is TLS when the URL is `tls://` or the server requires it
- * (trusting the system's CAs).
+ * (`...File`) or the contents. With any of these set, or a `tls://` URL,
+ * TLS is required (a server without it is a `TlsError`); otherwise the
+ * connection is TLS when the server requires it (trusting the system's CAs).
  *
  * @category models
  * @since 0.1.0
