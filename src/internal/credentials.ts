@@ -156,9 +156,7 @@ const checked = (auth: unknown): { readonly bytes: number } | string => {
     }
     case "NKeyFile": {
       const path = a.path as string
-      const problem = pathProblem(path, "NKey seed file", "a seed")
-      if (problem !== undefined) return problem
-      const file = fileText(path, "NKey seed file", readSeed)
+      const file = pathProblem(path, "NKey seed file", "a seed") ?? fileText(path, "NKey seed file", readSeed)
       if (typeof file === "string") return file
       return seedProblem(file.text, `auth: the NKey seed of ${shown(path)}`) ?? bytes()
     }
@@ -170,9 +168,7 @@ const checked = (auth: unknown): { readonly bytes: number } | string => {
     }
     case "CredsFile": {
       const path = a.path as string
-      const problem = pathProblem(path, "creds file", "creds")
-      if (problem !== undefined) return problem
-      const file = fileText(path, "creds file", readCreds)
+      const file = pathProblem(path, "creds file", "creds") ?? fileText(path, "creds file", readCreds)
       if (typeof file === "string") return file
       const jwt = credsJwt(file.text, `auth: the creds of ${shown(path)}`)
       return typeof jwt === "string" ? jwt : bytes(jwt.jwt)
