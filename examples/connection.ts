@@ -1,7 +1,8 @@
 /**
  * The article's production connection (`NewConn`): TLS 1.2 or newer, up to 10
  * reconnects 2 seconds apart, and the connection's lifecycle logged —
- * disconnected as a warning, reconnected as info, closed for good as an error.
+ * disconnected as a warning, reconnected as info, closed for good as an error
+ * (a release, which drains, as info).
  *
  * It runs on an embedded TLS server (a throwaway CA the client trusts), or on
  * `NATS_URL` when it is set (with `NATS_TLS_CA` and the other `NatsClient.config`
@@ -21,7 +22,10 @@ export const logLifecycle = (event: ConnectionEvent.ConnectionEvent): Effect.Eff
     case "Reconnected":
       return Effect.logInfo("nats reconnected").pipe(Effect.annotateLogs("url", event.server))
     case "Closed":
-      return Effect.logError("nats connection closed permanently")
+      // a message says why it closed when the layer did not close it (released: none)
+      return event.message === undefined
+        ? Effect.logInfo("nats connection closed")
+        : Effect.logError("nats connection closed permanently").pipe(Effect.annotateLogs("reason", event.message))
     default:
       return Effect.logDebug(`nats ${event._tag}`)
   }

@@ -22,7 +22,7 @@ const story = Effect.gen(function*() {
   const server = yield* NatsServer.NatsServer
   const client = yield* NatsClient.NatsClient
   yield* chapter("1. Connection")
-  yield* Console.log(`embedded nats-server ${server.version} at ${server.url} (JetStream on)`)
+  yield* Console.log(`embedded nats-server ${server.version} at ${server.url} (TLS, JetStream on)`)
   const rtt = yield* client.rtt
   yield* Console.log(`connected as "${Connection.options.name}", rtt ${rtt.toString()}`)
 
@@ -160,7 +160,9 @@ NodeRuntime.runMain(
   story.pipe(
     Effect.provide(
       JsSetup.JetStreamLayer.pipe(
-        Layer.provideMerge(LocalNats.layer({ client: { ...Connection.options, logEvents: false } }))
+        Layer.provideMerge(
+          LocalNats.layer({ server: { tls: {} }, client: { ...Connection.options, logEvents: false } })
+        )
       )
     ),
     // The chapters print their own summary; keep the examples' info logs quiet.
