@@ -41,6 +41,31 @@ export interface Connection {
    * its removal.
    */
   readonly onPublishRefused: (listener: (subject: string, cause: unknown) => void) => () => void
+  /**
+   * Registers a listener of the connection's drops (called with the
+   * `Disconnected` event, before the first redial); returns its removal.
+   */
+  readonly onDisconnected: (listener: () => void) => () => void
+}
+
+/** A set of listeners, each called in turn (one that throws does not stop the others). */
+const listeners = <A extends ReadonlyArray<unknown>>() => {
+  const set = new Set<(...args: A) => void>()
+  return {
+    add: (listener: (...args: A) => void) => {
+      set.add(listener)
+      return () => void set.delete(listener)
+    },
+    call: (...args: A) => {
+      for (const listener of set) {
+        try {
+          listener(...args)
+        } catch {
+          // a listener's own failure
+        }
+      }
+    }
+  }
 }
 
 /**
@@ -165,7 +190,9 @@ export const connect = Effect.fnUntraced(function*(options: NatsClientOptions) {
     Effect.catch((error) => Effect.logWarning("nats: fetching the credentials again failed; keeping the last", error))
   )
   const onEvent = options.onEvent === undefined ? undefined : ConnectionEvents.handler(options.onEvent)
+  const disconnected = listeners<[]>()
   const emit = (event: ConnectionEvent) => {
+    if (event._tag === "Disconnected") disconnected.call()
     PubSub.publishUnsafe(events, event)
     if (logEvents) runFork(ConnectionEvents.log(event))
     if (onEvent !== undefined) runFork(onEvent(event))
@@ -228,11 +255,8 @@ export const connect = Effect.fnUntraced(function*(options: NatsClientOptions) {
     { interruptible: true }
   )
 
-  const refusedListeners = new Set<(subject: string, cause: unknown) => void>()
-  const refused = (subject: string, cause: unknown) => {
-    for (const listener of refusedListeners) listener(subject, cause)
-  }
-  yield* Effect.forkScoped(watchStatus(nc, driver, order, refused))
+  const refused = listeners<[subject: string, cause: unknown]>()
+  yield* Effect.forkScoped(watchStatus(nc, driver, order, refused.call))
 
   // The end of the connection: the `Closed` event (the last one: streams of
   // events end after it), then `closed` is done.
@@ -267,10 +291,8 @@ export const connect = Effect.fnUntraced(function*(options: NatsClientOptions) {
     closed,
     isReleasing: () => releasing,
     drain,
-    onPublishRefused: (listener) => {
-      refusedListeners.add(listener)
-      return () => void refusedListeners.delete(listener)
-    }
+    onPublishRefused: refused.add,
+    onDisconnected: disconnected.add
   } satisfies Connection
 })
 

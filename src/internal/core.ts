@@ -46,6 +46,8 @@ export const make = (connection: Connection): NatsCore => {
   const requests = RequestMux.make(nc, connection.inboxPrefix)
   // a request to a subject the user may not publish to fails at once, not by timeout
   connection.onPublishRefused(requests.refused)
+  // a request whose reply was lost with the connection fails at once, not by timeout
+  connection.onDisconnected(requests.disconnected)
   return {
     connection: nc,
     requests,

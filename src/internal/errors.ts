@@ -69,6 +69,16 @@ export const connectionClosed = (operation: string, message: string, details?: D
     new NatsError.ConnectionClosed(defined({ operation, message, subject: details?.subject, cause: details?.cause }))
   )
 
+/** The connection dropped before the reply of a request came. */
+export const disconnected = (operation: string, subject: string): NatsError.NatsError =>
+  natsError(
+    new NatsError.Disconnected(defined({
+      operation,
+      subject,
+      message: `the connection dropped before the reply on ${subject} came (the request may have been processed)`
+    }))
+  )
+
 /** Nobody listens on the subject of a request. */
 export const noResponders = (operation: string, subject: string, cause?: unknown): NatsError.NatsError =>
   natsError(new NatsError.NoResponders(defined({ operation, subject, message: `no responders for ${subject}`, cause })))
@@ -107,6 +117,28 @@ export const noStreamForSubject = (operation: string, subject: string, cause?: u
       operation,
       subject,
       message: `no stream captures the subject ${subject}`,
+      cause
+    }))
+  )
+
+/**
+ * A JetStream publish nobody answered although a stream may capture its
+ * subject (`stream`, when the JetStream API named it): its stream has no
+ * leader, during an election say. `NoResponders`, retryable.
+ */
+export const streamDidNotAnswer = (
+  operation: string,
+  subject: string,
+  stream: string | undefined,
+  cause?: unknown
+): NatsError.NatsError =>
+  natsError(
+    new NatsError.NoResponders(defined({
+      operation,
+      subject,
+      message: stream === undefined
+        ? `no stream answered the publish to ${subject}, and JetStream could not say whether one captures it (no leader?)`
+        : `stream ${stream} captures ${subject} but did not answer: it has no leader (an election?)`,
       cause
     }))
   )

@@ -4,19 +4,29 @@
  * emits the settled acks in input order and fails at the first message (in
  * input order) that failed.
  *
+ * With a `retry` Schedule, a retryable failure at the head (the stream had
+ * no leader, the connection dropped, an ack timed out) is not the end: the
+ * producer pauses, the acks still in flight are awaited, and after the
+ * schedule's delay every message that failed is sent again (with the same
+ * `Nats-Msg-Id`, so a message stored by an attempt whose ack was lost is
+ * acked as a duplicate, not stored twice); then the producer goes on. The
+ * schedule starts afresh once the head moves.
+ *
  * @internal
  */
 import type { MsgHdrs } from "@nats-io/nats-core"
-import type { Scope } from "effect"
-import { Cause, Effect, Exit } from "effect"
+import { nuid } from "@nats-io/nats-core"
+import type { Duration, Scope } from "effect"
+import { Cause, Clock, Effect, Exit, Result, Schedule } from "effect"
 import type * as Arr from "effect/Array"
 import * as Pull from "effect/Pull"
 import * as NatsError from "../schemas/NatsError.ts"
-import type { OutgoingMessage } from "../services/JetStream.ts"
+import type { OutgoingMessage, PublishedAck } from "../services/JetStream.ts"
 import type { NatsCore } from "./core.ts"
 import { jsFromUnknown } from "./jsErrors.ts"
 import type { Ack } from "./jsPublish.ts"
 import * as JsPublish from "./jsPublish.ts"
+import type { Slot } from "./publishWindow.ts"
 import { PublishWindow } from "./publishWindow.ts"
 import { headers as checkedHeaders } from "./validation.ts"
 
@@ -28,24 +38,34 @@ export interface Failed {
   readonly subject: string
   readonly msgId: string | undefined
   readonly error: NatsError.NatsError
+  /** The acks of messages after it that came in before the failure was raised. */
+  readonly later: ReadonlyArray<PublishedAck>
 }
 
 export interface PipelineOptions<F> {
   readonly core: NatsCore
+  /** The JetStream API prefix (see `JsPublish.Target`). */
+  readonly apiPrefix: string
   /** Acks outstanding at most. */
   readonly capacity: number
   readonly timeoutMillis: number
+  /** Retries of retryable failures; messages without a `msgId` get one. */
+  readonly retry: Schedule.Schedule<unknown, NatsError.NatsError> | undefined
   /** The failure of the stream for the message that failed. */
   readonly failure: (failed: Failed) => F
 }
 
-/** Sends one message into the window (a message that fails before it is sent takes its slot, failed). */
-const sender = (core: NatsCore, window: PublishWindow<Ack>, timeoutMillis: number) => {
-  const { requests, validation } = core
+/** Sends messages into the window (a message that fails before it is sent takes its slot, failed). */
+const sender = (options: PipelineOptions<unknown>, window: PublishWindow<Ack>) => {
+  const { requests, validation } = options.core
+  const target: JsPublish.Target = { mux: requests, operation, apiPrefix: options.apiPrefix }
+  const { retry, timeoutMillis } = options
   let index = 0
-  return (msg: OutgoingMessage): void => {
+  const send = (msg: OutgoingMessage): void => {
     const i = index++
-    const { msgId, payload, subject } = msg
+    const { payload, subject } = msg
+    // a retried message needs an id: the stream then stores it once, whichever attempt got through
+    const msgId = msg.msgId ?? (retry === undefined ? undefined : nuid.next())
     let hdrs: MsgHdrs | undefined
     try {
       const checked = checkedHeaders(msg.headers, subject, operation)
@@ -53,19 +73,21 @@ const sender = (core: NatsCore, window: PublishWindow<Ack>, timeoutMillis: numbe
       hdrs = checked
       const invalid = validation.message(subject, payload, hdrs, operation)
       if (invalid !== undefined) return window.reject(i, subject, msgId, invalid)
-      JsPublish.send(
-        requests,
-        operation,
-        subject,
-        payload,
-        JsPublish.headersOf(hdrs, msgId, msg.expect),
-        timeoutMillis,
-        window.open(i, subject, msgId)
-      )
+      const headers = JsPublish.headersOf(hdrs, msgId, msg.expect)
+      JsPublish.send(target, subject, payload, headers, timeoutMillis, window.open(i, subject, msgId, payload, headers))
     } catch (cause) {
       window.reject(i, subject, msgId, cause)
     }
   }
+  const resend = (slot: Slot<Ack>): void => {
+    const done = window.reopen(slot)
+    try {
+      JsPublish.send(target, slot.subject, slot.payload, slot.headers, timeoutMillis, done)
+    } catch (cause) {
+      done(Result.fail(cause))
+    }
+  }
+  return { send, resend }
 }
 
 /** Starts the producer in `scope`; returns the pull of settled acks. */
@@ -73,10 +95,10 @@ export const make = <E2, F>(
   upstream: Pull.Pull<Arr.NonEmptyReadonlyArray<OutgoingMessage>, E2, void>,
   scope: Scope.Scope,
   options: PipelineOptions<F>
-): Effect.Effect<Pull.Pull<Arr.NonEmptyReadonlyArray<Ack>, F | E2, void>> =>
+): Effect.Effect<Pull.Pull<Arr.NonEmptyReadonlyArray<PublishedAck>, F | E2, void>> =>
   Effect.gen(function*() {
     const window = new PublishWindow<Ack>(options.capacity)
-    const send = sender(options.core, window, options.timeoutMillis)
+    const { resend, send } = sender(options as PipelineOptions<unknown>, window)
     let upstreamFailure: Cause.Cause<E2> | undefined
 
     const produce = Effect.gen(function*() {
@@ -87,48 +109,96 @@ export const make = <E2, F>(
           return window.end()
         }
         for (const msg of exit.value) {
-          if (window.failed) return window.end()
           if (window.isFull) yield* window.awaitRoom
-          if (window.failed) return window.end()
+          if (window.failed) yield* window.awaitResume
+          if (window.stopped) return window.end()
           send(msg)
         }
       }
     })
     yield* Effect.forkIn(produce, scope)
 
-    const failure = (slot: { index: number; subject: string; msgId: string | undefined; error: unknown }) =>
-      options.failure({
-        index: slot.index,
+    const errorOf = (slot: Slot<Ack>): NatsError.NatsError =>
+      jsFromUnknown(slot.error, {
+        operation,
         subject: slot.subject,
-        msgId: slot.msgId,
-        error: jsFromUnknown(slot.error, {
-          operation,
-          subject: slot.subject,
-          publish: true,
-          timeoutMillis: options.timeoutMillis
-        })
+        publish: true,
+        timeoutMillis: options.timeoutMillis
       })
 
-    const pull: Pull.Pull<Arr.NonEmptyReadonlyArray<Ack>, F | E2, void> = Effect.suspend(() => {
+    const published = (slot: Slot<Ack>): PublishedAck => {
+      const ack = slot.value as Ack
+      return { ...ack, index: slot.index, msgId: slot.msgId }
+    }
+
+    /** The end: once the acks in flight are in, the failure with the acks that came after it. */
+    const fail = (head: Slot<Ack>, error: NatsError.NatsError) =>
+      Effect.gen(function*() {
+        window.stop()
+        yield* window.awaitSettled
+        const later: Array<PublishedAck> = []
+        window.forEach((slot) => {
+          if (slot.state === 1) later.push(published(slot))
+        })
+        return yield* Effect.fail(
+          options.failure({ index: head.index, subject: head.subject, msgId: head.msgId, error, later })
+        )
+      })
+
+    // the retry schedule's step, for the current run of failures (reset when the head moves)
+    let step:
+      | ((now: number, input: NatsError.NatsError) => Pull.Pull<[unknown, Duration.Duration], never, unknown>)
+      | undefined
+
+    /** A retryable failure at the head: once the acks in flight are in, every failed message again. */
+    const retryFailed = (
+      head: Slot<Ack>,
+      error: NatsError.NatsError,
+      schedule: Schedule.Schedule<unknown, NatsError.NatsError>
+    ) =>
+      Effect.gen(function*() {
+        yield* window.awaitSettled
+        step ??= yield* Schedule.toStep(schedule)
+        const next = yield* Effect.exit(step(yield* Clock.currentTimeMillis, error))
+        if (Exit.isFailure(next)) return yield* fail(head, error)
+        yield* Effect.logDebug(`nats: publishAll retries from message ${head.index}`, error.message)
+        yield* Effect.sleep(next.value[1])
+        let final = false
+        window.forEach((slot) => {
+          if (slot.state !== 2) return
+          if (errorOf(slot).isRetryable) resend(slot)
+          else final = true
+        })
+        // a message that failed for good stops the producer where it is: the stream fails when it reaches the head
+        if (!final) window.resume()
+      })
+
+    const pull: Pull.Pull<Arr.NonEmptyReadonlyArray<PublishedAck>, F | E2, void> = Effect.suspend(() => {
       const head = window.peek()
       if (head === undefined) {
         if (!window.ended) return Effect.flatMap(window.awaitHead, () => pull)
         return upstreamFailure === undefined ? Cause.done() : Effect.failCause(upstreamFailure)
       }
       if (head.state === 0) return Effect.flatMap(window.awaitHead, () => pull)
-      const out: Array<Ack> = []
+      const out: Array<PublishedAck> = []
       let slot = head
       while (slot.state === 1) {
-        out.push(slot.value as Ack)
+        out.push(published(slot))
         window.shift()
         const next = window.peek()
         if (next === undefined) break
         slot = next
       }
       window.wakeProducer()
-      if (out.length > 0) return Effect.succeed(out as unknown as Arr.NonEmptyReadonlyArray<Ack>)
+      if (out.length > 0) {
+        step = undefined
+        return Effect.succeed(out as unknown as Arr.NonEmptyReadonlyArray<PublishedAck>)
+      }
       // the head failed (it stays at the head: pulling again fails again)
-      return Effect.fail(failure(slot))
+      const error = errorOf(slot)
+      return options.retry !== undefined && error.isRetryable && !window.stopped
+        ? Effect.flatMap(retryFailed(slot, error, options.retry), () => pull)
+        : fail(slot, error)
     })
     return pull
   })

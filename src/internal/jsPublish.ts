@@ -12,7 +12,7 @@ import type { MsgHdrs, Payload } from "@nats-io/nats-core"
 import { headers as makeHeaders } from "@nats-io/nats-core"
 import { Result } from "effect"
 import type * as NatsError from "../schemas/NatsError.ts"
-import { noStreamForSubject } from "./errors.ts"
+import { noStreamForSubject, streamDidNotAnswer } from "./errors.ts"
 import { jsFromUnknown } from "./jsErrors.ts"
 import type { RequestMux } from "./requestMux.ts"
 
@@ -51,23 +51,73 @@ export const headersOf = (
 }
 
 const decoder = new TextDecoder()
+const encoder = new TextEncoder()
+
+/** Where publishes go: the connection's mux, and the JetStream API (to ask which stream captures a subject). */
+export interface Target {
+  readonly mux: RequestMux
+  readonly operation: string
+  /** `$JS.API`, or the domain's / the configured prefix. */
+  readonly apiPrefix: string
+}
+
+/**
+ * "No responders" to a publish: nothing listens on the subject. Either no
+ * stream captures it (final), or its stream has no leader right now (an
+ * election: every replica stops listening until a new leader is chosen;
+ * retryable). The JetStream API says which: it lists the streams that
+ * capture the subject. When it cannot say (no meta leader either), the
+ * publish is in doubt, so retryable.
+ */
+const noResponders = (
+  target: Target,
+  subject: string,
+  timeoutMillis: number,
+  done: (result: Result.Result<Ack, NatsError.NatsError>) => void
+): void => {
+  const { operation } = target
+  const lookup = encoder.encode(JSON.stringify({ subject }))
+  target.mux.send(operation, `${target.apiPrefix}.STREAM.NAMES`, lookup, undefined, timeoutMillis, (outcome) => {
+    switch (outcome._tag) {
+      case "Reply": {
+        let streams: unknown
+        try {
+          streams = JSON.parse(decoder.decode(outcome.msg.data))?.streams
+        } catch {
+          streams = undefined
+        }
+        if (streams === null || (Array.isArray(streams) && streams.length === 0)) {
+          return done(Result.fail(noStreamForSubject(operation, subject)))
+        }
+        const stream = Array.isArray(streams) && typeof streams[0] === "string" ? streams[0] : undefined
+        return done(Result.fail(streamDidNotAnswer(operation, subject, stream)))
+      }
+      case "NoResponders":
+        // the JetStream API itself does not answer: there is no JetStream to capture it
+        return done(Result.fail(noStreamForSubject(operation, subject)))
+      case "Failed":
+        return done(Result.fail(streamDidNotAnswer(operation, subject, undefined, outcome.error)))
+    }
+  })
+}
 
 /**
  * Sends one publish; `done` gets the ack, or the failure as a `NatsError`
  * (the stream's API errors mapped as for every JetStream call; "no
- * responders": no stream captures the subject). Returns the cancel function.
+ * responders": see `noResponders`). Returns the cancel function (a lookup
+ * after "no responders" is not cancelled: it ends by its own timeout).
  */
 export const send = (
-  mux: RequestMux,
-  operation: string,
+  target: Target,
   subject: string,
   payload: Payload | undefined,
   headers: MsgHdrs | undefined,
   timeoutMillis: number,
   done: (result: Result.Result<Ack, NatsError.NatsError>) => void
 ): () => void => {
+  const operation = target.operation
   const failed = (cause: unknown) => done(Result.fail(jsFromUnknown(cause, { operation, subject, publish: true })))
-  return mux.send(operation, subject, payload, headers, timeoutMillis, (outcome) => {
+  return target.mux.send(operation, subject, payload, headers, timeoutMillis, (outcome) => {
     switch (outcome._tag) {
       case "Reply": {
         let reply: {
@@ -93,7 +143,7 @@ export const send = (
         ))
       }
       case "NoResponders":
-        return done(Result.fail(noStreamForSubject(operation, subject)))
+        return noResponders(target, subject, timeoutMillis, done)
       case "Failed":
         return done(Result.fail(outcome.error))
     }

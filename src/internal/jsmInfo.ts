@@ -6,13 +6,15 @@
  * @internal
  */
 import type {
+  ClusterInfo as NatsClusterInfo,
   ConsumerInfo as NatsConsumerInfo,
   SequenceInfo as NatsSequenceInfo,
   StreamInfo as NatsStreamInfo
 } from "@nats-io/jetstream"
+import { Duration } from "effect"
 import * as ConsumerConfig from "../schemas/ConsumerConfig.ts"
 import * as StreamConfig from "../schemas/StreamConfig.ts"
-import type { ConsumerInfo, SequenceInfo, StreamInfo } from "../services/JetStreamManager.ts"
+import type { ClusterInfo, ConsumerInfo, SequenceInfo, StreamInfo } from "../services/JetStreamManager.ts"
 
 const dateOf = (s: string | undefined): Date | undefined => {
   if (s === undefined) return undefined
@@ -21,6 +23,20 @@ const dateOf = (s: string | undefined): Date | undefined => {
 }
 
 const dateOrEpoch = (s: string | undefined): Date => dateOf(s) ?? new Date(0)
+
+/** Where a stream or consumer lives (the server reports it when JetStream is clustered). */
+const clusterFromNats = (cluster: NatsClusterInfo | undefined): ClusterInfo | undefined =>
+  cluster === undefined ? undefined : {
+    name: cluster.name,
+    leader: cluster.leader === undefined || cluster.leader === "" ? undefined : cluster.leader,
+    replicas: (cluster.replicas ?? []).map((peer) => ({
+      name: peer.name,
+      current: peer.current === true,
+      offline: peer.offline === true,
+      active: Duration.nanos(BigInt(Math.max(0, Math.trunc(peer.active ?? 0)))),
+      lag: peer.lag ?? 0
+    }))
+  }
 
 /** The typed form of a stream info read from the server. */
 export const streamInfoFromNats = (info: NatsStreamInfo): StreamInfo => ({
@@ -36,7 +52,8 @@ export const streamInfoFromNats = (info: NatsStreamInfo): StreamInfo => ({
     consumerCount: info.state.consumer_count,
     numDeleted: info.state.num_deleted ?? 0,
     numSubjects: info.state.num_subjects
-  }
+  },
+  cluster: clusterFromNats(info.cluster)
 })
 
 const sequenceFromNats = (s: NatsSequenceInfo | undefined): SequenceInfo => {
@@ -61,5 +78,6 @@ export const consumerInfoFromNats = (info: NatsConsumerInfo): ConsumerInfo => ({
   numAckPending: info.num_ack_pending,
   numRedelivered: info.num_redelivered,
   numWaiting: info.num_waiting,
-  pushBound: info.push_bound ?? false
+  pushBound: info.push_bound ?? false,
+  cluster: clusterFromNats(info.cluster)
 })

@@ -10,13 +10,16 @@
  *
  * @internal
  */
+import type { MsgHdrs, Payload } from "@nats-io/nats-core"
 import { Effect, Result } from "effect"
 
-/** The outcome of one message, in the order it was sent. */
+/** The outcome of one message, in the order it was sent (with what it sent, to send it again). */
 export interface Slot<A> {
   readonly index: number
   readonly subject: string
   readonly msgId: string | undefined
+  readonly payload: Payload | undefined
+  readonly headers: MsgHdrs | undefined
   /** 0 pending, 1 acked, 2 failed */
   state: 0 | 1 | 2
   value: A | undefined
@@ -29,8 +32,14 @@ export class PublishWindow<A> {
   private size = 0
   private consumerWake: (() => void) | undefined = undefined
   private producerWake: (() => void) | undefined = undefined
-  /** A message failed: the producer sends nothing more. */
+  private settledWake: (() => void) | undefined = undefined
+  private resumeWake: (() => void) | undefined = undefined
+  /** Slots sent and not yet settled. */
+  private pending = 0
+  /** A message failed: the producer sends nothing more until `resume` (or ends at `stop`). */
   failed = false
+  /** The failure is final: the producer ends. */
+  stopped = false
   /** The input ended. */
   ended = false
 
@@ -59,10 +68,31 @@ export class PublishWindow<A> {
   }
 
   /** Opens a slot at the tail; the returned function settles it. */
-  open(index: number, subject: string, msgId: string | undefined): (result: Result.Result<A, unknown>) => void {
-    const slot: Slot<A> = { index, subject, msgId, state: 0, value: undefined, error: undefined }
+  open(
+    index: number,
+    subject: string,
+    msgId: string | undefined,
+    payload: Payload | undefined,
+    headers: MsgHdrs | undefined
+  ): (result: Result.Result<A, unknown>) => void {
+    const slot: Slot<A> = { index, subject, msgId, payload, headers, state: 0, value: undefined, error: undefined }
     this.push(slot)
+    return this.settler(slot)
+  }
+
+  /** A failed slot, sent again: pending once more; the returned function settles it. */
+  reopen(slot: Slot<A>): (result: Result.Result<A, unknown>) => void {
+    slot.state = 0
+    slot.error = undefined
+    return this.settler(slot)
+  }
+
+  private settler(slot: Slot<A>): (result: Result.Result<A, unknown>) => void {
+    this.pending++
+    let settled = false
     return (result) => {
+      if (settled) return
+      settled = true
       if (Result.isSuccess(result)) {
         slot.state = 1
         slot.value = result.success
@@ -71,6 +101,7 @@ export class PublishWindow<A> {
         slot.error = result.failure
         this.failed = true
       }
+      if (--this.pending === 0) this.wake("settledWake")
       if (this.slots[this.head] === slot) this.wakeConsumer()
     }
   }
@@ -78,8 +109,30 @@ export class PublishWindow<A> {
   /** Adds a message that failed before it was sent. */
   reject(index: number, subject: string, msgId: string | undefined, error: unknown): void {
     this.failed = true
-    this.push({ index, subject, msgId, state: 2, value: undefined, error })
+    this.push({ index, subject, msgId, payload: undefined, headers: undefined, state: 2, value: undefined, error })
     if (this.size === 1) this.wakeConsumer()
+  }
+
+  /** Every slot from the head on, oldest first (to resend the failed ones, or read the late acks). */
+  forEach(f: (slot: Slot<A>) => void): void {
+    for (let i = 0; i < this.size; i++) {
+      let at = this.head + i
+      if (at >= this.capacity) at -= this.capacity
+      const slot = this.slots[at]
+      if (slot !== undefined) f(slot)
+    }
+  }
+
+  /** After a retry sent the failed slots again: the producer sends again. */
+  resume(): void {
+    this.failed = false
+    this.wake("resumeWake")
+  }
+
+  /** The failure is final: a producer waiting to resume ends. */
+  stop(): void {
+    this.stopped = true
+    this.wake("resumeWake")
   }
 
   end(): void {
@@ -88,9 +141,13 @@ export class PublishWindow<A> {
   }
 
   wakeConsumer(): void {
-    const wake = this.consumerWake
+    this.wake("consumerWake")
+  }
+
+  private wake(which: "consumerWake" | "settledWake" | "resumeWake"): void {
+    const wake = this[which]
     if (wake !== undefined) {
-      this.consumerWake = undefined
+      this[which] = undefined
       wake()
     }
   }
@@ -125,6 +182,24 @@ export class PublishWindow<A> {
     this.producerWake = () => resume(Effect.void)
     return Effect.sync(() => {
       this.producerWake = undefined
+    })
+  })
+
+  /** Waits until no slot is pending (every ack in, or failed). */
+  readonly awaitSettled: Effect.Effect<void> = Effect.callback<void>((resume) => {
+    if (this.pending === 0) return resume(Effect.void)
+    this.settledWake = () => resume(Effect.void)
+    return Effect.sync(() => {
+      this.settledWake = undefined
+    })
+  })
+
+  /** Waits until the producer may send again (`resume`) or must end (`stop`). */
+  readonly awaitResume: Effect.Effect<void> = Effect.callback<void>((resume) => {
+    if (!this.failed || this.stopped) return resume(Effect.void)
+    this.resumeWake = () => resume(Effect.void)
+    return Effect.sync(() => {
+      this.resumeWake = undefined
     })
   })
 

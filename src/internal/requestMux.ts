@@ -11,7 +11,7 @@
 import type { Msg, MsgHdrs, NatsConnection, Payload, Subscription } from "@nats-io/nats-core"
 import { createInbox, TimeoutError } from "@nats-io/nats-core"
 import type * as NatsError from "../schemas/NatsError.ts"
-import { connectionClosed, fromUnknown } from "./errors.ts"
+import { connectionClosed, disconnected, fromUnknown } from "./errors.ts"
 import { refusal } from "./subscriptionLimit.ts"
 
 /** How a request ended: its first reply, "no responders", or a failure (timeout, lost inbox, send error). */
@@ -42,10 +42,20 @@ export interface RequestMux {
    * with it at once instead of timing out.
    */
   readonly refused: (subject: string, cause: unknown) => void
+  /**
+   * The connection dropped: the replies of the requests sent before it are
+   * lost, so each fails at once with `Disconnected` (retryable) instead of
+   * waiting out its timeout. Requests sent while disconnected go out on
+   * the reconnect and wait for their replies.
+   */
+  readonly disconnected: () => void
 }
 
 /** How the shared inbox ended every pending request. */
-type End = { readonly _tag: "Closed" } | { readonly _tag: "Lost"; readonly cause: unknown }
+type End =
+  | { readonly _tag: "Closed" }
+  | { readonly _tag: "Dropped" }
+  | { readonly _tag: "Lost"; readonly cause: unknown }
 
 /** A request waiting for its reply: one object per request (its timer aside). */
 class Pending {
@@ -81,6 +91,8 @@ class Pending {
             subject: this.subject
           })
         })
+      case "Dropped":
+        return this.done({ _tag: "Failed", error: disconnected(this.operation, this.subject) })
       case "Lost":
         return this.fail(outcome.cause)
       default:
@@ -156,6 +168,7 @@ export const make = (nc: NatsConnection, inboxPrefix: string | undefined): Reque
 
   return {
     refused,
+    disconnected: () => endAll({ _tag: "Dropped" }),
     send: (operation, subject, payload, headers, timeoutMillis, done) => {
       const token = (next++).toString(36)
       const entry = new Pending(operation, subject, timeoutMillis, done)

@@ -25,7 +25,9 @@ const lastError = (nc: NatsConnection): Error | undefined => (nc as WithProtocol
 /**
  * Resolves with the server's refusal of the subscription just made (call it
  * right after `subscribe`, in the same tick), or `undefined` when the server
- * took it; rejects as the flush does when the connection ends first.
+ * took it; rejects as the flush does when the connection closes first. While
+ * the connection is down (nats.js rejects the flush at once) the answer is
+ * `undefined`: nats.js sends the subscription again on the reconnect.
  */
 export const refusal = (nc: NatsConnection): Promise<Error | undefined> => {
   const before = lastError(nc)
@@ -35,5 +37,8 @@ export const refusal = (nc: NatsConnection): Promise<Error | undefined> => {
         /maximum subscriptions exceeded/i.test(after.message)
       ? after
       : undefined
+  }, (cause: unknown) => {
+    if (nc.isClosed()) throw cause
+    return undefined
   })
 }

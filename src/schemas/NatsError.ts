@@ -77,6 +77,27 @@ export class ConnectionClosed extends Schema.TaggedError<ConnectionClosed>("effe
 }
 
 /**
+ * The connection dropped while a request (or a JetStream publish) waited for
+ * its reply: the reply is lost, and the request may or may not have been
+ * processed. Retryable (the connection reconnects); give a JetStream publish
+ * a `msgId` so that a retry stores it once.
+ *
+ * @category reasons
+ * @since 0.1.0
+ */
+export class Disconnected extends Schema.TaggedError<Disconnected>("effect-nats/NatsError/Disconnected")(
+  "Disconnected",
+  Common
+) {
+  /** @since 0.1.0 */
+  readonly [ReasonTypeId] = ReasonTypeId
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return true
+  }
+}
+
+/**
  * No server could be reached while connecting. Retryable.
  *
  * @category reasons
@@ -462,6 +483,7 @@ export type NatsErrorReason =
   | Timeout
   | NoResponders
   | ConnectionClosed
+  | Disconnected
   | ConnectionRefused
   | Draining
   | AuthorizationViolation
@@ -491,6 +513,7 @@ export const NatsErrorReason: Schema.Union<[
   typeof Timeout,
   typeof NoResponders,
   typeof ConnectionClosed,
+  typeof Disconnected,
   typeof ConnectionRefused,
   typeof Draining,
   typeof AuthorizationViolation,
@@ -513,6 +536,7 @@ export const NatsErrorReason: Schema.Union<[
   Timeout,
   NoResponders,
   ConnectionClosed,
+  Disconnected,
   ConnectionRefused,
   Draining,
   AuthorizationViolation,

@@ -76,7 +76,7 @@ export interface PublishOptions {
   readonly msgId?: string | undefined
   readonly expect?: Expect | undefined
   readonly headers?: Headers.HeadersInit | undefined
-  /** How long to wait for the ack. Default: the JetStream context's timeout (the connect attempt timeout). */
+  /** How long to wait for the ack. Default: the JetStream context's timeout (`JetStreamOptions.timeout`, 5 s). */
   readonly timeout?: Duration.Input | undefined
   /**
    * Retries of failures that may succeed later (`isRetryable`: a `Timeout`
@@ -120,6 +120,40 @@ export interface PublishAllOptions {
   readonly window?: number | undefined
   /** How long to wait for each ack. Default: the JetStream context's timeout. */
   readonly timeout?: Duration.Input | undefined
+  /**
+   * Retries of retryable failures (`isRetryable`: the stream had no leader
+   * during an election, the connection dropped, an ack timed out), instead
+   * of failing the stream. At a failure the producer pauses, the acks in
+   * flight are awaited, and after the schedule's delay every message that
+   * failed is sent again, then the rest of the input. The schedule is fed
+   * the failure and starts afresh once an ack comes in; when it ends the
+   * stream fails as without it.
+   *
+   * Every message is sent with a `msgId` then (one is made for a message
+   * that has none): a message whose ack was lost but that was stored is
+   * acked again as a duplicate (`duplicate: true`) within the stream's
+   * duplicate window (2 minutes by default), never stored twice. Messages
+   * after a failed one may be stored before it.
+   *
+   * @example
+   * ```ts
+   * // ride out a stream leader election (a few seconds on a 3-node cluster)
+   * js.publishAll(messages, { retry: Schedule.spaced("250 millis").pipe(Schedule.upTo({ times: 60 })) })
+   * ```
+   */
+  readonly retry?: Schedule.Schedule<unknown, NatsError.NatsError> | undefined
+}
+
+/**
+ * The ack of one message of `publishAll` / `sink`: which input it confirms
+ * (`index`, from 0, and `msgId`, the one given or made for a retry).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface PublishedAck extends PubAck {
+  readonly index: number
+  readonly msgId: string | undefined
 }
 
 /**
@@ -133,8 +167,8 @@ export interface PublishSummary {
   readonly count: number
   /** Acks with `duplicate: true`. */
   readonly duplicates: number
-  readonly first: PubAck | undefined
-  readonly last: PubAck | undefined
+  readonly first: PublishedAck | undefined
+  readonly last: PublishedAck | undefined
 }
 
 /**
@@ -150,10 +184,11 @@ export const defaultWindow = 256
  * order), `subject` and `msgId` name it, `error` says why (its `reason`:
  * `WrongLastSequence`, `NoStreamForSubject`, `Timeout`, `InvalidSubject`...).
  *
- * Every message before `index` was acked (and emitted). Messages after it
- * that were already sent when the failure was seen (at most `window - 1`)
- * may or may not be stored: republish from `index` with the same `msgId`s to
- * be safe.
+ * Every message before `index` was acked (and emitted). The stream fails
+ * once the acks of the messages sent after it (at most `window - 1`) are in:
+ * `ackedAfter` lists those acked (stored). Republish from `index`, skipping
+ * those, or all of them with the same `msgId`s (the stream acks the stored
+ * ones as duplicates).
  *
  * @category errors
  * @since 0.1.0
@@ -164,7 +199,16 @@ export class PublishAllError extends Schema.TaggedError<PublishAllError>("effect
     index: Schema.Number,
     subject: Schema.String,
     msgId: Schema.optional(Schema.String),
-    error: NatsError.NatsError
+    error: NatsError.NatsError,
+    /** The acks of messages after `index` that came in before the stream failed, in input order. */
+    ackedAfter: Schema.Array(Schema.Struct({
+      index: Schema.Number,
+      stream: Schema.String,
+      seq: Schema.Number,
+      duplicate: Schema.Boolean,
+      msgId: Schema.UndefinedOr(Schema.String),
+      domain: Schema.optional(Schema.UndefinedOr(Schema.String))
+    }))
   }
 ) {
   /** @since 0.1.0 */
@@ -205,13 +249,16 @@ export interface JetStreamShape {
    * Publishes many messages pipelined: up to `window` acks outstanding, acks
    * emitted in input order, every ack checked.
    *
+   * Each ack says which input it confirms (`index`, `msgId`).
+   *
    * Failure: the stream fails with `PublishAllError` at the first message (in
    * input order) that fails — after emitting the acks of every message before
-   * it. Nothing more is sent once a failure is seen; messages sent before it
-   * was seen (at most `window - 1` after the failed one) have their acks
-   * ignored and may be stored: republish from `error.index` with the same
-   * `msgId`s to be safe. A failure of the input itself comes after the acks
-   * of the messages read before it.
+   * it. Nothing more is sent once a failure is seen; the acks of messages
+   * sent before it was seen (at most `window - 1` after the failed one) are
+   * awaited and listed in `error.ackedAfter`. With `retry`, retryable
+   * failures are sent again instead (see `PublishAllOptions.retry`). A
+   * failure of the input itself comes after the acks of the messages read
+   * before it.
    *
    * Stopping early (interruption, `Stream.take`...) stops sending; acks in
    * flight are ignored (every promise has its handlers, nothing leaks as an
@@ -221,7 +268,7 @@ export interface JetStreamShape {
   readonly publishAll: <E2 = never, R = never>(
     messages: Iterable<OutgoingMessage> | Stream.Stream<OutgoingMessage, E2, R>,
     options?: PublishAllOptions
-  ) => Stream.Stream<PubAck, PublishAllError | NatsError.NatsError | E2, R>
+  ) => Stream.Stream<PublishedAck, PublishAllError | NatsError.NatsError | E2, R>
   /** `publishAll` as a `Sink`: ends with a summary once every message is acked. */
   readonly sink: (
     options?: PublishAllOptions
@@ -239,7 +286,11 @@ export interface JetStreamOptions {
   readonly domain?: string | undefined
   /** API prefix, default `$JS.API`. */
   readonly apiPrefix?: string | undefined
-  /** Default ack timeout. Default: the connection's connect attempt timeout. */
+  /**
+   * Default ack timeout. Default 5 seconds (nats.js' JetStream default). An
+   * ack in flight when the connection drops does not wait it out: it fails
+   * at once with `Disconnected` (retryable).
+   */
   readonly timeout?: Duration.Input | undefined
 }
 
@@ -291,6 +342,8 @@ export const make: (options?: JetStreamOptions) => Effect.Effect<JetStreamShape,
     // checked by the connection's validation (one subject cache, one payload limit).
     const { requests, validation } = nats.core
     const defaultTimeout = client.getOptions().timeout ?? 5000
+    const apiPrefix = client.getOptions().apiPrefix ?? "$JS.API"
+    const target: JsPublish.Target = { mux: requests, operation: "JetStream.publish", apiPrefix }
 
     // A leaf span (`useSpan`: the inner effect keeps the caller's context,
     // half the cost of `withSpan`, which re-parents what runs inside).
@@ -315,8 +368,7 @@ export const make: (options?: JetStreamOptions) => Effect.Effect<JetStreamShape,
         // interrupted: the ack's slot and its timer go at once
         const once = Effect.callback<PubAck, NatsError.NatsError>((resume) =>
           Effect.sync(JsPublish.send(
-            requests,
-            "JetStream.publish",
+            target,
             subject,
             payload,
             withHeaders,
@@ -344,6 +396,8 @@ export const make: (options?: JetStreamOptions) => Effect.Effect<JetStreamShape,
         if (typeof timeoutMillis !== "number") return yield* timeoutMillis
         return yield* Pipeline.make(upstream, scope, {
           core: nats.core,
+          apiPrefix,
+          retry: options?.retry,
           capacity,
           timeoutMillis,
           failure: (slot) =>
@@ -351,7 +405,8 @@ export const make: (options?: JetStreamOptions) => Effect.Effect<JetStreamShape,
               index: slot.index,
               subject: slot.subject,
               ...(slot.msgId === undefined ? {} : { msgId: slot.msgId }),
-              error: slot.error
+              error: slot.error,
+              ackedAfter: slot.later
             })
         })
       })
@@ -359,7 +414,7 @@ export const make: (options?: JetStreamOptions) => Effect.Effect<JetStreamShape,
     const publishAll = <E2 = never, R = never>(
       messages: Iterable<OutgoingMessage> | Stream.Stream<OutgoingMessage, E2, R>,
       options?: PublishAllOptions
-    ): Stream.Stream<PubAck, PublishAllError | NatsError.NatsError | E2, R> => {
+    ): Stream.Stream<PublishedAck, PublishAllError | NatsError.NatsError | E2, R> => {
       const input: Stream.Stream<OutgoingMessage, E2, R> = isIterable(messages)
         ? Stream.fromIterable(messages as Iterable<OutgoingMessage>)
         : messages as Stream.Stream<OutgoingMessage, E2, R>
@@ -374,8 +429,8 @@ export const make: (options?: JetStreamOptions) => Effect.Effect<JetStreamShape,
           const pull = yield* pipeline(upstream, scope, options)
           let count = 0
           let duplicates = 0
-          let first: PubAck | undefined
-          let last: PubAck | undefined
+          let first: PublishedAck | undefined
+          let last: PublishedAck | undefined
           const step = pull.pipe(
             Effect.map((acks) => {
               first ??= acks[0]

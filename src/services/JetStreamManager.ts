@@ -89,8 +89,44 @@ export interface StreamState {
 }
 
 /**
+ * A replica of a clustered stream or consumer, as its leader sees it.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Replica {
+  /** The server's name. */
+  readonly name: string
+  /** Whether it is caught up with the leader. */
+  readonly current: boolean
+  /** Whether the group considers it offline. */
+  readonly offline: boolean
+  /** How long ago the leader last heard from it. */
+  readonly active: Duration.Duration
+  /** Operations it is behind the leader. */
+  readonly lag: number
+}
+
+/**
+ * Where a stream or consumer lives in a cluster: its leader (absent while
+ * the replicas elect one) and the other replicas with their lag.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface ClusterInfo {
+  /** The cluster's name. */
+  readonly name: string | undefined
+  /** The server that leads it now; `undefined` during an election. */
+  readonly leader: string | undefined
+  /** The replicas other than the leader. */
+  readonly replicas: ReadonlyArray<Replica>
+}
+
+/**
  * What the server reports about a stream: its full configuration (server
- * defaults filled in), when it was created, and its state.
+ * defaults filled in), when it was created, its state, and (on a cluster, or
+ * a server with JetStream clustering) where it lives.
  *
  * @category models
  * @since 0.1.0
@@ -99,6 +135,7 @@ export interface StreamInfo {
   readonly config: StreamConfig.StreamConfig
   readonly created: Date
   readonly state: StreamState
+  readonly cluster: ClusterInfo | undefined
 }
 
 /**
@@ -138,6 +175,8 @@ export interface ConsumerInfo {
   /** Pull requests waiting at the server. */
   readonly numWaiting: number
   readonly pushBound: boolean
+  /** Its leader and replicas on a cluster. */
+  readonly cluster: ClusterInfo | undefined
 }
 
 /**
