@@ -55,6 +55,23 @@ export const consumerFromUnknown = (cause: unknown, ctx: ConsumerContext): NatsE
   return jsFromUnknown(cause, { operation: ctx.operation, stream: ctx.stream, consumer: ctx.consumer })
 }
 
+/** The stalls (see `stalled`): told apart by identity, not by their text. */
+const stalls = new WeakSet<NatsError.NatsError>()
+
+/** A continuous pull that got neither a message nor a heartbeat for `millis` (a `Timeout`). */
+export const stalled = (ctx: ConsumerContext, millis: number): NatsError.NatsError => {
+  const error = timeout(
+    ctx.operation,
+    `${describe(ctx)}: no message and no heartbeat for ${millis} ms; pulling again`,
+    { timeoutMillis: millis }
+  )
+  stalls.add(error)
+  return error
+}
+
+/** Whether the error is a stalled pull's. */
+export const isStalled = (error: unknown): boolean => NatsError.isNatsError(error) && stalls.has(error)
+
 /** Whether the error says the consumer or its stream is missing. */
 export const isMissingResource = (error: unknown): boolean =>
   NatsError.isNatsError(error) &&

@@ -18,7 +18,7 @@ import { Cause, Effect, Exit, Queue, Stream } from "effect"
 import type * as NatsError from "../schemas/NatsError.ts"
 import type { ConsumerStatus } from "../services/Consumer.ts"
 import type { ConsumerContext } from "./consumerErrors.ts"
-import { consumerFromUnknown } from "./consumerErrors.ts"
+import { consumerFromUnknown, stalled } from "./consumerErrors.ts"
 import * as ConsumerStatuses from "./consumerStatus.ts"
 import { connectionClosed, unknown } from "./errors.ts"
 
@@ -94,7 +94,35 @@ export interface SessionOptions {
   readonly sessions: Sessions
   /** Whether the connection is closed (an unexpected end then says so). */
   readonly connectionClosed: () => boolean
+  /**
+   * A continuous pull's heartbeat interval: when neither a message nor a
+   * heartbeat came for `stallBeats` of them (`stallBeats - 1` for a pull
+   * opened again after a stall) while the Stream had room, the
+   * pull is stalled (its requests were lost with a consumer leader, say, and
+   * nats.js waits a whole pull expiry before it asks again): the session
+   * stops and fails with a stall (`isStalled`), to be opened again.
+   */
+  readonly heartbeatMillis?: number | undefined
+  /** The pull opens again after a stall: a shorter fuse (its first heartbeat is due within one interval). */
+  readonly afterStall?: boolean | undefined
 }
+
+/** Heartbeat intervals without a message or a heartbeat after which a pull is stalled. */
+export const stallBeats = 3
+
+/**
+ * What a pull has received, for the stall watchdog: a count (one increment
+ * per message or heartbeat, no clock read on the hot path) and whether the
+ * Stream is full (nothing is pulled then, so silence is expected).
+ */
+class Activity {
+  count = 0
+  blocked = false
+}
+
+/** Statuses that show the pull is alive at the server. */
+const alive = (status: ConsumerStatus): boolean =>
+  status._tag === "Heartbeat" || status._tag === "Discard" || status._tag === "FlowControl"
 
 /** The session as a Stream of raw messages. */
 export const stream = (options: SessionOptions): Stream.Stream<JsMsg, NatsError.NatsError> =>
@@ -110,11 +138,21 @@ export const stream = (options: SessionOptions): Stream.Stream<JsMsg, NatsError.
     const queue = yield* Queue.make<JsMsg, NatsError.NatsError | Cause.Done>(
       callback ? {} : { capacity: options.bufferSize }
     )
-    const session = yield* acquire(options, queue, callback, failed)
+    const activity = options.continuous && options.heartbeatMillis !== undefined ? new Activity() : undefined
+    const session = yield* acquire(options, queue, callback, failed, activity)
     // listened to at once: nats.js hands a notification only to the listeners it already has
     const statuses = session.messages.status()[Symbol.asyncIterator]()
-    yield* Effect.forkScoped(watchStatus(statuses, options, queue))
+    yield* Effect.forkScoped(watchStatus(statuses, options, queue, activity))
     const fail = (error: NatsError.NatsError) => Queue.failCauseUnsafe(queue, Cause.fail(error))
+    if (activity !== undefined && options.heartbeatMillis !== undefined) {
+      const beat = options.heartbeatMillis
+      const beats = options.afterStall === true ? stallBeats - 1 : stallBeats
+      yield* Effect.forkScoped(watchdog(activity, beat, beats, () => {
+        // what is buffered is still handed out; nothing more comes from this pull
+        stop(session)
+        fail(stalled(ctx, beat * beats))
+      }))
+    }
     // the end of the pull: the end of a fetch; a failure for a consume, unless stopped
     const ended = () => {
       if (!options.continuous || options.sessions.closing || session.stopped) return Queue.endUnsafe(queue)
@@ -132,7 +170,7 @@ export const stream = (options: SessionOptions): Stream.Stream<JsMsg, NatsError.
     } else {
       const iterator = session.iterator
       const runFork = Effect.runForkWith(yield* Effect.context<never>())
-      pump(session, iterator, queue, options.onReceive, ended, runFork).catch((cause) => fail(failed(cause)))
+      pump(session, iterator, queue, options.onReceive, ended, runFork, activity).catch((cause) => fail(failed(cause)))
     }
     return Stream.fromQueue(queue)
   }))
@@ -142,15 +180,17 @@ const acquire = (
   options: SessionOptions,
   queue: Queue.Queue<JsMsg, NatsError.NatsError | Cause.Done>,
   callback: boolean,
-  failed: (cause: unknown) => NatsError.NatsError
+  failed: (cause: unknown) => NatsError.NatsError,
+  activity: Activity | undefined
 ): Effect.Effect<Session, NatsError.NatsError, Scope.Scope> => {
   const onReceive = options.onReceive
   const deliver = !callback
     ? undefined
-    : onReceive === undefined
+    : onReceive === undefined && activity === undefined
     ? (msg: JsMsg) => void Queue.offerUnsafe(queue, msg)
     : (msg: JsMsg) => {
-      onReceive(msg)
+      if (activity !== undefined) activity.count++
+      onReceive?.(msg)
       Queue.offerUnsafe(queue, msg)
     }
   return Effect.acquireRelease(
@@ -181,7 +221,8 @@ const acquire = (
 const watchStatus = (
   statusIterator: AsyncIterator<ConsumerNotification>,
   options: SessionOptions,
-  queue: Queue.Queue<JsMsg, NatsError.NatsError | Cause.Done>
+  queue: Queue.Queue<JsMsg, NatsError.NatsError | Cause.Done>,
+  activity: Activity | undefined
 ): Effect.Effect<void, never, Scope.Scope> =>
   Effect.gen(function*() {
     yield* Effect.addFinalizer(() => Effect.sync(() => void statusIterator.return?.().catch(() => undefined)))
@@ -189,7 +230,9 @@ const watchStatus = (
       const result = yield* Effect.tryPromise(() => statusIterator.next())
       if (result.done === true) return
       const status = ConsumerStatuses.fromNotification(result.value)
-      if (status !== undefined) yield* Effect.catch(options.onStatus(status), (error) => Queue.fail(queue, error))
+      if (status === undefined) continue
+      if (activity !== undefined && alive(status)) activity.count++
+      yield* Effect.catch(options.onStatus(status), (error) => Queue.fail(queue, error))
     }
   }).pipe(Effect.ignore)
 
@@ -204,16 +247,43 @@ const pump = async (
   queue: Queue.Queue<JsMsg, NatsError.NatsError | Cause.Done>,
   onReceive: ((msg: JsMsg) => void) | undefined,
   ended: () => void,
-  runFork: (effect: Effect.Effect<boolean>) => Fiber.Fiber<boolean>
+  runFork: (effect: Effect.Effect<boolean>) => Fiber.Fiber<boolean>,
+  activity: Activity | undefined
 ): Promise<void> => {
   while (!session.stopped) {
     const result = await iterator.next()
     if (result.done === true) return ended()
+    if (activity !== undefined) activity.count++
     onReceive?.(result.value)
     if (Queue.offerUnsafe(queue, result.value)) continue
+    if (activity !== undefined) activity.blocked = true
     const offered = await new Promise<boolean>((resolve) => {
       runFork(Queue.offer(queue, result.value)).addObserver((exit) => resolve(Exit.isSuccess(exit) && exit.value))
     })
+    if (activity !== undefined) {
+      activity.blocked = false
+      activity.count++
+    }
     if (!offered) return
   }
 }
+
+/**
+ * Checks the pull once per heartbeat interval; calls `onStall` (once) when
+ * `beats` intervals went by without a message or a heartbeat while the
+ * Stream had room.
+ */
+const watchdog = (activity: Activity, beatMillis: number, beats: number, onStall: () => void): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    let seen = activity.count
+    let silent = 0
+    while (true) {
+      yield* Effect.sleep(beatMillis)
+      if (activity.blocked || activity.count !== seen) {
+        seen = activity.count
+        silent = 0
+      } else if (++silent >= beats) {
+        return onStall()
+      }
+    }
+  })

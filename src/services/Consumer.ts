@@ -62,8 +62,8 @@ import type {
   PushConsumer
 } from "@nats-io/jetstream"
 import { createInbox } from "@nats-io/nats-core"
-import type { Option, Scope } from "effect"
-import { Context, Duration, Effect, Layer, PubSub, Result, Schedule, Stream } from "effect"
+import type { Scope } from "effect"
+import { Context, Duration, Effect, Layer, Option, PubSub, Result, Schedule, Stream } from "effect"
 import type { ConsumerContext } from "../internal/consumerErrors.ts"
 import { consumerFromUnknown, isMissingResource } from "../internal/consumerErrors.ts"
 import { withRecovery } from "../internal/consumerRecovery.ts"
@@ -223,7 +223,14 @@ export interface ConsumeOptions {
   readonly thresholdBytes?: number | undefined
   /** How long one pull request lives on the server. Default 30 s, at least 1 s. */
   readonly expires?: Duration.Input | undefined
-  /** Server heartbeat interval while idle. Default half of `expires`. */
+  /**
+   * The server's heartbeat while a pull waits: at most half of `expires`.
+   * Default 1 s (or half of a shorter `expires`), for fast failover: when
+   * neither a message nor a heartbeat came for 3 intervals while the Stream
+   * had room, the pull is stalled (its requests were lost with a consumer
+   * leader on a cluster, say: nats.js alone would wait a whole `expires`),
+   * and it is opened again at once, with a `Stalled` status.
+   */
   readonly idleHeartbeat?: Duration.Input | undefined
   /** The Stream's own buffer (messages handed out by nats.js, not yet pulled by the Stream). Default 256. */
   readonly bufferSize?: number | undefined
@@ -267,7 +274,7 @@ export interface NextOptions {
  * Consumer status events: what nats.js reports about the pulls of a
  * `consume` / `fetch` (missed heartbeats, missing consumer or stream,
  * discarded pulls after a restart, ordered consumer resets...), and the
- * handle's own recovery steps (`Recovering`, `Recovered`).
+ * handle's own recovery steps (`Stalled`, `Recovering`, `Recovered`).
  *
  * @category models
  * @since 0.1.0
@@ -292,6 +299,11 @@ export type ConsumerStatus =
     readonly message: string
   }
   | { readonly _tag: "Recovered"; readonly consumer: string; readonly recreated: boolean }
+  | {
+    /** A pull got neither a message nor a heartbeat for 3 heartbeat intervals: it is opened again. */
+    readonly _tag: "Stalled"
+    readonly message: string
+  }
 
 /**
  * A consumer handle.
@@ -665,8 +677,20 @@ const checkConsume = (options: ConsumeOptions | undefined): NatsError.NatsError 
     bufferSize: options.bufferSize
   }) ??
     Validation.durations(operation, { expires: options.expires }, "1 second") ??
-    Validation.durations(operation, { idleHeartbeat: options.idleHeartbeat })
+    Validation.durations(operation, { idleHeartbeat: options.idleHeartbeat }) ??
+    (heartbeatOf(options) * 2 > millis(options.expires ?? defaultExpiresMillis)
+      ? invalidArgument(operation, "idleHeartbeat must be at most half of expires (the server refuses more)")
+      : undefined)
 }
+
+/** The default pull expiry of `consume`. */
+const defaultExpiresMillis = 30_000
+
+/** The default heartbeat of `consume`: 1 s (at most half the expiry, as the server requires). */
+const heartbeatOf = (options: ConsumeOptions | undefined): number =>
+  options?.idleHeartbeat === undefined
+    ? Math.min(1000, Math.floor((options?.expires === undefined ? defaultExpiresMillis : millis(options.expires)) / 2))
+    : millis(options.idleHeartbeat)
 
 /** nats.js consume options from ours; `abort_on_missing_resource` lets recovery see a missing consumer. */
 const consumeOptions = (options: ConsumeOptions | undefined, ordered: boolean): NatsConsumeOptions => ({
@@ -675,8 +699,8 @@ const consumeOptions = (options: ConsumeOptions | undefined, ordered: boolean): 
     : { max_bytes: options.maxBytes }),
   ...(options?.thresholdMessages === undefined ? {} : { threshold_messages: options.thresholdMessages }),
   ...(options?.thresholdBytes === undefined ? {} : { threshold_bytes: options.thresholdBytes }),
-  ...(options?.expires === undefined ? {} : { expires: millis(options.expires) }),
-  ...(options?.idleHeartbeat === undefined ? {} : { idle_heartbeat: millis(options.idleHeartbeat) }),
+  expires: options?.expires === undefined ? defaultExpiresMillis : millis(options.expires),
+  idle_heartbeat: heartbeatOf(options),
   ...(ordered ? {} : { abort_on_missing_resource: true })
 })
 
@@ -755,6 +779,17 @@ class Handle {
     )
   }
 
+  /** A stalled pull: reported; the consumer looked up (gone: the missing-resource recovery takes over). */
+  readonly onStall = (cause: NatsError.NatsError): Effect.Effect<void, NatsError.NatsError> =>
+    Effect.gen({ self: this }, function*() {
+      this.report({ _tag: "Stalled", message: cause.message })
+      yield* Effect.logInfo(`nats: ${cause.message}`)
+      // bounded: during an election the lookup may get no answer (then the pull just opens again;
+      // nats.js looks the consumer up itself after two missed heartbeats)
+      const gone = yield* this.missing("Consumer.checkStalled").pipe(Effect.timeoutOption("500 millis"))
+      if (Option.isSome(gone) && gone.value !== undefined) return yield* Effect.fail(gone.value)
+    })
+
   readonly onStatus = (status: ConsumerStatus): Effect.Effect<void, NatsError.NatsError> => {
     this.report(status)
     // nats.js does not check a push consumer whose heartbeats stopped: is it gone?
@@ -777,10 +812,16 @@ class Handle {
 
   /** A session retried by the recovery schedule while the consumer or its stream is missing. */
   recovering(
-    session: () => Stream.Stream<JsMsg, NatsError.NatsError>,
+    session: (afterStall: boolean) => Stream.Stream<JsMsg, NatsError.NatsError>,
     schedule: Schedule.Schedule<unknown, NatsError.NatsError>
   ): Stream.Stream<JsMsg, NatsError.NatsError> {
-    return withRecovery({ session, schedule, recover: this.recover, closing: () => this.sessions.closing })
+    return withRecovery({
+      session,
+      schedule,
+      recover: this.recover,
+      closing: () => this.sessions.closing,
+      onStall: this.onStall
+    })
   }
 
   /** The continuous pull flow (an ordered handle: a fresh replay from the start). */
@@ -810,16 +851,19 @@ class Handle {
         })
       })
     }
-    const session = () =>
+    const session = (afterStall: boolean) =>
       this.session({
         ...common,
+        afterStall,
         open: (deliver) => {
           const c = this.current
           return c.isPushConsumer()
             ? (c as PushConsumer).consume({ abort_on_missing_resource: true })
             : (c as JsConsumer).consume(deliver === undefined ? natsOptions : { ...natsOptions, callback: deliver })
         },
-        callbackMode: () => callbackMode(this.current)
+        callbackMode: () => callbackMode(this.current),
+        // a push consumer's heartbeats are its config's, and nats.js watches them
+        heartbeatMillis: this.binding.push ? undefined : natsOptions.idle_heartbeat
       })
     return this.recovering(session, options?.recovery ?? this.binding.recovery)
   }

@@ -114,6 +114,14 @@ export interface ProcessorOptions<A, E, R> {
    * consumer, set the consumer's `max_ack_pending`.
    */
   readonly prefetch?: number | undefined
+  /** How long one pull request lives on the server (`ConsumeOptions.expires`). Default 30 s. */
+  readonly expires?: Duration.Input | undefined
+  /**
+   * The server's heartbeat while a pull waits (`ConsumeOptions.idleHeartbeat`).
+   * Default 1 s: a pull stalled by a consumer leader's failover is noticed
+   * after 3 of them and opened again.
+   */
+  readonly idleHeartbeat?: Duration.Input | undefined
   /**
    * Redelivery delays: the delay before delivery `n + 1` is this schedule's
    * `n`-th delay (its input is the failure). When it has ended, the message
@@ -187,7 +195,9 @@ const settingsOf = Effect.fnUntraced(function*<A, E, R>(options: ProcessorOption
   }
   const concurrency = options.concurrency ?? 1
   const prefetch = options.prefetch ?? Math.max(2 * concurrency, 100)
-  const invalidCount = Validation.counts(operation, undefined, { concurrency, prefetch })
+  const invalidCount = Validation.counts(operation, undefined, { concurrency, prefetch }) ??
+    Validation.durations(operation, { expires: options.expires }, "1 second") ??
+    Validation.durations(operation, { idleHeartbeat: options.idleHeartbeat })
   if (invalidCount !== undefined) return yield* invalidCount
   const ackWaitMillis = Math.max(1, Math.floor((info.config.ack_wait ?? 30_000_000_000) / 1_000_000))
   const durations = {
@@ -342,6 +352,8 @@ export const make = <A, E, R>(
     )
     const intake = consumer.consume({
       maxMessages: settings.prefetch,
+      ...(options.expires === undefined ? {} : { expires: options.expires }),
+      ...(options.idleHeartbeat === undefined ? {} : { idleHeartbeat: options.idleHeartbeat }),
       bufferSize: settings.prefetch,
       // held (kept alive) from the moment they are received
       onReceive: (msg) => held.messages.add(msg)
