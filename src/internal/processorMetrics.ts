@@ -6,6 +6,7 @@
  *
  * @internal
  */
+import type { JsMsg } from "@nats-io/jetstream"
 import { Effect, Metric } from "effect"
 
 /** Messages by outcome (attribute `outcome`). */
@@ -24,13 +25,24 @@ export type Outcome = "acked" | "retried" | "dead_lettered" | "termed" | "decode
 
 const outcomes: ReadonlyArray<Outcome> = ["acked", "retried", "dead_lettered", "termed", "decode_failed", "interrupted"]
 
+/** What became of one message (see `ProcessorOptions.onOutcome`). */
+export interface MessageOutcome {
+  readonly outcome: Outcome
+  readonly subject: string
+  readonly streamSequence: number
+  readonly deliveryCount: number
+  /** Why, for every outcome but `acked` (the failure, the dead-letter reason...). */
+  readonly detail: string | undefined
+}
+
 /** Messages between two reports at most. */
 const REPORT_EVERY = 256
 
 /** The metrics of one processor (attributes `stream` and `consumer`). */
 export class ProcessorMetrics {
   /** `count(outcome)`: one more message with that outcome (built once per outcome, not per message). */
-  readonly count: (outcome: Outcome) => Effect.Effect<void>
+  private readonly count: (outcome: Outcome) => Effect.Effect<void>
+  private readonly observer: ((outcome: MessageOutcome) => void) | undefined
   /** Reports the acks and the in-flight change counted since the last report. */
   readonly report: Effect.Effect<void>
   /** Handlers running now. */
@@ -39,7 +51,8 @@ export class ProcessorMetrics {
   private activeReported = 0
   private sinceReport = 0
 
-  constructor(stream: string, consumer: string) {
+  constructor(stream: string, consumer: string, observer?: ((outcome: MessageOutcome) => void) | undefined) {
+    this.observer = observer
     const counters = new Map(
       outcomes.map((outcome) => [outcome, Metric.withAttributes(messages, { outcome, stream, consumer })])
     )
@@ -59,9 +72,34 @@ export class ProcessorMetrics {
     })
   }
 
+  /** One more message with that outcome (counted, and told to the observer). */
+  outcome(outcome: Outcome, msg: JsMsg, detail: string): Effect.Effect<void> {
+    const counted = this.count(outcome)
+    return this.observer === undefined ? counted : Effect.andThen(
+      counted,
+      Effect.sync(() => this.tell(outcome, msg, detail))
+    )
+  }
+
   /** One more ack (reported with the next batch). */
-  ack(): void {
+  ack(msg: JsMsg): void {
     this.acked++
+    if (this.observer !== undefined) this.tell("acked", msg, undefined)
+  }
+
+  private tell(outcome: Outcome, msg: JsMsg, detail: string | undefined): void {
+    try {
+      const info = msg.info
+      this.observer?.({
+        outcome,
+        subject: msg.subject,
+        streamSequence: info.streamSequence,
+        deliveryCount: info.deliveryCount,
+        detail
+      })
+    } catch {
+      // the observer's own failure: the message is settled all the same
+    }
   }
 
   /** Whether a worker should report now (every `REPORT_EVERY` messages). */

@@ -106,7 +106,7 @@ export const makeSettler = <A, E, R>(options: SettleOptions<A, E, R>) => {
   const terminate = (msg: JsMsg, reason: string, error: string, outcome: Outcome) =>
     Effect.logWarning(`nats: terminated ${where(msg)}: ${reason}: ${error}`).pipe(
       Effect.andThen(envelopeOf(msg.data, msg).term(`${reason}: ${error}`)),
-      Effect.andThen(metrics.count(outcome === "dead_lettered" ? "termed" : outcome))
+      Effect.andThen(metrics.outcome(outcome === "dead_lettered" ? "termed" : outcome, msg, `${reason}: ${error}`))
     )
 
   /**
@@ -123,7 +123,7 @@ export const makeSettler = <A, E, R>(options: SettleOptions<A, E, R>) => {
       retry: deadLetterRetry
     }).pipe(
       Effect.andThen(envelopeOf(msg.data, msg).term(`${reason}: ${error}`)),
-      Effect.andThen(metrics.count(outcome)),
+      Effect.andThen(metrics.outcome(outcome, msg, `${reason}: ${error}`)),
       Effect.andThen(Effect.logWarning(`nats: dead-lettered ${where(msg)} to ${subject}: ${reason}: ${error}`))
     )
     return sent.pipe(
@@ -135,7 +135,7 @@ export const makeSettler = <A, E, R>(options: SettleOptions<A, E, R>) => {
           failure
         ).pipe(
           Effect.andThen(Effect.ignore(envelopeOf(msg.data, msg).nak(Duration.millis(ackWaitMillis)))),
-          Effect.andThen(metrics.count("retried"))
+          Effect.andThen(metrics.outcome("retried", msg, `could not dead-letter (${reason}: ${error})`))
         )
       )
     )
@@ -155,7 +155,7 @@ export const makeSettler = <A, E, R>(options: SettleOptions<A, E, R>) => {
     return stepFailed.pipe(
       Effect.andThen(Effect.logInfo(`nats: retrying ${where(msg)} (delivery ${count}) in ${delay} ms: ${error}`)),
       Effect.andThen(envelope.nak(Duration.millis(delay))),
-      Effect.andThen(metrics.count("retried"))
+      Effect.andThen(metrics.outcome("retried", msg, error))
     )
   }
 
@@ -166,7 +166,7 @@ export const makeSettler = <A, E, R>(options: SettleOptions<A, E, R>) => {
       case "term":
         return Effect.logWarning(`nats: terminated ${where(envelope.msg)}: ${error}`).pipe(
           Effect.andThen(envelope.term(error)),
-          Effect.andThen(metrics.count("termed"))
+          Effect.andThen(metrics.outcome("termed", envelope.msg, error))
         )
       case "deadLetter":
         return deadLetter(envelope.msg, "rejected", error)
@@ -181,7 +181,7 @@ export const makeSettler = <A, E, R>(options: SettleOptions<A, E, R>) => {
   const ack = (envelope: JsEnvelope.JsEnvelope<A>): Effect.Effect<void> => {
     if (options.doubleAck) {
       return envelope.ackAck().pipe(
-        Effect.andThen(Effect.sync(() => metrics.ack())),
+        Effect.andThen(Effect.sync(() => metrics.ack(envelope.msg))),
         Effect.catch((e) => couldNotSettle(envelope.msg, e))
       )
     }
@@ -190,7 +190,7 @@ export const makeSettler = <A, E, R>(options: SettleOptions<A, E, R>) => {
     } catch (e) {
       return couldNotSettle(envelope.msg, e)
     }
-    metrics.ack()
+    metrics.ack(envelope.msg)
     return Effect.void
   }
 
@@ -209,7 +209,7 @@ export const makeSettler = <A, E, R>(options: SettleOptions<A, E, R>) => {
   const interrupted = (msg: JsMsg): Effect.Effect<void> =>
     Effect.logWarning(`nats: interrupted ${where(msg)}; nak'ed for redelivery`).pipe(
       Effect.andThen(Effect.ignore(envelopeOf(msg.data, msg).nak())),
-      Effect.andThen(metrics.count("interrupted"))
+      Effect.andThen(metrics.outcome("interrupted", msg, "interrupted by the shutdown"))
     )
 
   return { settle, interrupted }

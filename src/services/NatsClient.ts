@@ -236,6 +236,34 @@ export const ServiceErrorHeader = Headers.ServiceErrorHeader
 export const ServiceErrorCodeHeader = Headers.ServiceErrorCodeHeader
 
 /**
+ * The server the connection is on now (from its last `INFO`): after a
+ * reconnect, the new one.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface ServerInfo {
+  /** The server's name (`server_name`). */
+  readonly name: string
+  /** The server's id (its public NKey). */
+  readonly id: string
+  /** The address connected to, `host:port`. */
+  readonly address: string
+  /** The nats-server version. */
+  readonly version: string
+  /** The cluster's name, when the server is in one. */
+  readonly cluster: string | undefined
+  /** Other servers of the cluster the client may reconnect to (`connect_urls`). */
+  readonly connectUrls: ReadonlyArray<string>
+  readonly jetstream: boolean
+  readonly tlsRequired: boolean
+  /** The largest message the server takes, in bytes. */
+  readonly maxPayload: number
+  /** The server is in lame duck mode (shutting down: clients should move away). */
+  readonly lameDuck: boolean
+}
+
+/**
  * The connection service.
  *
  * @category models
@@ -314,6 +342,8 @@ export interface NatsClientShape {
   readonly flush: Effect.Effect<void, NatsError.NatsError>
   /** Round-trip time to the server. */
   readonly rtt: Effect.Effect<Duration.Duration, NatsError.NatsError>
+  /** The server the connection is on now; `undefined` before its first `INFO` (never, once connected). */
+  readonly server: Effect.Effect<ServerInfo | undefined>
   /** Drain subscriptions and close the connection now (the layer does this on release). */
   readonly drain: Effect.Effect<void, NatsError.NatsError>
   /** Connection lifecycle events from when the stream starts; it ends after `Closed`. */
@@ -432,6 +462,7 @@ export const make: (
           Effect.map(Duration.millis)
         )
       ),
+      server: Effect.sync(() => serverInfo(nc)),
       drain: span("NatsClient.drain", connection.drain),
       events: Stream.fromPubSub(connection.events),
       eventsScoped: Effect.map(PubSub.subscribe(connection.events), Stream.fromSubscription),
@@ -440,6 +471,23 @@ export const make: (
     })
   }
 )
+
+const serverInfo = (nc: NatsConnection): ServerInfo | undefined => {
+  const info = nc.info
+  if (info === undefined) return undefined
+  return {
+    name: info.server_name,
+    id: info.server_id,
+    address: nc.getServer(),
+    version: info.version,
+    cluster: info.cluster,
+    connectUrls: info.connect_urls ?? [],
+    jetstream: info.jetstream === true,
+    tlsRequired: info.tls_required === true,
+    maxPayload: info.max_payload,
+    lameDuck: info.ldm === true
+  }
+}
 
 /**
  * The NATS connection service.

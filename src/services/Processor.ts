@@ -141,7 +141,30 @@ export interface ProcessorOptions<A, E, R> {
   readonly gracePeriod?: Duration.Input | undefined
   /** How often a message being handled sends `working`. Default: a third of the consumer's ack wait. */
   readonly workingInterval?: Duration.Input | undefined
+  /**
+   * Called with what became of each message, once it is settled (acked,
+   * retried, dead-lettered, termed, not decoded, interrupted): for tests,
+   * audits and operators. Synchronous, on the processor's fiber: keep it
+   * cheap (offer to a `Queue` to do more); what it throws is ignored.
+   *
+   * @example
+   * ```ts
+   * const outcomes = yield* Queue.unbounded<Processor.MessageOutcome>()
+   * yield* Processor.make({ consumer, codec: Order, handler, onOutcome: (o) => Queue.offerUnsafe(outcomes, o) })
+   * ```
+   */
+  readonly onOutcome?: ((outcome: MessageOutcome) => void) | undefined
 }
+
+/**
+ * What became of one message: its `outcome` (`acked`, `retried`,
+ * `dead_lettered`, `termed`, `decode_failed`, `interrupted`), which message
+ * (subject, stream sequence, delivery count), and why (`detail`).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type MessageOutcome = Metrics.MessageOutcome
 
 /**
  * Messages by outcome (attribute `outcome`: `acked`, `retried`,
@@ -314,7 +337,7 @@ export const make = <A, E, R>(
     const { consumer } = options
     const settings = yield* settingsOf(options)
     if (options.deadLetter !== undefined) yield* checkDeadLetter(options.deadLetter.subject, consumer.stream)
-    const metrics = new Metrics.ProcessorMetrics(consumer.stream, settings.consumerName)
+    const metrics = new Metrics.ProcessorMetrics(consumer.stream, settings.consumerName, options.onOutcome)
     const held = new Held()
     let shuttingDown = false
     let stopping = false

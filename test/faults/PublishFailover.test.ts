@@ -168,6 +168,10 @@ describe("JetStream publishing through faults (3-node cluster)", { timeout: 90_0
         Effect.gen(function*() {
           const js = yield* JetStream.JetStream
           const jsm = yield* JetStreamManager.JetStreamManager
+          const nats = yield* NatsClient.NatsClient
+          const before = yield* nats.server
+          assert.strictEqual(before?.name, server.nodes[client]?.name, "on the node to be killed")
+          assert.strictEqual(before?.connectUrls.length, 3, "the cluster's client URLs, for reconnects")
           const count = 3000
           let acked = 0
           let killedAt = 0
@@ -189,6 +193,8 @@ describe("JetStream publishing through faults (3-node cluster)", { timeout: 90_0
           assert.isTrue(resumedAt - killedAt < 10_000, `resumed in ${resumedAt - killedAt} ms`)
           const info = yield* eventually(jsm.streamInfo("DROPPED"), (i) => i.state.messages === count)
           assert.strictEqual(info.state.messages, count)
+          const after = yield* nats.server
+          assert.notStrictEqual(after?.name, before?.name, "NatsClient.server names the node it is on now")
         }), true)
     }).pipe(Effect.provide(NatsServer.layer({ cluster: 3 }))))
 })

@@ -111,6 +111,33 @@ describe("Processor", () => {
       60_000
     )
 
+    it.effect("onOutcome tells what became of each message: acked, retried then acked, not decoded", () =>
+      Effect.gen(function*() {
+        const consumer = yield* setup("proc-outcome")
+        yield* publishOrders("proc-outcome.o", [1, 2])
+        const js = yield* JetStream.JetStream
+        yield* js.publish("proc-outcome.o", encoder.encode("not json"))
+        const outcomes: Array<Processor.MessageOutcome> = []
+        const done = yield* countdown(4)
+        yield* Processor.make({
+          consumer,
+          codec: Order,
+          retry: Schedule.spaced("50 millis"),
+          handler: (order, envelope) =>
+            order.id === 2 && envelope.deliveryCount === 1 ? Effect.fail("not yet") : Effect.void,
+          onOutcome: (outcome) => {
+            outcomes.push(outcome)
+            Effect.runFork(done.hit)
+          }
+        })
+        yield* done.await
+        const summary = outcomes.map((o) => `${o.streamSequence}:${o.deliveryCount}:${o.outcome}`).sort()
+        assert.deepStrictEqual(summary, ["1:1:acked", "2:1:retried", "2:2:acked", "3:1:decode_failed"])
+        const retried = outcomes.find((o) => o.outcome === "retried")
+        assert.include(retried?.detail ?? "", "not yet")
+        assert.strictEqual(retried?.subject, "proc-outcome.o")
+      }))
+
     it.effect("a failing handler is redelivered with the schedule's delays, then succeeds", () =>
       Effect.gen(function*() {
         const consumer = yield* setup("proc-retry")
