@@ -28,6 +28,8 @@ interface Session {
   /** Absent when nats.js delivers through a callback. */
   readonly iterator: AsyncIterator<JsMsg> | undefined
   stopped: boolean
+  /** Being drained (its end is not a failure). */
+  draining: boolean
 }
 
 /**
@@ -38,6 +40,10 @@ interface Session {
 const stop = (session: Session): void => {
   if (session.stopped) return
   session.stopped = true
+  close(session)
+}
+
+const close = (session: Session): void => {
   try {
     session.messages.close().catch(() => undefined)
   } catch {
@@ -49,6 +55,32 @@ const stop = (session: Session): void => {
     // ignored
   }
 }
+
+/** nats.js' pull, as far as a graceful end needs it (not in its types: it has no API for it). */
+interface PullInternals {
+  readonly sub?: { readonly drain: () => Promise<void> } | undefined
+  readonly opts?: { threshold_messages?: number; threshold_bytes?: number } | undefined
+}
+
+/**
+ * Ends a pull without dropping what is on the wire: no more pull requests
+ * (nats.js pulls again when what is outstanding falls to its thresholds:
+ * they are set out of reach), then the inbox is drained (an `UNSUB` and a
+ * round trip: what the server sent before it still arrives, into the
+ * queue). Bounded; best effort.
+ */
+const drainPull = (session: Session): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    session.draining = true
+    const pull = session.messages as unknown as PullInternals
+    if (pull.opts !== undefined) {
+      pull.opts.threshold_messages = -1
+      pull.opts.threshold_bytes = -1
+    }
+    const drain = pull.sub?.drain
+    if (drain === undefined) return Effect.void
+    return Effect.ignore(Effect.tryPromise(() => drain.call(pull.sub))).pipe(Effect.timeoutOption("2 seconds"))
+  }).pipe(Effect.ensuring(Effect.sync(() => stop(session))), Effect.asVoid)
 
 /** The open sessions of one consumer handle: all stopped when the handle closes. */
 export class Sessions {
@@ -105,6 +137,14 @@ export interface SessionOptions {
   readonly heartbeatMillis?: number | undefined
   /** The pull opens again after a stall: a shorter fuse (its first heartbeat is due within one interval). */
   readonly afterStall?: boolean | undefined
+  /**
+   * A pull of explicitly acked messages: its release drains it (what is on
+   * the wire still arrives) and naks, to come back after this delay, every
+   * message that arrived and was not handed out — instead of leaving them
+   * to their ack wait. Delayed: on nats-server 2.9 an immediate nak right
+   * after a pull closed can hand a message out twice at once.
+   */
+  readonly nakOnRelease?: number | undefined
 }
 
 /** Heartbeat intervals without a message or a heartbeat after which a pull is stalled. */
@@ -155,7 +195,9 @@ export const stream = (options: SessionOptions): Stream.Stream<JsMsg, NatsError.
     }
     // the end of the pull: the end of a fetch; a failure for a consume, unless stopped
     const ended = () => {
-      if (!options.continuous || options.sessions.closing || session.stopped) return Queue.endUnsafe(queue)
+      if (!options.continuous || options.sessions.closing || session.stopped || session.draining) {
+        return Queue.endUnsafe(queue)
+      }
       fail(
         options.connectionClosed()
           ? connectionClosed(options.operation, `connection closed while consuming ${ctx.consumer}`)
@@ -198,14 +240,28 @@ const acquire = (
       Effect.map((messages): Session => ({
         messages,
         iterator: callback ? undefined : messages[Symbol.asyncIterator](),
-        stopped: false
+        stopped: false,
+        draining: false
       })),
       Effect.tap((session) => Effect.sync(() => options.sessions.add(session)))
     ),
     (session) =>
       Effect.gen(function*() {
         options.sessions.remove(session)
-        stop(session)
+        const delay = options.nakOnRelease
+        if (delay === undefined || session.stopped) {
+          stop(session)
+        } else {
+          yield* drainPull(session)
+          // arrived, never handed out: back to the server
+          for (const msg of yield* Effect.orElseSucceed(Queue.clear(queue), () => [])) {
+            try {
+              msg.nak(delay)
+            } catch {
+              // the connection is closing: the ack wait brings it back
+            }
+          }
+        }
         // a pump waiting for room (a forked offer) ends with the queue
         yield* Queue.shutdown(queue)
         try {

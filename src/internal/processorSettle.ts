@@ -38,6 +38,8 @@ export interface SettleOptions<A, E, R> {
   readonly metrics: ProcessorMetrics
   /** The services the retry schedule steps with. */
   readonly context: Context.Context<never>
+  /** The delay of the naks of the shutdown (see `Processor`). */
+  readonly shutdownNakDelayMillis: number
   /** True once the shutdown interrupts handlers (their interruption is let through). */
   readonly shuttingDown: () => boolean
 }
@@ -205,10 +207,10 @@ export const makeSettler = <A, E, R>(options: SettleOptions<A, E, R>) => {
         : Effect.catch(onFailure(envelope, failure), (e) => couldNotSettle(msg, e)))
   }
 
-  /** A handler interrupted by the shutdown: back to the server at once. */
+  /** A handler interrupted by the shutdown: back to the server (delayed: see `Processor`'s shutdown). */
   const interrupted = (msg: JsMsg): Effect.Effect<void> =>
     Effect.logWarning(`nats: interrupted ${where(msg)}; nak'ed for redelivery`).pipe(
-      Effect.andThen(Effect.ignore(envelopeOf(msg.data, msg).nak())),
+      Effect.andThen(Effect.ignore(envelopeOf(msg.data, msg).nak(Duration.millis(options.shutdownNakDelayMillis)))),
       Effect.andThen(metrics.outcome("interrupted", msg, "interrupted by the shutdown"))
     )
 

@@ -50,10 +50,20 @@ export interface JsEnvelope<A> {
   /** Acknowledge: processed, do not redeliver. */
   readonly ack: Effect.Effect<void, NatsError.NatsError>
   /**
-   * Acknowledge and wait for the server to confirm it (double ack). Fails
-   * with `Timeout` when no confirmation comes within `timeout` (default: the
-   * JetStream context's timeout, 5 s), and with `InvalidArgument` when the
-   * message was already acknowledged.
+   * Acknowledge and wait for the consumer's leader to confirm it (double
+   * ack). Fails with `Timeout` when no confirmation comes within `timeout`
+   * (default: the JetStream context's timeout, 5 s), and with
+   * `InvalidArgument` when the message was already acknowledged.
+   *
+   * What the confirmation guarantees: the ack reached the consumer's leader
+   * and it recorded it; a confirmed message is not redelivered while that
+   * leader lives. On a single server that is the whole story. On a cluster
+   * with nats-server 2.9, the leader confirms *before* the ack is replicated
+   * to the consumer's other replicas: when the leader dies within a few
+   * milliseconds, the new leader may not have it and redelivers the message
+   * (a failover test lost 16 confirmed acks this way, each redelivered: no
+   * message lost, some processed twice). Handlers must stay idempotent; the
+   * confirmation is a strong hint, not a replicated commit.
    */
   readonly ackAck: (
     options?: { readonly timeout?: Duration.Input | undefined }

@@ -44,8 +44,11 @@
  * Shutdown (the scope closes): intake stops first (no more pulls) and no
  * worker starts another message; in-flight handlers get `gracePeriod` to
  * finish and are acked as usual; those still running after it are
- * interrupted and nak'ed without delay; received messages no handler started
- * are nak'ed without delay too; the connection is flushed, so every ack and
+ * interrupted and nak'ed; received messages no handler started are nak'ed
+ * too. These naks are delayed by two pull heartbeats (at least 1 s), and the
+ * consumer's info is asked first: on nats-server 2.9 an immediate nak right
+ * after a pull subscription closed can hand a message out twice at once and
+ * strand another until its ack wait. The connection is flushed, so every ack and
  * nak has reached the server when the scope has closed; then the connection
  * may drain.
  *
@@ -135,7 +138,12 @@ export interface ProcessorOptions<A, E, R> {
   readonly deadLetter?: { readonly subject: string } | undefined
   /** A handler running longer fails with `TimedOut`. */
   readonly handlerTimeout?: Duration.Input | undefined
-  /** `ackAck` instead of `ack`: wait for the server to confirm. */
+  /**
+   * `ackAck` instead of `ack`: wait for the consumer's leader to confirm
+   * (see `JsEnvelope.ackAck` for what that guarantees: on a 2.9 cluster, not
+   * replication — a leader that dies right after may let the message be
+   * redelivered).
+   */
   readonly doubleAck?: boolean | undefined
   /** Time given to in-flight handlers when the scope closes. Default 30 seconds. */
   readonly gracePeriod?: Duration.Input | undefined
@@ -244,6 +252,14 @@ const settingsOf = Effect.fnUntraced(function*<A, E, R>(options: ProcessorOption
     concurrency,
     prefetch,
     ackWaitMillis,
+    // longer than two heartbeats of the pull (see the shutdown), at least 1 s
+    shutdownNakDelayMillis: Math.max(
+      1000,
+      2 *
+        (options.idleHeartbeat === undefined
+          ? 1000
+          : Duration.toMillis(Duration.fromInputUnsafe(options.idleHeartbeat)))
+    ),
     consumerName: info.name,
     maxDeliver: info.config.max_deliver ?? -1
   }
@@ -285,9 +301,9 @@ class Held {
     )
   }
 
-  /** Naks (without delay) what is still held: received, never started. */
-  nakAll(): void {
-    this.each((msg) => msg.nak())
+  /** Naks what is still held (received, never started), to come back after `delayMillis`. */
+  nakAll(delayMillis: number): void {
+    this.each((msg) => msg.nak(delayMillis))
     this.messages.clear()
   }
 
@@ -342,6 +358,7 @@ export const make = <A, E, R>(
     let shuttingDown = false
     let stopping = false
     const { interrupted, settle } = makeSettler({
+      shutdownNakDelayMillis: settings.shutdownNakDelayMillis,
       codec: Codec.fromInput(options.codec),
       handler: options.handler,
       handlerTimeout: settings.handlerTimeout,
@@ -429,6 +446,11 @@ export const make = <A, E, R>(
           // 3. interrupt the rest (they nak).
           stopping = true
           yield* Fiber.interrupt(intakeFiber)
+          // nats-server 2.9 keeps the closed pull's requests until it next checks their interest, and a
+          // nak it takes meanwhile rolls the consumer's delivery pointer back (a message handed out twice
+          // at once, another stranded until its ack wait): a consumer info makes it check now, and the
+          // naks below are delayed (a delayed nak does not take that path)
+          yield* Effect.ignore(consumer.info.pipe(Effect.timeoutOption("2 seconds")))
           const finished = yield* Fiber.await(workersFiber).pipe(Effect.timeoutOption(settings.gracePeriod))
           if (Option.isNone(finished)) {
             yield* Effect.logWarning(
@@ -438,8 +460,8 @@ export const make = <A, E, R>(
             yield* Fiber.interrupt(workersFiber).pipe(Effect.timeoutOption("10 seconds"))
           }
           yield* Fiber.interrupt(keepAlive)
-          // 4. what is still held was received and never started: back to the server now
-          held.nakAll()
+          // 4. what is still held was received and never started: back to the server (for another process)
+          held.nakAll(settings.shutdownNakDelayMillis)
           // 5. the acks (and naks) are on the wire before the scope is done.
           yield* Effect.ignore(client.flush)
         })
