@@ -8,41 +8,11 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Duration, Effect, Fiber, Layer, Ref, Schedule, Stream } from "effect"
 import type { Consumer as ConsumerShape } from "../../src/index.ts"
-import { Consumer, JetStream, JetStreamManager, NatsClient, NatsServer } from "../../src/index.ts"
+import { Consumer, JetStream, JetStreamManager, NatsServer } from "../../src/index.ts"
+import { leaderOf, servicesOn } from "./cluster.ts"
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
-
-/** A client on node `on` first (the others listed for its reconnects). */
-const clientOn = (on: number) =>
-  Layer.effect(
-    NatsClient.NatsClient,
-    NatsServer.NatsServer.use((server) =>
-      NatsClient.make({
-        servers: [...server.nodes.filter((n) => n.index === on), ...server.nodes.filter((n) => n.index !== on)]
-          .map((n) => n.url),
-        connectionOptions: { noRandomize: true },
-        reconnectSchedule: Schedule.spaced("100 millis"),
-        logEvents: false
-      })
-    )
-  )
-
-const services = (on: number) =>
-  Layer.mergeAll(JetStream.JetStream.layer, JetStreamManager.JetStreamManager.layer).pipe(
-    Layer.provideMerge(clientOn(on))
-  )
-
-/** The node index of the consumer's leader (waits for one). */
-const consumerLeader = (stream: string, consumer: string) =>
-  Effect.gen(function*() {
-    const server = yield* NatsServer.NatsServer
-    const jsm = yield* JetStreamManager.JetStreamManager
-    const info = yield* jsm.consumerInfo(stream, consumer)
-    const index = server.nodes.findIndex((n) => n.name === info.cluster?.leader)
-    if (index < 0) return yield* Effect.fail("no leader yet")
-    return index
-  }).pipe(Effect.retry({ schedule: Schedule.spaced("100 millis"), times: 100 }))
 
 const retry = Schedule.spaced("200 millis").pipe(Schedule.upTo({ times: 100 }))
 
@@ -58,9 +28,9 @@ const run = (name: string, clientOnLeader: boolean) =>
       const jsm = yield* JetStreamManager.JetStreamManager
       yield* jsm.createOrUpdateStream({ name, subjects: [`${name}.>`], replicas: 3 })
       yield* jsm.createOrUpdateConsumer(name, { durable: "worker", ackWait: Duration.seconds(5) })
-      return yield* consumerLeader(name, "worker")
+      return yield* leaderOf(name, "worker")
     })
-    const leader = yield* setup.pipe(Effect.provide(services(0)))
+    const leader = yield* setup.pipe(Effect.provide(servicesOn(0)))
     const on = clientOnLeader ? leader : (leader + 1) % 3
     return yield* Effect.gen(function*() {
       const js = yield* JetStream.JetStream
@@ -103,7 +73,7 @@ const run = (name: string, clientOnLeader: boolean) =>
       yield* Deferred.await(all).pipe(Effect.timeout("40 seconds"))
       const seenStatuses = (yield* Ref.get(statuses)).filter((tag) => tag !== "Heartbeat")
       return { resumedIn: longestGap, seen: seen.size, statuses: seenStatuses }
-    }).pipe(Effect.scoped, Effect.provide(services(on)))
+    }).pipe(Effect.scoped, Effect.provide(servicesOn(on)))
   })
 
 describe("consuming through a consumer-leader kill (3-node cluster)", { timeout: 120_000 }, () => {
@@ -123,7 +93,7 @@ describe("consuming through a consumer-leader kill (3-node cluster)", { timeout:
 })
 
 describe("the stall watchdog (single node)", { timeout: 60_000 }, () => {
-  const Env = services(0).pipe(Layer.provideMerge(NatsServer.layer({})))
+  const Env = servicesOn(0).pipe(Layer.provideMerge(NatsServer.layer({})))
 
   /** The statuses of `consumer` other than heartbeats, while `during` runs. */
   const statusesDuring = <A, E, R>(consumer: ConsumerShape.ConsumerShape, during: Effect.Effect<A, E, R>) =>

@@ -5,42 +5,11 @@
  * election, and acks in flight when the connection drops.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, Schedule, Stream } from "effect"
+import { Effect, Fiber, Schedule, Stream } from "effect"
 import { JetStream, JetStreamManager, NatsClient, NatsServer } from "../../src/index.ts"
+import { leaderOf, servicesOn } from "./cluster.ts"
 
 const encoder = new TextEncoder()
-
-/** A client on node `on` first (the others listed for its reconnects). */
-const clientOn = (on: number) =>
-  Layer.effect(
-    NatsClient.NatsClient,
-    NatsServer.NatsServer.use((server) =>
-      NatsClient.make({
-        servers: [...server.nodes.filter((n) => n.index === on), ...server.nodes.filter((n) => n.index !== on)].map((
-          n
-        ) => n.url),
-        connectionOptions: { noRandomize: true },
-        reconnectSchedule: Schedule.spaced("100 millis"),
-        logEvents: false
-      })
-    )
-  )
-
-const services = (on: number) =>
-  Layer.mergeAll(JetStream.JetStream.layer, JetStreamManager.JetStreamManager.layer).pipe(
-    Layer.provideMerge(clientOn(on))
-  )
-
-/** The node index of the stream's leader (waits for one: right after creation there may be none yet). */
-const leaderOf = (stream: string) =>
-  Effect.gen(function*() {
-    const server = yield* NatsServer.NatsServer
-    const jsm = yield* JetStreamManager.JetStreamManager
-    const info = yield* jsm.streamInfo(stream)
-    const index = server.nodes.findIndex((n) => n.name === info.cluster?.leader)
-    if (index < 0) return yield* Effect.fail("no leader yet")
-    return index
-  }).pipe(Effect.retry({ schedule: Schedule.spaced("100 millis"), times: 100 }))
 
 /** Until `f` holds (polled every 100 ms, for at most 20 s). */
 const eventually = <A, E, R>(f: Effect.Effect<A, E, R>, holds: (a: A) => boolean) =>
@@ -68,9 +37,9 @@ const onCluster = <A, E>(
       yield* jsm.createOrUpdateStream({ name, subjects: [`${name}.>`], replicas: 3 })
       return yield* leaderOf(name)
     })
-    const leader = yield* setup.pipe(Effect.provide(services(0)))
+    const leader = yield* setup.pipe(Effect.provide(servicesOn(0)))
     const client = clientIsLeader ? leader : (leader + 1) % 3
-    return yield* test(leader, client).pipe(Effect.provide(services(client)))
+    return yield* test(leader, client).pipe(Effect.provide(servicesOn(client)))
   })
 
 const messages = (name: string, count: number) =>
@@ -159,7 +128,7 @@ describe("JetStream publishing through faults (3-node cluster)", { timeout: 90_0
         assert.strictEqual(failed.index, 0)
         assert.strictEqual(failed.error.reason._tag, "NoStreamForSubject")
       }
-    }).pipe(Effect.provide(services(0)), Effect.provide(NatsServer.layer({ cluster: 3 }))))
+    }).pipe(Effect.provide(servicesOn(0)), Effect.provide(NatsServer.layer({ cluster: 3 }))))
 
   it.live("the node the client is on is killed mid-publishAll: acks in flight fail fast and are retried", () =>
     Effect.gen(function*() {
@@ -231,7 +200,7 @@ describe("replies in flight when the connection drops (single node)", { timeout:
       assert.strictEqual(new TextDecoder().decode(reply.data), "y")
     }).pipe(
       Effect.scoped,
-      Effect.provide(services(0)),
+      Effect.provide(servicesOn(0)),
       Effect.provide(NatsServer.layer({}))
     ))
 })
