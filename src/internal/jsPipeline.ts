@@ -126,9 +126,17 @@ export const make = <E2, F>(
         timeoutMillis: options.timeoutMillis
       })
 
+    // one shape for every ack (a literal: cheaper than a spread on this path)
     const published = (slot: Slot<Ack>): PublishedAck => {
       const ack = slot.value as Ack
-      return { ...ack, index: slot.index, msgId: slot.msgId }
+      return {
+        stream: ack.stream,
+        seq: ack.seq,
+        duplicate: ack.duplicate,
+        domain: ack.domain,
+        index: slot.index,
+        msgId: slot.msgId
+      }
     }
 
     /** The end: once the acks in flight are in, the failure with the acks that came after it. */
