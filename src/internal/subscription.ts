@@ -76,6 +76,7 @@ export const acquire = (
         return chunk
       }))
       let confirmation: Promise<Error | undefined> = Promise.resolve(undefined)
+      let finalReport = () => {}
       const confirmed = Effect.flatMap(
         Effect.tryPromise({ try: () => confirmation, catch: (cause) => fromUnknown(cause, { operation: "flush" }) }),
         (refused) =>
@@ -91,7 +92,20 @@ export const acquire = (
           Effect.try({
             try: () => {
               let dropped = 0
+              let reported = 0
               let overflowing = false
+              // an overflow is reported when it starts and when it ends: the last report has the total
+              const report = () => {
+                if (dropped === reported) return
+                reported = dropped
+                hooks.onSlowConsumer(subject, dropped, options.bufferSize)
+              }
+              const accepted = () => {
+                if (!overflowing) return
+                overflowing = false
+                report()
+              }
+              finalReport = report
               let failed = false
               const failWith = (error: NatsError.NatsError) => {
                 failed = true
@@ -111,7 +125,7 @@ export const acquire = (
                 }
                 if (!overflowing) {
                   overflowing = true
-                  hooks.onSlowConsumer(subject, dropped, options.bufferSize)
+                  report()
                 }
               }
               const subscription: Subscription = nc.subscribe(subject, {
@@ -136,10 +150,10 @@ export const acquire = (
                     Queue.offerUnsafe(queue, msg)
                     bytes += size
                     if (full) overflow(subscription)
-                    else overflowing = false
+                    else accepted()
                   } else if (bytes + size <= options.maxBytes && Queue.offerUnsafe(queue, msg)) {
                     bytes += size
-                    overflowing = false
+                    accepted()
                     if (options.eager === true) Queue.flushUnsafe(queue)
                   } else {
                     overflow(subscription)
@@ -181,6 +195,7 @@ export const acquire = (
             Effect.sync(() => {
               unsubscribed = true
               subscription.unsubscribe()
+              finalReport()
             })
         ),
         { messages, stop, confirmed }

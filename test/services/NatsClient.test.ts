@@ -267,6 +267,30 @@ layer(NatsServer.layer({ jetstream: false }), { excludeTestServices: true })("Na
       assert.deepStrictEqual(got.map((t) => t[0]), ["0", "1", "2", "e"])
     }))
 
+  it.effect("the last SlowConsumer event of a subscription has its total of dropped messages", () =>
+    Effect.gen(function*() {
+      const server = yield* NatsServer.NatsServer
+      const nc = yield* client(server.url)
+      const events = yield* recordEvents(nc)
+      const received = yield* Effect.scoped(Effect.gen(function*() {
+        const sub = yield* nc.subscribeScoped("drops.x", { bufferSize: 10, overflow: "dropOldest" })
+        // two bursts, each overflowing the buffer, read between them and after
+        let count = 0
+        for (const burst of [0, 1]) {
+          for (let i = 0; i < 500; i++) yield* nc.publish("drops.x", `${burst}-${i}`)
+          yield* nc.flush
+          count += (yield* sub.pipe(Stream.take(10), Stream.runCollect)).length
+        }
+        return count
+      }))
+      // events are delivered asynchronously: wait for the one with the total, then check it is the last
+      yield* events.waitFor((e) => e._tag === "SlowConsumer" && e.dropped === 1000 - received)
+      yield* nc.flush
+      const drops = events.seen.filter((e) => e._tag === "SlowConsumer")
+      const last = drops[drops.length - 1]
+      assert.strictEqual(last?._tag === "SlowConsumer" ? last.dropped : -1, 1000 - received)
+    }))
+
   it.effect("invalid buffer options and reply subjects fail before anything is sent", () =>
     Effect.gen(function*() {
       const server = yield* NatsServer.NatsServer
