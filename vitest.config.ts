@@ -2,13 +2,35 @@ import { defineConfig } from "vitest/config"
 
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
-    // Each test file starts its own nats-server(s) on free ports; two cores.
-    fileParallelism: true,
-    maxWorkers: 2,
     // The library logs through Effect's Logger (connection events, retries...): shown for failed tests only.
-    silent: "passed-only"
+    silent: "passed-only",
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: "tests",
+          include: ["test/**/*.test.ts"],
+          exclude: ["test/faults/**"],
+          // Each test file starts its own nats-server(s) on free ports; two cores.
+          fileParallelism: true,
+          maxWorkers: 2,
+          sequence: { groupOrder: 0 }
+        }
+      },
+      {
+        extends: true,
+        test: {
+          name: "faults",
+          // Servers killed and clusters electing leaders, with time bounds asserted: after the other
+          // tests, one file at a time (elections slow down on a machine busy with other servers).
+          include: ["test/faults/**/*.test.ts"],
+          fileParallelism: false,
+          maxWorkers: 1,
+          sequence: { groupOrder: 1 }
+        }
+      }
+    ]
   }
 })

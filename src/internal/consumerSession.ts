@@ -88,7 +88,9 @@ export class Sessions {
   /** The handle is closing: a session's end is not a failure. */
   closing = false
 
+  /** A session that finished opening; one that opened after the handle began to close is stopped at once. */
   add(session: Session): void {
+    if (this.closing) return stop(session)
     this.open.add(session)
   }
 
@@ -144,7 +146,7 @@ export interface SessionOptions {
    * to their ack wait. Delayed: on nats-server 2.9 an immediate nak right
    * after a pull closed can hand a message out twice at once.
    */
-  readonly nakOnRelease?: number | undefined
+  readonly releaseNakDelayMillis?: number | undefined
 }
 
 /** Heartbeat intervals without a message or a heartbeat after which a pull is stalled. */
@@ -248,7 +250,7 @@ const acquire = (
     (session) =>
       Effect.gen(function*() {
         options.sessions.remove(session)
-        const delay = options.nakOnRelease
+        const delay = options.releaseNakDelayMillis
         if (delay === undefined || session.stopped) {
           stop(session)
         } else {
@@ -322,6 +324,8 @@ const pump = async (
     }
     if (!offered) return
   }
+  // stopped (before it started, say: the handle was closing): the Stream ends
+  ended()
 }
 
 /**

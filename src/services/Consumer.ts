@@ -865,7 +865,7 @@ class Handle {
         // a push consumer's heartbeats are its config's, and nats.js watches them
         heartbeatMillis: this.binding.push ? undefined : natsOptions.idle_heartbeat,
         // two heartbeats: the server has dropped the closed pull's requests by then
-        nakOnRelease: this.binding.push ? undefined : Math.max(1000, 2 * (natsOptions.idle_heartbeat ?? 1000))
+        releaseNakDelayMillis: this.binding.push ? undefined : Math.max(1000, 2 * (natsOptions.idle_heartbeat ?? 1000))
       })
     return this.recovering(session, options?.recovery ?? this.binding.recovery)
   }
@@ -900,7 +900,7 @@ class Handle {
         },
         bufferSize: Math.max(1, Math.min(options.batch, 1024)),
         continuous: false,
-        nakOnRelease: this.binding.replay === undefined ? 1000 : undefined
+        releaseNakDelayMillis: this.binding.replay === undefined ? 1000 : undefined
       }).pipe(Stream.catch((error) => Stream.fromEffect(classify(error))))
     return this.binding.recreates ? this.recovering(once, this.binding.recovery) : once()
   }
