@@ -3,7 +3,7 @@
  * consumer, and the Processor. Each is a Layer of `Adapter` needing a `NatsClient` (the subscribers'
  * connection) and the `NatsServer` it runs on (publishers open their own connections; restarts).
  */
-import { Cause, Deferred, Duration, Effect, Exit, Fiber, Layer, Queue, Schedule, Stream } from "effect"
+import { Cause, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Queue, Schedule, Stream } from "effect"
 import { Codec, Consumer, JetStream, JetStreamManager, NatsClient, NatsServer, Processor } from "../../src/index.ts"
 import type { AdapterShape, Delivery, OutgoingMessage, Publisher } from "./suite.ts"
 import { Adapter } from "./suite.ts"
@@ -40,7 +40,7 @@ export const core: Layer.Layer<Adapter, never, NatsClient.NatsClient | NatsServe
   Adapter,
   Effect.gen(function*() {
     const nats = yield* NatsClient.NatsClient
-    const context = yield* Effect.context<NatsServer.NatsServer>()
+    const context = Context.pick(NatsServer.NatsServer)(yield* Effect.context<NatsServer.NatsServer>())
     const publisher: AdapterShape["publisher"] = Effect.gen(function*() {
       const client = yield* Effect.provideContext(connection, context)
       const pub: Publisher = {
@@ -90,7 +90,7 @@ const publishRetry = Schedule.spaced("250 millis").pipe(Schedule.upTo({ times: 6
 const jetStreamTopics = (options: JetStreamAdapterOptions) =>
   Effect.gen(function*() {
     const jsm = yield* JetStreamManager.JetStreamManager
-    const context = yield* Effect.context<NatsServer.NatsServer>()
+    const context = Context.pick(NatsServer.NatsServer)(yield* Effect.context<NatsServer.NatsServer>())
     const createTopic: AdapterShape["createTopic"] = (topic) =>
       Effect.acquireRelease(
         jsm.createOrUpdateStream({ name: topic, subjects: [`${topic}.>`], replicas: options.replicas }),
@@ -145,7 +145,10 @@ export const jetStream = (
     Adapter,
     Effect.gen(function*() {
       const topics = yield* jetStreamTopics(options)
-      const context = yield* Effect.context<NatsClient.NatsClient | JetStreamManager.JetStreamManager>()
+      // the services only: the Layer's Scope must not become the subscribers' scope
+      const context = Context.pick(NatsClient.NatsClient, JetStreamManager.JetStreamManager)(
+        yield* Effect.context<NatsClient.NatsClient | JetStreamManager.JetStreamManager>()
+      )
       return Adapter.of({
         ...topics,
         restart: yield* restartConnectedNode,
@@ -194,9 +197,9 @@ export const processor = (
     Adapter,
     Effect.gen(function*() {
       const topics = yield* jetStreamTopics(options)
-      const context = yield* Effect.context<
-        NatsClient.NatsClient | JetStreamManager.JetStreamManager | JetStream.JetStream
-      >()
+      const context = Context.pick(NatsClient.NatsClient, JetStreamManager.JetStreamManager, JetStream.JetStream)(
+        yield* Effect.context<NatsClient.NatsClient | JetStreamManager.JetStreamManager | JetStream.JetStream>()
+      )
       const subscribe: AdapterShape["subscribe"] = (topic, group) =>
         Effect.gen(function*() {
           const deliveries = yield* Queue.unbounded<Delivery, unknown>()
