@@ -159,6 +159,7 @@ export const jetStream = (
               consumer.consume().pipe(Stream.map((m): Delivery => ({
                 id: m.headers?.get("Nats-Msg-Id") ?? "",
                 payload: m.value,
+                attempt: m.deliveryCount,
                 ack: m.ack,
                 nack: m.nak()
               })))
@@ -178,6 +179,16 @@ export interface ProcessorAdapterOptions extends JetStreamAdapterOptions {
   /** A handler that neither acks nor nacks in this time fails (TimedOut): retried. */
   readonly handlerTimeout: Duration.Input
 }
+
+/** Settles a delivery of the Processor adapter; fails when it was settled already (timed out, closed). */
+const decide = (decision: Deferred.Deferred<boolean>, ok: boolean): Effect.Effect<void, Error> =>
+  Effect.flatMap(
+    Deferred.succeed(decision, ok),
+    (first) =>
+      first
+        ? Effect.void
+        : Effect.fail(new Error("the delivery is no longer held (timed out, or its subscriber closed)"))
+  )
 
 /**
  * The Processor over a durable pull consumer per group. Its handler hands each message to the
@@ -213,7 +224,7 @@ export const processor = (
             concurrency: options.concurrency,
             retry: Schedule.spaced("100 millis"),
             handlerTimeout: options.handlerTimeout,
-            gracePeriod: "5 seconds",
+            gracePeriod: "10 seconds",
             handler: (payload, envelope) =>
               Effect.gen(function*() {
                 if (closing) return yield* Effect.fail("closing")
@@ -222,19 +233,27 @@ export const processor = (
                 yield* Queue.offer(deliveries, {
                   id: envelope.headers?.get("Nats-Msg-Id") ?? "",
                   payload,
-                  ack: Deferred.succeed(decision, true),
-                  nack: Deferred.succeed(decision, false)
+                  attempt: envelope.deliveryCount,
+                  ack: decide(decision, true),
+                  nack: decide(decision, false)
                 })
                 const ok = yield* Deferred.await(decision).pipe(
-                  Effect.ensuring(Effect.sync(() => waiting.delete(decision)))
+                  // timed out or interrupted: a later decision comes too late
+                  Effect.ensuring(Effect.sync(() => {
+                    waiting.delete(decision)
+                    Deferred.doneUnsafe(decision, Exit.succeed(false))
+                  }))
                 )
                 if (!ok) return yield* Effect.fail("nacked")
               })
           })
-          // runs before the processor's own shutdown: nobody will decide on what is waiting
+          // runs before the processor's own shutdown: what was not handed out is not, and what waits
+          // for a decision is nacked (nobody will decide)
           yield* Effect.addFinalizer(() =>
-            Effect.sync(() => {
+            Effect.gen(function*() {
               closing = true
+              yield* Effect.ignore(Queue.clear(deliveries))
+              yield* Queue.end(deliveries)
               for (const decision of waiting) Deferred.doneUnsafe(decision, Exit.succeed(false))
             })
           )
