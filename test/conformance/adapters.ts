@@ -4,6 +4,7 @@
  * connection) and the `NatsServer` it runs on (publishers open their own connections; restarts).
  */
 import { Cause, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Queue, Schedule, Stream } from "effect"
+import type { JsEnvelope } from "../../src/index.ts"
 import { Codec, Consumer, JetStream, JetStreamManager, NatsClient, NatsServer, Processor } from "../../src/index.ts"
 import type { AdapterShape, Delivery, OutgoingMessage, Publisher } from "./suite.ts"
 import { Adapter } from "./suite.ts"
@@ -118,6 +119,12 @@ const jetStreamTopics = (options: JetStreamAdapterOptions) =>
     return { createTopic, publisher }
   })
 
+/** A JetStream delivery, for failure reports. */
+const traceOf = (m: JsEnvelope.JsEnvelope<unknown>) =>
+  `stream seq ${m.streamSequence}, consumer seq ${m.consumerSequence}, delivery ${m.deliveryCount}, at ${
+    new Date().toISOString().slice(11, 23)
+  } by ${m.consumer}`
+
 /** The durable pull consumer `group` of the topic's stream (created or updated). */
 const durable = (topic: string, group: string, options: JetStreamAdapterOptions) =>
   Consumer.fromConfig({
@@ -159,7 +166,7 @@ export const jetStream = (
               consumer.consume().pipe(Stream.map((m): Delivery => ({
                 id: m.headers?.get("Nats-Msg-Id") ?? "",
                 payload: m.value,
-                attempt: m.deliveryCount,
+                trace: traceOf(m),
                 ack: m.ack,
                 nack: m.nak()
               })))
@@ -233,7 +240,7 @@ export const processor = (
                 yield* Queue.offer(deliveries, {
                   id: envelope.headers?.get("Nats-Msg-Id") ?? "",
                   payload,
-                  attempt: envelope.deliveryCount,
+                  trace: traceOf(envelope),
                   ack: decide(decision, true),
                   nack: decide(decision, false)
                 })

@@ -52,8 +52,8 @@ export interface OutgoingMessage {
 export interface Delivery {
   readonly id: string
   readonly payload: Uint8Array
-  /** The transport's count of this message's deliveries, when it keeps one (reported on failures). */
-  readonly attempt?: number | undefined
+  /** What the transport says of this delivery (its sequence, its delivery count...): reported on failures. */
+  readonly trace?: string | undefined
   readonly ack: Effect.Effect<void, unknown>
   readonly nack: Effect.Effect<void, unknown>
 }
@@ -132,7 +132,9 @@ export interface Features {
   readonly consumerGroups: boolean
   /**
    * While every delivery is acked in time and nothing fails, no message is delivered twice (to any
-   * member of a group): the suite then asserts no duplicates, otherwise it only asserts no loss.
+   * member of a group): the suite then asserts no duplicates, otherwise it only asserts no loss. Cases
+   * that close subscribers with messages outstanding (continue after close, persistent errors, reconnect)
+   * never assert it, as Watermill's suite does not.
    */
   readonly exactlyOnce: boolean
   /** A nacked message is delivered again. */
@@ -198,8 +200,8 @@ class Received {
   readonly counts = new Map<string, number>()
   readonly order: Array<string> = []
   readonly payloads = new Map<string, Uint8Array>()
-  /** The transport's delivery counts of each id's deliveries, when it gives them. */
-  readonly attempts = new Map<string, Array<number>>()
+  /** The transport's traces of each id's deliveries, when it gives them. */
+  readonly traces = new Map<string, Array<string>>()
   failure: Cause.Cause<unknown> | undefined
   private waiters: Array<{ readonly check: () => boolean; readonly done: Deferred.Deferred<void> }> = []
 
@@ -209,11 +211,11 @@ class Received {
     this.label = label
   }
 
-  record(delivery: { readonly id: string; readonly payload: Uint8Array; readonly attempt?: number | undefined }): void {
-    if (delivery.attempt !== undefined) {
-      const attempts = this.attempts.get(delivery.id) ?? []
-      attempts.push(delivery.attempt)
-      this.attempts.set(delivery.id, attempts)
+  record(delivery: { readonly id: string; readonly payload: Uint8Array; readonly trace?: string | undefined }): void {
+    if (delivery.trace !== undefined) {
+      const traces = this.traces.get(delivery.id) ?? []
+      traces.push(delivery.trace)
+      this.traces.set(delivery.id, traces)
     }
     const seen = this.counts.get(delivery.id) ?? 0
     this.counts.set(delivery.id, seen + 1)
@@ -311,13 +313,13 @@ class Received {
 const assertNoDuplicates = (received: Received, features: Features) => {
   if (!features.exactlyOnce) return
   const duplicates = received.duplicates.map((id) => {
-    const attempts = received.attempts.get(id)
-    return `${id} ×${received.count(id)}${attempts === undefined ? "" : ` (delivery counts ${attempts.join(", ")})`}`
+    const traces = received.traces.get(id)
+    return `${id} ×${received.count(id)}${traces === undefined ? "" : ` (${traces.join(", ")})`}`
   })
-  assert.deepStrictEqual(
-    duplicates.slice(0, 10),
-    [],
-    `${received.label}: ${duplicates.length} messages delivered more than once`
+  assert.strictEqual(
+    duplicates.length,
+    0,
+    `${received.label}: ${duplicates.length} messages delivered more than once: ${duplicates.slice(0, 10).join("; ")}`
   )
 }
 
@@ -561,10 +563,10 @@ const cases: ReadonlyArray<Case> = [
   },
   {
     name: "continueAfterSubscriberClose",
-    title: "continue after a subscriber closes: the next member gets the rest, nothing lost",
+    title: "continue after a subscriber closes: the next member gets the rest, nothing lost (duplicates allowed)",
     skip: (f) => needs(f.persistent, "persistent"),
     timeout: seconds(45),
-    run: ({ features, topicName, wait }) =>
+    run: ({ topicName, wait }) =>
       Effect.gen(function*() {
         const topic = topicName("reopen")
         yield* createTopic(topic)
@@ -580,7 +582,8 @@ const cases: ReadonlyArray<Case> = [
           yield* sub.close
         }
         assert.deepStrictEqual(received.missing(ids).slice(0, 10), [], `received ${received.distinct} of ${ids.length}`)
-        assertNoDuplicates(received, features)
+        // duplicates allowed, as in Watermill: a closed subscriber's outstanding pulls can make the
+        // server deliver a message again (observed on nats-server 2.9: the last message, twice)
       })
   },
   {
@@ -666,7 +669,8 @@ const cases: ReadonlyArray<Case> = [
         assert.isAtLeast(failures, 15)
         assert.isAtLeast(expected.length, features.redelivery ? 50 : 35)
         yield* acked.untilAll(expected, wait(20_000))
-        assertNoDuplicates(acked, features)
+        if (!features.persistent) assertNoDuplicates(acked, features)
+        // persistent: subscribers were closed under load, duplicates allowed (see continueAfterSubscriberClose)
       })
   },
   {
