@@ -201,8 +201,8 @@ const decide = (decision: Deferred.Deferred<boolean>, ok: boolean): Effect.Effec
  * The Processor over a durable pull consumer per group. Its handler hands each message to the
  * subscriber's Stream and settles as the subscriber says: ack → the handler succeeds (acked), nack → it
  * fails (retried: nak with a 100 ms delay, forever). A delivery neither acked nor nacked times out after
- * `handlerTimeout` (retried too). Closing the scope nacks the deliveries still waiting for a decision, then
- * shuts the processor down.
+ * `handlerTimeout` (retried too). Closing the scope hands out nothing more, nacks the deliveries still
+ * waiting for a decision, then shuts the processor down (grace period 4 s).
  */
 export const processor = (
   options: ProcessorAdapterOptions
@@ -231,7 +231,7 @@ export const processor = (
             concurrency: options.concurrency,
             retry: Schedule.spaced("100 millis"),
             handlerTimeout: options.handlerTimeout,
-            gracePeriod: "10 seconds",
+            gracePeriod: "4 seconds",
             handler: (payload, envelope) =>
               Effect.gen(function*() {
                 if (closing) return yield* Effect.fail("closing")

@@ -1,6 +1,6 @@
 /**
- * The conformance suite over the Processor (4 handlers at once, a handler timeout of 1 s) on a durable
- * pull consumer per group, on a single node and on a 3-node cluster (streams of 3 replicas).
+ * The conformance suite over the Processor (4 handlers at once, a handler timeout of 1 s, ack wait 1 s)
+ * on a durable pull consumer per group, on a single node and on a 3-node cluster (streams of 3 replicas).
  */
 import { Layer } from "effect"
 import { JetStream, JetStreamManager, LocalNats } from "../../src/index.ts"
@@ -22,7 +22,7 @@ const features = (topology: Features["topology"]): Features => ({
 })
 
 const on = (cluster: 1 | 3) =>
-  Adapters.processor({ replicas: cluster, ackWait: "5 seconds", concurrency: 4, handlerTimeout: "1 second" }).pipe(
+  Adapters.processor({ replicas: cluster, ackWait: "1 second", concurrency: 4, handlerTimeout: "1 second" }).pipe(
     Layer.provideMerge(Layer.mergeAll(JetStreamManager.JetStreamManager.layer, JetStream.JetStream.layer)),
     Layer.provide(LocalNats.layer({ server: { cluster } }))
   )
