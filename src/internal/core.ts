@@ -36,6 +36,8 @@ export interface NatsCore {
   readonly flush: Effect.Effect<void, NatsError.NatsError>
   /** Whether the server records the reason of a `term` (2.11+; older servers ignore such a `+TERM`). */
   readonly termReasons: () => boolean
+  /** Whether the server the connection is on has JetStream (its `INFO` says so). */
+  readonly jetstream: () => boolean
   /** Listens to the publishes the server refused (permission violations); returns the removal. */
   readonly onPublishRefused: (listener: (subject: string, cause: unknown) => void) => () => void
 }
@@ -62,6 +64,7 @@ export const make = (connection: Connection): NatsCore => {
       catch: (cause) => fromUnknown(cause, { operation: "flush" })
     }),
     termReasons: () => supportsTermReason(nc.info?.version),
+    jetstream: () => nc.info?.jetstream === true,
     onPublishRefused: connection.onPublishRefused
   }
 }

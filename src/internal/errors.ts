@@ -121,6 +121,16 @@ export const noStreamForSubject = (operation: string, subject: string, cause?: u
     }))
   )
 
+/** A JetStream call to a server without JetStream. */
+export const jetStreamNotEnabled = (operation: string, subject: string): NatsError.NatsError =>
+  natsError(
+    new NatsError.JetStreamNotEnabled(defined({
+      operation,
+      subject,
+      message: "JetStream is not enabled on the server"
+    }))
+  )
+
 /**
  * A JetStream publish nobody answered although a stream may capture its
  * subject (`stream`, when the JetStream API named it): its stream has no

@@ -58,7 +58,12 @@ export interface PipelineOptions<F> {
 /** Sends messages into the window (a message that fails before it is sent takes its slot, failed). */
 const sender = (options: PipelineOptions<unknown>, window: PublishWindow<Ack>) => {
   const { requests, validation } = options.core
-  const target: JsPublish.Target = { mux: requests, operation, apiPrefix: options.apiPrefix }
+  const target: JsPublish.Target = {
+    mux: requests,
+    operation,
+    apiPrefix: options.apiPrefix,
+    jetstream: options.core.jetstream
+  }
   const { retry, timeoutMillis } = options
   let index = 0
   const send = (msg: OutgoingMessage): void => {

@@ -12,7 +12,7 @@ import type { MsgHdrs, Payload } from "@nats-io/nats-core"
 import { headers as makeHeaders } from "@nats-io/nats-core"
 import { Result } from "effect"
 import type * as NatsError from "../schemas/NatsError.ts"
-import { noStreamForSubject, streamDidNotAnswer } from "./errors.ts"
+import { jetStreamNotEnabled, noStreamForSubject, streamDidNotAnswer } from "./errors.ts"
 import { jsFromUnknown } from "./jsErrors.ts"
 import type { RequestMux } from "./requestMux.ts"
 
@@ -59,6 +59,8 @@ export interface Target {
   readonly operation: string
   /** `$JS.API`, or the domain's / the configured prefix. */
   readonly apiPrefix: string
+  /** Whether the server the connection is on has JetStream (its `INFO` says so). */
+  readonly jetstream: () => boolean
 }
 
 /**
@@ -66,8 +68,9 @@ export interface Target {
  * stream captures it (final), or its stream has no leader right now (an
  * election: every replica stops listening until a new leader is chosen;
  * retryable). The JetStream API says which: it lists the streams that
- * capture the subject. When it cannot say (no meta leader either), the
- * publish is in doubt, so retryable.
+ * capture the subject. When it cannot say (no meta leader either, or its
+ * JetStream is restarting), the publish is in doubt, so retryable; a server
+ * without JetStream is `JetStreamNotEnabled`.
  */
 const noResponders = (
   target: Target,
@@ -93,8 +96,13 @@ const noResponders = (
         return done(Result.fail(streamDidNotAnswer(operation, subject, stream)))
       }
       case "NoResponders":
-        // the JetStream API itself does not answer: there is no JetStream to capture it
-        return done(Result.fail(noStreamForSubject(operation, subject)))
+        // the JetStream API itself does not answer: a server without JetStream (final), or one whose
+        // JetStream is stopping or starting (a restart: in doubt, retryable)
+        return done(Result.fail(
+          target.jetstream()
+            ? streamDidNotAnswer(operation, subject, undefined)
+            : jetStreamNotEnabled(operation, subject)
+        ))
       case "Failed":
         return done(Result.fail(streamDidNotAnswer(operation, subject, undefined, outcome.error)))
     }

@@ -343,7 +343,12 @@ export const make: (options?: JetStreamOptions) => Effect.Effect<JetStreamShape,
     const { requests, validation } = nats.core
     const defaultTimeout = client.getOptions().timeout ?? 5000
     const apiPrefix = client.getOptions().apiPrefix ?? "$JS.API"
-    const target: JsPublish.Target = { mux: requests, operation: "JetStream.publish", apiPrefix }
+    const target: JsPublish.Target = {
+      mux: requests,
+      operation: "JetStream.publish",
+      apiPrefix,
+      jetstream: nats.core.jetstream
+    }
 
     // A leaf span (`useSpan`: the inner effect keeps the caller's context,
     // half the cost of `withSpan`, which re-parents what runs inside).

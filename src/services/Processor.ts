@@ -446,6 +446,8 @@ export const make = <A, E, R>(
           // 3. interrupt the rest (they nak).
           stopping = true
           yield* Fiber.interrupt(intakeFiber)
+          // an intake interrupted before it ran never ended the queue: the workers would wait on it
+          Queue.endUnsafe(waiting)
           // nats-server 2.9 keeps the closed pull's requests until it next checks their interest, and a
           // nak it takes meanwhile rolls the consumer's delivery pointer back (a message handed out twice
           // at once, another stranded until its ack wait): a consumer info makes it check now, and the

@@ -26,11 +26,6 @@ const on = (cluster: 1 | 3) =>
     Layer.provide(LocalNats.layer({ server: { cluster } }))
   )
 
-const knownDefects = {
-  concurrentClose:
-    "a consume whose session is still opening when its consumer handle's scope closes is never stopped: its Stream never ends and it goes on pulling and acking"
-}
+suite("JetStream consumer, single node", on(1), features("single"))
 
-suite("JetStream consumer, single node", on(1), features("single"), { knownDefects })
-
-suite("JetStream consumer, 3-node cluster (R3)", on(3), features("cluster"), { knownDefects })
+suite("JetStream consumer, 3-node cluster (R3)", on(3), features("cluster"))

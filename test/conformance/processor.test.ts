@@ -27,11 +27,6 @@ const on = (cluster: 1 | 3) =>
     Layer.provide(LocalNats.layer({ server: { cluster } }))
   )
 
-const knownDefects = {
-  concurrentClose:
-    "a Processor closed while its consumer's session is still opening waits its whole gracePeriod to shut down (the session is never stopped)"
-}
+suite("Processor, single node", on(1), features("single"))
 
-suite("Processor, single node", on(1), features("single"), { knownDefects })
-
-suite("Processor, 3-node cluster (R3)", on(3), features("cluster"), { knownDefects })
+suite("Processor, 3-node cluster (R3)", on(3), features("cluster"))

@@ -85,7 +85,7 @@ const fakeMux = (plan: ReadonlyArray<Plan>) => {
 }
 
 const coreOf = (mux: RequestMux): NatsCore =>
-  ({ requests: mux, validation: Validation.make(() => 1024 * 1024) }) as unknown as NatsCore
+  ({ requests: mux, validation: Validation.make(() => 1024 * 1024), jetstream: () => true }) as unknown as NatsCore
 
 const run = (plan: ReadonlyArray<Plan>, window: number, retry: boolean) =>
   Effect.gen(function*() {
