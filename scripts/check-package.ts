@@ -17,6 +17,8 @@ const pkg = JSON.parse(Fs.readFileSync(Path.join(root, "package.json"), "utf8"))
 }
 const problems: Array<string> = []
 const serverOnly = new Set(["./NatsServer", "./LocalNats"])
+/** Test kits: subpaths of their own, not namespaces of the root (which must not load a test runner). */
+const testOnly = new Set(["./Conformance"])
 
 /** The relative imports of a built module, resolved to files. */
 const importsOf = (file: string): Array<string> => {
@@ -49,7 +51,9 @@ for (const [subpath, target] of Object.entries(pkg.exports)) {
   }
   const loaded = await import(`${pkg.name}/${subpath.slice(2)}`) as Record<string, unknown>
   if (Object.keys(loaded).length === 0) problems.push(`${subpath}: exports nothing`)
-  if (rootIndex[subpath.slice(2)] === undefined) problems.push(`${subpath}: not a namespace of the root export`)
+  if (testOnly.has(subpath)) {
+    if (rootIndex[subpath.slice(2)] !== undefined) problems.push(`${subpath}: a test kit in the root export`)
+  } else if (rootIndex[subpath.slice(2)] === undefined) problems.push(`${subpath}: not a namespace of the root export`)
   if (!serverOnly.has(subpath)) {
     for (const [module, bare] of reachable(file)) {
       if (bare.includes("node:child_process")) {

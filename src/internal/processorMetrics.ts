@@ -8,6 +8,7 @@
  */
 import type { JsMsg } from "@nats-io/jetstream"
 import { Effect, Metric } from "effect"
+import type { MessageOutcome, Outcome } from "../services/Processor.ts"
 
 /** Messages by outcome (attribute `outcome`). */
 export const messages = Metric.counter("effect_nats_processor_messages", {
@@ -20,20 +21,9 @@ export const inFlight = Metric.gauge("effect_nats_processor_in_flight", {
   description: "Handlers of effect-nats processors running now"
 })
 
-/** What became of a message. */
-export type Outcome = "acked" | "retried" | "dead_lettered" | "termed" | "decode_failed" | "interrupted"
+export type { Outcome }
 
 const outcomes: ReadonlyArray<Outcome> = ["acked", "retried", "dead_lettered", "termed", "decode_failed", "interrupted"]
-
-/** What became of one message (see `ProcessorOptions.onOutcome`). */
-export interface MessageOutcome {
-  readonly outcome: Outcome
-  readonly subject: string
-  readonly streamSequence: number
-  readonly deliveryCount: number
-  /** Why, for every outcome but `acked` (the failure, the dead-letter reason...). */
-  readonly detail: string | undefined
-}
 
 /** Messages between two reports at most. */
 const REPORT_EVERY = 256

@@ -165,6 +165,14 @@ export interface ProcessorOptions<A, E, R> {
 }
 
 /**
+ * What became of a message (the `outcome` attribute of `messages`).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Outcome = "acked" | "retried" | "dead_lettered" | "termed" | "decode_failed" | "interrupted"
+
+/**
  * What became of one message: its `outcome` (`acked`, `retried`,
  * `dead_lettered`, `termed`, `decode_failed`, `interrupted`), which message
  * (subject, stream sequence, delivery count), and why (`detail`).
@@ -172,7 +180,14 @@ export interface ProcessorOptions<A, E, R> {
  * @category models
  * @since 0.1.0
  */
-export type MessageOutcome = Metrics.MessageOutcome
+export interface MessageOutcome {
+  readonly outcome: Outcome
+  readonly subject: string
+  readonly streamSequence: number
+  readonly deliveryCount: number
+  /** Why, for every outcome but `acked` (the failure, the dead-letter reason...). */
+  readonly detail: string | undefined
+}
 
 /**
  * Messages by outcome (attribute `outcome`: `acked`, `retried`,

@@ -6,8 +6,8 @@
 import { Cause, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Queue, Schedule, Stream } from "effect"
 import type { JsEnvelope } from "../../src/index.ts"
 import { Codec, Consumer, JetStream, JetStreamManager, NatsClient, NatsServer, Processor } from "../../src/index.ts"
-import type { AdapterShape, Delivery, OutgoingMessage, Publisher } from "./suite.ts"
-import { Adapter } from "./suite.ts"
+import type { AdapterShape, Delivery, OutgoingMessage, Publisher } from "../../src/testing/Conformance.ts"
+import { Adapter } from "../../src/testing/Conformance.ts"
 
 /** The header that carries a message's id on core NATS (JetStream uses `Nats-Msg-Id`). */
 const IdHeader = "Conformance-Id"

@@ -4,9 +4,9 @@
  */
 import { Layer } from "effect"
 import { LocalNats } from "../../src/index.ts"
+import type { Features } from "../../src/testing/Conformance.ts"
+import { suite } from "../../src/testing/Conformance.ts"
 import * as Adapters from "./adapters.ts"
-import type { Features } from "./suite.ts"
-import { suite } from "./suite.ts"
 
 const features = (topology: Features["topology"]): Features => ({
   topology,

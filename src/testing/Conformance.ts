@@ -35,6 +35,7 @@ import { Cause, Context, Deferred, Duration, Effect, Exit, Fiber, Scope, Stream 
  * A message to publish: `id` identifies it end to end (the adapter carries it, in a header say, and
  * hands it back on the {@link Delivery}); `payload` must arrive byte for byte.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface OutgoingMessage {
@@ -47,6 +48,7 @@ export interface OutgoingMessage {
  * deliver it again as soon as the transport allows (a no-op where there is no redelivery). Neither: the
  * transport may deliver it again after its ack deadline ({@link Features.ackDeadline}).
  *
+ * @category models
  * @since 0.1.0
  */
 export interface Delivery {
@@ -62,6 +64,7 @@ export interface Delivery {
  * A publisher, open for the life of the scope it was made in. Closing that scope closes the publisher
  * (its connection, typically): publishes in flight then fail or succeed, but never hang or crash.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface Publisher {
@@ -76,6 +79,7 @@ export interface Publisher {
 /**
  * What the suite drives.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface AdapterShape {
@@ -104,13 +108,15 @@ export interface AdapterShape {
 /**
  * The adapter under test, provided by the Layer given to {@link suite}.
  *
+ * @category services
  * @since 0.1.0
  */
-export class Adapter extends Context.Service<Adapter, AdapterShape>()("effect-nats/test/conformance/Adapter") {}
+export class Adapter extends Context.Service<Adapter, AdapterShape>()("effect-nats/Conformance/Adapter") {}
 
 /**
  * What an adapter promises; each flag decides which cases apply.
  *
+ * @category models
  * @since 0.1.0
  */
 export interface Features {
@@ -151,6 +157,7 @@ export interface Features {
 /**
  * The cases, by name (keys of {@link SuiteOptions.knownDefects}).
  *
+ * @category models
  * @since 0.1.0
  */
 export type CaseName =
@@ -169,6 +176,7 @@ export type CaseName =
   | "reconnect"
 
 /**
+ * @category models
  * @since 0.1.0
  */
 export interface SuiteOptions {
@@ -879,6 +887,25 @@ const noUnhandledRejections = <A, E, R>(self: Effect.Effect<A, E, R>) =>
  * across its cases, run with live time. Cases that do not apply to `features` are registered as skipped,
  * named with the feature they need; `options.knownDefects` registers cases with `it.fails`.
  *
+ * @example
+ * ```ts
+ * // test/bus.test.ts: an adapter over your own wrapper, on a throwaway server
+ * import { suite } from "effect-nats/Conformance"
+ *
+ * suite("orders bus", OrdersBusAdapter.pipe(Layer.provide(LocalNats.layer())), {
+ *   topology: "single",
+ *   persistent: true,
+ *   newSubscriberReceivesOldMessages: true,
+ *   ordered: true,
+ *   consumerGroups: true,
+ *   exactlyOnce: false,
+ *   redelivery: true,
+ *   ackDeadline: "1 second",
+ *   restartable: true
+ * })
+ * ```
+ *
+ * @category constructors
  * @since 0.1.0
  */
 export const suite = <E>(
