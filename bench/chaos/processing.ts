@@ -80,7 +80,11 @@ export const slowSubscriber = (tally: Tally): Effect.Effect<void, unknown, Scope
     const pub = yield* connect([server.url])
     const count = 200_000
     const bufferSize = 100
-    const received = yield* sub.subscribeScoped("slow.x", { bufferSize, overflow: "dropOldest" })
+    // the subscription's own scope: its release reports the end of the last overflow
+    const subscription = yield* Scope.make()
+    const received = yield* sub.subscribeScoped("slow.x", { bufferSize, overflow: "dropOldest" }).pipe(
+      Scope.provide(subscription)
+    )
     let got = 0
     let lastId = -1
     let lastAt = Date.now()
@@ -98,7 +102,7 @@ export const slowSubscriber = (tally: Tally): Effect.Effect<void, unknown, Scope
           }
         })
       ),
-      Effect.forkScoped
+      Effect.forkIn(subscription)
     )
     const payload = (i: number) => {
       const bytes = new Uint8Array(16)
@@ -116,6 +120,9 @@ export const slowSubscriber = (tally: Tally): Effect.Effect<void, unknown, Scope
     const publishMs = Date.now() - started
     // settled: nothing received for 500 ms
     yield* until(() => Date.now() - lastAt > 500, 30_000)
+    yield* Scope.close(subscription, Exit.void)
+    // events reach the handler asynchronously
+    yield* until(() => reportedDropped >= tally.sent - got, 2_000).pipe(Effect.ignore)
     Object.assign(tally.extra, {
       bufferSize,
       publishMs,

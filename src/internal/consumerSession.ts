@@ -130,8 +130,8 @@ export interface SessionOptions {
   readonly connectionClosed: () => boolean
   /**
    * A continuous pull's heartbeat interval: when neither a message nor a
-   * heartbeat came for `stallBeats` of them (`stallBeats - 1` for a pull
-   * opened again after a stall) while the Stream had room, the
+   * heartbeat came for `stallBeats` of them (1.5 for a pull opened again
+   * after a stall) while the Stream had room, the
    * pull is stalled (its requests were lost with a consumer leader, say, and
    * nats.js waits a whole pull expiry before it asks again): the session
    * stops and fails with a stall (`isStalled`), to be opened again.
@@ -188,11 +188,14 @@ export const stream = (options: SessionOptions): Stream.Stream<JsMsg, NatsError.
     const fail = (error: NatsError.NatsError) => Queue.failCauseUnsafe(queue, Cause.fail(error))
     if (activity !== undefined && options.heartbeatMillis !== undefined) {
       const beat = options.heartbeatMillis
-      const beats = options.afterStall === true ? stallBeats - 1 : stallBeats
-      yield* Effect.forkScoped(watchdog(activity, beat, beats, () => {
+      // checked every half heartbeat: a pull opened again after a stall (its first heartbeat is due one
+      // interval after it is made) is stalled after 1.5 intervals of silence, any other after 3
+      const tick = Math.max(1, Math.floor(beat / 2))
+      const ticks = options.afterStall === true ? 3 : 2 * stallBeats
+      yield* Effect.forkScoped(watchdog(activity, tick, ticks, () => {
         // what is buffered is still handed out; nothing more comes from this pull
         stop(session)
-        fail(stalled(ctx, beat * beats))
+        fail(stalled(ctx, tick * ticks))
       }))
     }
     // the end of the pull: the end of a fetch; a failure for a consume, unless stopped
@@ -329,20 +332,19 @@ const pump = async (
 }
 
 /**
- * Checks the pull once per heartbeat interval; calls `onStall` (once) when
- * `beats` intervals went by without a message or a heartbeat while the
- * Stream had room.
+ * Checks the pull every `tickMillis`; calls `onStall` (once) when `ticks` of
+ * them went by without a message or a heartbeat while the Stream had room.
  */
-const watchdog = (activity: Activity, beatMillis: number, beats: number, onStall: () => void): Effect.Effect<void> =>
+const watchdog = (activity: Activity, tickMillis: number, ticks: number, onStall: () => void): Effect.Effect<void> =>
   Effect.gen(function*() {
     let seen = activity.count
     let silent = 0
     while (true) {
-      yield* Effect.sleep(beatMillis)
+      yield* Effect.sleep(tickMillis)
       if (activity.blocked || activity.count !== seen) {
         seen = activity.count
         silent = 0
-      } else if (++silent >= beats) {
+      } else if (++silent >= ticks) {
         return onStall()
       }
     }

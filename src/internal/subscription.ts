@@ -94,10 +94,13 @@ export const acquire = (
               let dropped = 0
               let reported = 0
               let overflowing = false
-              // an overflow is reported when it starts and when it ends: the last report has the total
+              let reportedAt = 0
+              // an overflow is reported when it starts, every second while it lasts, and when it ends
+              // (or the subscription does): the last report has the total
               const report = () => {
                 if (dropped === reported) return
                 reported = dropped
+                reportedAt = Date.now()
                 hooks.onSlowConsumer(subject, dropped, options.bufferSize)
               }
               const accepted = () => {
@@ -125,6 +128,8 @@ export const acquire = (
                 }
                 if (!overflowing) {
                   overflowing = true
+                  report()
+                } else if (Date.now() - reportedAt >= 1000) {
                   report()
                 }
               }

@@ -57,9 +57,10 @@ export const LameDuck = Schema.TaggedStruct("LameDuck", { server: Schema.String 
  * A subscription could not keep up: its bounded buffer was full and messages
  * were dropped (or the subscription failed, under the `"fail"` policy).
  * `dropped` counts the messages dropped so far by that subscription. An
- * overflow is reported when it starts and again when it ends (the buffer
- * takes messages again, or the subscription ends) if more were dropped
- * meanwhile: a subscription's last `SlowConsumer` event has its total.
+ * overflow is reported when it starts, every second while it lasts, and
+ * when it ends (the buffer takes messages again, or the subscription ends)
+ * if more were dropped meanwhile: a subscription's last `SlowConsumer`
+ * event has its total.
  *
  * @category schemas
  * @since 0.1.0
