@@ -12,7 +12,7 @@ export default defineConfig({
         test: {
           name: "tests",
           include: ["test/**/*.test.ts"],
-          exclude: ["test/faults/**"],
+          exclude: ["test/faults/**", "test/conformance/**"],
           // Each test file starts its own nats-server(s) on free ports; two cores.
           fileParallelism: true,
           maxWorkers: 2,
@@ -23,9 +23,10 @@ export default defineConfig({
         extends: true,
         test: {
           name: "faults",
-          // Servers killed and clusters electing leaders, with time bounds asserted: after the other
-          // tests, one file at a time (elections slow down on a machine busy with other servers).
-          include: ["test/faults/**/*.test.ts"],
+          // Servers killed and clusters electing leaders, with time bounds asserted, and the conformance
+          // suite's 3-node clusters: after the other tests, one file at a time (elections and cluster
+          // API calls slow down on a machine busy with other servers).
+          include: ["test/faults/**/*.test.ts", "test/conformance/**/*.test.ts"],
           fileParallelism: false,
           maxWorkers: 1,
           sequence: { groupOrder: 1 }

@@ -22,7 +22,7 @@ const features = (topology: Features["topology"]): Features => ({
 
 const on = (cluster: 1 | 3) =>
   Adapters.jetStream({ replicas: cluster, ackWait: "1 second" }).pipe(
-    Layer.provideMerge(JetStreamManager.JetStreamManager.layer),
+    Layer.provideMerge(JetStreamManager.JetStreamManager.layerWith({ timeout: "15 seconds" })),
     Layer.provide(LocalNats.layer({ server: { cluster } }))
   )
 

@@ -23,7 +23,9 @@ const features = (topology: Features["topology"]): Features => ({
 
 const on = (cluster: 1 | 3) =>
   Adapters.processor({ replicas: cluster, ackWait: "1 second", concurrency: 4, handlerTimeout: "1 second" }).pipe(
-    Layer.provideMerge(Layer.mergeAll(JetStreamManager.JetStreamManager.layer, JetStream.JetStream.layer)),
+    Layer.provideMerge(
+      Layer.mergeAll(JetStreamManager.JetStreamManager.layerWith({ timeout: "15 seconds" }), JetStream.JetStream.layer)
+    ),
     Layer.provide(LocalNats.layer({ server: { cluster } }))
   )
 
