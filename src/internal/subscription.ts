@@ -45,10 +45,54 @@ export interface Acquired {
 }
 
 export interface BridgeHooks {
-  /** Called when a subscription starts overflowing. */
+  /** Called with a subscription's drops so far (when an overflow starts, lasts a second, or ends). */
   readonly onSlowConsumer: (subject: string, dropped: number, bufferSize: number) => void
   /** True when the connection closes because the client itself released it. */
   readonly isReleasing: () => boolean
+}
+
+/**
+ * The messages a subscription dropped, and their reports: an overflow is
+ * reported when it starts, every second while it lasts, and when it ends
+ * (the buffer takes a message again, or the subscription ends), so that
+ * the last report has the total.
+ */
+class Drops {
+  dropped = 0
+  private reported = 0
+  private reportedAt = 0
+  private overflowing = false
+  private readonly onReport: () => void
+
+  constructor(onReport: () => void) {
+    this.onReport = onReport
+  }
+
+  /** One more message dropped. */
+  drop(): void {
+    this.dropped++
+    if (!this.overflowing) {
+      this.overflowing = true
+      this.report()
+    } else if (Date.now() - this.reportedAt >= 1000) {
+      this.report()
+    }
+  }
+
+  /** A message was taken into the buffer: an overflow under way has ended. */
+  accepted(): void {
+    if (!this.overflowing) return
+    this.overflowing = false
+    this.report()
+  }
+
+  /** Reports what was dropped since the last report, if anything. */
+  report(): void {
+    if (this.dropped === this.reported) return
+    this.reported = this.dropped
+    this.reportedAt = Date.now()
+    this.onReport()
+  }
 }
 
 /**
@@ -76,7 +120,7 @@ export const acquire = (
         return chunk
       }))
       let confirmation: Promise<Error | undefined> = Promise.resolve(undefined)
-      let finalReport = () => {}
+      const drops = new Drops(() => hooks.onSlowConsumer(subject, drops.dropped, options.bufferSize))
       const confirmed = Effect.flatMap(
         Effect.tryPromise({ try: () => confirmation, catch: (cause) => fromUnknown(cause, { operation: "flush" }) }),
         (refused) =>
@@ -91,31 +135,13 @@ export const acquire = (
         Effect.acquireRelease(
           Effect.try({
             try: () => {
-              let dropped = 0
-              let reported = 0
-              let overflowing = false
-              let reportedAt = 0
-              // an overflow is reported when it starts, every second while it lasts, and when it ends
-              // (or the subscription does): the last report has the total
-              const report = () => {
-                if (dropped === reported) return
-                reported = dropped
-                reportedAt = Date.now()
-                hooks.onSlowConsumer(subject, dropped, options.bufferSize)
-              }
-              const accepted = () => {
-                if (!overflowing) return
-                overflowing = false
-                report()
-              }
-              finalReport = report
               let failed = false
               const failWith = (error: NatsError.NatsError) => {
                 failed = true
                 Queue.failCauseUnsafe(queue, Cause.fail(error))
               }
               const overflow = (sub: Subscription) => {
-                dropped++
+                drops.drop()
                 if (options.overflow === "fail") {
                   unsubscribed = true
                   sub.unsubscribe()
@@ -125,12 +151,6 @@ export const acquire = (
                     options.bufferSize,
                     `subscription to ${subject} overflowed its buffer of ${options.bufferSize} messages / ${options.maxBytes} bytes (overflow: "fail")`
                   ))
-                }
-                if (!overflowing) {
-                  overflowing = true
-                  report()
-                } else if (Date.now() - reportedAt >= 1000) {
-                  report()
                 }
               }
               const subscription: Subscription = nc.subscribe(subject, {
@@ -155,10 +175,10 @@ export const acquire = (
                     Queue.offerUnsafe(queue, msg)
                     bytes += size
                     if (full) overflow(subscription)
-                    else accepted()
+                    else drops.accepted()
                   } else if (bytes + size <= options.maxBytes && Queue.offerUnsafe(queue, msg)) {
                     bytes += size
-                    accepted()
+                    drops.accepted()
                     if (options.eager === true) Queue.flushUnsafe(queue)
                   } else {
                     overflow(subscription)
@@ -200,7 +220,7 @@ export const acquire = (
             Effect.sync(() => {
               unsubscribed = true
               subscription.unsubscribe()
-              finalReport()
+              drops.report()
             })
         ),
         { messages, stop, confirmed }
