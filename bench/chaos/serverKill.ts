@@ -10,17 +10,24 @@ import type { Tally } from "./common.ts"
 import { connect, messages, phase, publish, readStored, services, settled, until } from "./common.ts"
 import { makeWatch, startProcessor } from "./processor.ts"
 
-export const processorKill = (tally: Tally) =>
+/** A client on `url` that notes its first reconnect after the fault (ms from the fault). */
+const connectNotingReconnect = (url: string, tally: Tally) =>
   Effect.gen(function*() {
-    tally.consumes = true
-    const server = yield* NatsServer.make()
     let reconnectedAt = 0
-    const client = yield* connect([server.url], {
+    const client = yield* connect([url], {
       onEvent: (event) =>
         Effect.sync(() => {
           if (event._tag === "Reconnected" && tally.faultAt > 0 && reconnectedAt === 0) reconnectedAt = Date.now()
         })
     })
+    return { client, reconnectMs: () => reconnectedAt === 0 ? undefined : reconnectedAt - tally.faultAt }
+  })
+
+export const processorKill = (tally: Tally) =>
+  Effect.gen(function*() {
+    tally.consumes = true
+    const server = yield* NatsServer.make()
+    const { client, reconnectMs } = yield* connectNotingReconnect(server.url, tally)
     const svc = yield* services(client)
     yield* svc.jsm.createOrUpdateStream({ name: "CHAOS_A", subjects: ["chaos_a.>"], storage: "file" })
     yield* svc.jsm.createOrUpdateConsumer("CHAOS_A", { durable: "worker", ackWait: Duration.seconds(5) })
@@ -51,7 +58,7 @@ export const processorKill = (tally: Tally) =>
     const info = yield* settled(svc, "CHAOS_A", "worker", 10)
     yield* readStored(svc, "CHAOS_A", tally)
     Object.assign(tally.extra, {
-      reconnectMs: reconnectedAt === 0 ? undefined : reconnectedAt - tally.faultAt,
+      reconnectMs: reconnectMs(),
       redelivered: watch.redeliveries,
       serverRedelivered: info?.numRedelivered,
       outcomes: watch.outcomes
@@ -61,13 +68,7 @@ export const processorKill = (tally: Tally) =>
 export const gracefulRestart = (tally: Tally) =>
   Effect.gen(function*() {
     const server = yield* NatsServer.make()
-    let reconnectedAt = 0
-    const client = yield* connect([server.url], {
-      onEvent: (event) =>
-        Effect.sync(() => {
-          if (event._tag === "Reconnected" && tally.faultAt > 0 && reconnectedAt === 0) reconnectedAt = Date.now()
-        })
-    })
+    const { client, reconnectMs } = yield* connectNotingReconnect(server.url, tally)
     const svc = yield* services(client)
     yield* svc.jsm.createOrUpdateStream({ name: "CHAOS_B", subjects: ["chaos_b.>"], storage: "file" })
     const count = 8000
@@ -93,6 +94,6 @@ export const gracefulRestart = (tally: Tally) =>
     yield* readStored(svc, "CHAOS_B", tally)
     Object.assign(tally.extra, {
       stopMs: stoppedAt === 0 ? undefined : stoppedAt - tally.faultAt,
-      reconnectMs: reconnectedAt === 0 ? undefined : reconnectedAt - tally.faultAt
+      reconnectMs: reconnectMs()
     })
   })
