@@ -120,6 +120,13 @@ export * as NatsError from "./schemas/NatsError.ts"
 export * as NatsServer from "./layers/NatsServer.ts"
 
 /**
+ * JetStream Key-Value buckets, typed: values through a Codec, compare-and-set by revision, keys and history as Streams.
+ *
+ * @since 0.1.0
+ */
+export * as KeyValue from "./services/KeyValue.ts"
+
+/**
  * Runs a typed handler over a JetStream consumer: bounded concurrency, retry by Schedule, dead-letter, graceful shutdown.
  *
  * @since 0.1.0

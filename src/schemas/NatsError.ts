@@ -412,6 +412,54 @@ export class NoStreamForSubject
 }
 
 /**
+ * A Key-Value `create` found the key holding a value (`revision`: its
+ * revision, when it could be read). Not retryable: read it, or `update` it.
+ *
+ * @category reasons
+ * @since 0.1.0
+ */
+export class KeyExists extends Schema.TaggedError<KeyExists>("effect-nats/NatsError/KeyExists")("KeyExists", {
+  ...Common,
+  bucket: Schema.String,
+  key: Schema.String,
+  revision: Schema.optional(Schema.Number)
+}) {
+  /** @since 0.1.0 */
+  readonly [ReasonTypeId] = ReasonTypeId
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
+ * A Key-Value `update` (compare-and-set) expected revision `expected` of the
+ * key, but it had changed (`current`: its revision now, when it could be
+ * read; absent when the key has no value). Not retryable as such: read the
+ * key again and decide.
+ *
+ * @category reasons
+ * @since 0.1.0
+ */
+export class WrongRevision extends Schema.TaggedError<WrongRevision>("effect-nats/NatsError/WrongRevision")(
+  "WrongRevision",
+  {
+    ...Common,
+    bucket: Schema.String,
+    key: Schema.String,
+    expected: Schema.Number,
+    current: Schema.optional(Schema.Number)
+  }
+) {
+  /** @since 0.1.0 */
+  readonly [ReasonTypeId] = ReasonTypeId
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
  * A publish expectation failed: the stream's (or subject's) last sequence, or last
  * message id, was not the expected one.
  *
@@ -500,6 +548,8 @@ export type NatsErrorReason =
   | ConsumerNotFound
   | NoStreamForSubject
   | WrongLastSequence
+  | KeyExists
+  | WrongRevision
   | JetStreamApi
   | Unknown
 
@@ -530,6 +580,8 @@ export const NatsErrorReason: Schema.Union<[
   typeof ConsumerNotFound,
   typeof NoStreamForSubject,
   typeof WrongLastSequence,
+  typeof KeyExists,
+  typeof WrongRevision,
   typeof JetStreamApi,
   typeof Unknown
 ]> = Schema.Union([
@@ -553,6 +605,8 @@ export const NatsErrorReason: Schema.Union<[
   ConsumerNotFound,
   NoStreamForSubject,
   WrongLastSequence,
+  KeyExists,
+  WrongRevision,
   JetStreamApi,
   Unknown
 ])

@@ -1,0 +1,324 @@
+/**
+ * JetStream Key-Value buckets as a typed Effect service: values through a
+ * Codec (JSON through a Schema, strings, bytes), revisions for
+ * compare-and-set, `keys` and `history` as Streams.
+ *
+ * @since 0.1.0
+ */
+import type { KV, KvEntry, KvOptions } from "@nats-io/kv"
+import { Kvm } from "@nats-io/kv"
+import type { Duration } from "effect"
+import { Effect, Option, Result, Stream } from "effect"
+import { millis } from "../internal/duration.ts"
+import { defined, invalidArgument, natsError } from "../internal/errors.ts"
+import { jsFromUnknown } from "../internal/jsErrors.ts"
+import { ApiCodes } from "../internal/jsErrors.ts"
+import * as Validation from "../internal/validation.ts"
+import * as Codec from "../schemas/Codec.ts"
+import * as NatsError from "../schemas/NatsError.ts"
+import { NatsClient } from "./NatsClient.ts"
+
+/**
+ * A bucket's configuration (what nats-server 2.9 honours).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface BucketConfig {
+  /** Values kept per key (1 to 64). Default 1. */
+  readonly history?: number | undefined
+  /** How long a value lives; unset: forever. */
+  readonly ttl?: Duration.Input | undefined
+  /** Largest value, in bytes; unset: the server's limit. */
+  readonly maxValueSize?: number | undefined
+  /** The bucket's size limit, in bytes; unset: none. */
+  readonly maxBytes?: number | undefined
+  /** Default `"file"`. */
+  readonly storage?: "file" | "memory" | undefined
+  /** 1, 3 or 5 (on a cluster). Default 1. */
+  readonly replicas?: number | undefined
+  readonly description?: string | undefined
+}
+
+/**
+ * A value of a key at one revision.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Entry<A> {
+  readonly key: string
+  /** The decoded value (in `history`, `undefined` for a delete or purge marker). */
+  readonly value: A
+  /** The bucket's sequence of this write: what `update` compares against. */
+  readonly revision: number
+  readonly created: Date
+  readonly operation: "PUT" | "DEL" | "PURGE"
+}
+
+/**
+ * A bucket, typed by its values.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface KeyValueShape<A> {
+  readonly bucket: string
+  /** The raw nats.js bucket (escape hatch). */
+  readonly raw: KV
+  /** The key's current value; `None` when it has none (never written, deleted or purged). */
+  readonly get: (key: string) => Effect.Effect<Option.Option<Entry<A>>, NatsError.NatsError | Codec.DecodeError>
+  /** Writes the value; returns its revision. */
+  readonly put: (key: string, value: A) => Effect.Effect<number, NatsError.NatsError | Codec.EncodeError>
+  /** Writes the value only if the key has none; `KeyExists` otherwise. */
+  readonly create: (key: string, value: A) => Effect.Effect<number, NatsError.NatsError | Codec.EncodeError>
+  /** Writes the value only if the key is still at `revision`; `WrongRevision` otherwise. */
+  readonly update: (
+    key: string,
+    value: A,
+    revision: number
+  ) => Effect.Effect<number, NatsError.NatsError | Codec.EncodeError>
+  /** Deletes the value (a delete marker; history is kept). */
+  readonly delete: (key: string) => Effect.Effect<void, NatsError.NatsError>
+  /** Deletes the value and its history (a purge marker). */
+  readonly purge: (key: string) => Effect.Effect<void, NatsError.NatsError>
+  /** The keys that have a value (optionally matching a filter with `*` / `>`). */
+  readonly keys: (filter?: string) => Stream.Stream<string, NatsError.NatsError>
+  /** The key's kept revisions, oldest first, delete and purge markers included (their `value` undefined). */
+  readonly history: (key: string) => Stream.Stream<Entry<A | undefined>, NatsError.NatsError | Codec.DecodeError>
+}
+
+/**
+ * Options of `make`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface KeyValueOptions<A> {
+  /** The bucket's name (letters, digits, `-` and `_`). */
+  readonly bucket: string
+  /** How values are encoded. Default: bytes (`Uint8Array`). */
+  readonly codec?: Codec.Input<A> | undefined
+  /** Creates the bucket when it does not exist (an existing one is opened as it is). Without it, it must exist. */
+  readonly config?: BucketConfig | undefined
+}
+
+const validKey = /^[-/=.\w]+$/
+const validBucket = /^[-\w]+$/
+
+/** The problem with a key, if any (the KV key rules: no leading or trailing `.`, `-/_=.` letters and digits). */
+const keyProblem = (key: unknown): string | undefined =>
+  typeof key !== "string" || key === ""
+    ? "a key must be a non-empty string"
+    : key.startsWith(".") || key.endsWith(".") || !validKey.test(key)
+    ? `invalid key ${JSON.stringify(key.slice(0, 64))}: letters, digits, "-", "/", "_", "=" and ".", not first or last`
+    : undefined
+
+const nativeOptions = (config: BucketConfig, operation: string): Partial<KvOptions> | NatsError.NatsError => {
+  const invalid = Validation.counts(operation, undefined, {
+    history: config.history,
+    maxValueSize: config.maxValueSize,
+    maxBytes: config.maxBytes,
+    replicas: config.replicas
+  }) ?? Validation.durations(operation, { ttl: config.ttl })
+  if (invalid !== undefined) return invalid
+  if (config.history !== undefined && config.history > 64) {
+    return invalidArgument(operation, `history must be at most 64, got ${config.history}`)
+  }
+  return {
+    ...(config.history === undefined ? {} : { history: config.history }),
+    ...(config.ttl === undefined ? {} : { ttl: millis(config.ttl) }),
+    ...(config.maxValueSize === undefined ? {} : { maxValueSize: config.maxValueSize }),
+    ...(config.maxBytes === undefined ? {} : { max_bytes: config.maxBytes }),
+    ...(config.storage === undefined ? {} : { storage: config.storage as KvOptions["storage"] }),
+    ...(config.replicas === undefined ? {} : { replicas: config.replicas }),
+    ...(config.description === undefined ? {} : { description: config.description })
+  }
+}
+
+const isWrongSequence = (cause: unknown): boolean => {
+  const code = cause as { readonly code?: unknown; readonly apiError?: () => { readonly err_code?: number } }
+  const apiCode = typeof code.apiError === "function" ? code.apiError().err_code : undefined
+  return apiCode === ApiCodes.StreamWrongLastSequence || apiCode === ApiCodes.StreamWrongLastSequenceUnknown
+}
+
+/**
+ * A typed handle on a bucket, on the `NatsClient`'s connection.
+ *
+ * @example
+ * ```ts
+ * const settings = yield* KeyValue.make({ bucket: "settings", codec: Schema.Struct({ limit: Schema.Int }), config: {} })
+ * const revision = yield* settings.put("orders", { limit: 10 })
+ * yield* settings.update("orders", { limit: 20 }, revision) // WrongRevision if someone wrote in between
+ * ```
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const make = Effect.fn("KeyValue.make")(function*<A = Uint8Array>(options: KeyValueOptions<A>) {
+  const operation = "KeyValue.make"
+  const nats = yield* NatsClient
+  const bucket = options.bucket
+  if (typeof bucket !== "string" || !validBucket.test(bucket)) {
+    return yield* invalidArgument(operation, `invalid bucket name ${JSON.stringify(String(bucket).slice(0, 64))}`)
+  }
+  const codec = (options.codec === undefined ? Codec.bytes : Codec.fromInput(options.codec)) as Codec.Codec<A>
+  const native = options.config === undefined ? undefined : nativeOptions(options.config, operation)
+  if (NatsError.isNatsError(native)) return yield* native
+  const failed = (op: string, key?: string) => (cause: unknown) =>
+    jsFromUnknown(cause, { operation: op, stream: `KV_${bucket}`, subject: key === undefined ? undefined : key })
+  const kvm = new Kvm(nats.connection)
+  const kv: KV = yield* Effect.tryPromise({
+    try: () => native === undefined ? kvm.open(bucket) : kvm.create(bucket, native),
+    catch: failed(operation)
+  })
+  // open does not look: the bucket must exist
+  yield* Effect.tryPromise({ try: () => kv.status(), catch: failed(operation) })
+
+  const checked = <B, E>(key: string, op: string, f: () => Effect.Effect<B, E>) => {
+    const problem = keyProblem(key)
+    return problem === undefined ? f() : Effect.fail(invalidArgument(op, problem))
+  }
+  const entryOf = (e: KvEntry): Result.Result<Entry<A | undefined>, Codec.DecodeError> => {
+    const base = { key: e.key, revision: e.revision, created: e.created, operation: e.operation }
+    if (e.operation !== "PUT") return Result.succeed({ ...base, value: undefined })
+    const value = codec.decode(e.value)
+    return Result.isSuccess(value)
+      ? Result.succeed({ ...base, value: value.success })
+      : Result.fail(Codec.withSubject(value.failure, `${bucket}.${e.key}`))
+  }
+  const encoded = (value: A, key: string) => {
+    const bytes = codec.encode(value)
+    return Result.isSuccess(bytes)
+      ? Effect.succeed(bytes.success)
+      : Effect.fail(Codec.withSubject(bytes.failure, `${bucket}.${key}`))
+  }
+  const revisionOf = (key: string) =>
+    Effect.tryPromise({ try: () => kv.get(key), catch: failed("KeyValue.get", key) }).pipe(
+      Effect.map((e) => e === null || e.operation !== "PUT" ? undefined : e.revision),
+      Effect.orElseSucceed(() => undefined)
+    )
+
+  const get: KeyValueShape<A>["get"] = (key) =>
+    checked(
+      key,
+      "KeyValue.get",
+      () =>
+        Effect.tryPromise({ try: () => kv.get(key), catch: failed("KeyValue.get", key) }).pipe(
+          Effect.flatMap((e) => {
+            if (e === null || e.operation !== "PUT") return Effect.succeed(Option.none())
+            const entry = entryOf(e)
+            // a PUT: its value is decoded
+            return Result.isSuccess(entry)
+              ? Effect.succeed(Option.some(entry.success as Entry<A>))
+              : Effect.fail(entry.failure)
+          })
+        )
+    )
+
+  const put: KeyValueShape<A>["put"] = (key, value) =>
+    checked(
+      key,
+      "KeyValue.put",
+      () =>
+        Effect.flatMap(
+          encoded(value, key),
+          (bytes) => Effect.tryPromise({ try: () => kv.put(key, bytes), catch: failed("KeyValue.put", key) })
+        )
+    )
+
+  const create: KeyValueShape<A>["create"] = (key, value) =>
+    checked(
+      key,
+      "KeyValue.create",
+      () =>
+        Effect.flatMap(encoded(value, key), (bytes) =>
+          Effect.tryPromise({
+            try: () => kv.create(key, bytes),
+            catch: (cause) => cause
+          }).pipe(
+            Effect.catch((cause) =>
+              isWrongSequence(cause)
+                ? Effect.flatMap(revisionOf(key), (revision) =>
+                  Effect.fail(natsError(
+                    new NatsError.KeyExists(defined({
+                      operation: "KeyValue.create",
+                      bucket,
+                      key,
+                      revision,
+                      message: `key ${key} of bucket ${bucket} has a value${
+                        revision === undefined ? "" : ` (revision ${revision})`
+                      }`
+                    }))
+                  )))
+                : Effect.fail(failed("KeyValue.create", key)(cause))
+            )
+          ))
+    )
+
+  const update: KeyValueShape<A>["update"] = (key, value, revision) =>
+    checked(key, "KeyValue.update", () => {
+      const invalid = Validation.counts("KeyValue.update", undefined, { revision })
+      if (invalid !== undefined) return Effect.fail(invalid)
+      return Effect.flatMap(encoded(value, key), (bytes) =>
+        Effect.tryPromise({
+          try: () => kv.update(key, bytes, revision),
+          catch: (cause) => cause
+        }).pipe(
+          Effect.catch((cause) =>
+            isWrongSequence(cause)
+              ? Effect.flatMap(revisionOf(key), (current) =>
+                Effect.fail(natsError(
+                  new NatsError.WrongRevision(defined({
+                    operation: "KeyValue.update",
+                    bucket,
+                    key,
+                    expected: revision,
+                    current,
+                    message: `key ${key} of bucket ${bucket} is not at revision ${revision}${
+                      current === undefined ? " (it has no value)" : ` (it is at ${current})`
+                    }`
+                  }))
+                )))
+              : Effect.fail(failed("KeyValue.update", key)(cause))
+          )
+        ))
+    })
+
+  const remove = (op: "delete" | "purge"): KeyValueShape<A>["delete"] => (key) =>
+    checked(
+      key,
+      `KeyValue.${op}`,
+      () =>
+        Effect.tryPromise({
+          try: () => op === "delete" ? kv.delete(key) : kv.purge(key),
+          catch: failed(`KeyValue.${op}`, key)
+        })
+    )
+
+  const keys: KeyValueShape<A>["keys"] = (filter) =>
+    Stream.unwrap(
+      Effect.tryPromise({ try: () => kv.keys(filter ?? ">"), catch: failed("KeyValue.keys") }).pipe(
+        Effect.map((iterator) => Stream.fromAsyncIterable(iterator, failed("KeyValue.keys")))
+      )
+    )
+
+  const history: KeyValueShape<A>["history"] = (key) => {
+    const problem = keyProblem(key)
+    if (problem !== undefined) return Stream.fail(invalidArgument("KeyValue.history", problem))
+    return Stream.unwrap(
+      Effect.tryPromise({ try: () => kv.history({ key }), catch: failed("KeyValue.history", key) }).pipe(
+        Effect.map((iterator) =>
+          Stream.fromAsyncIterable(iterator, failed("KeyValue.history", key)).pipe(
+            Stream.mapEffect((e) => {
+              const entry = entryOf(e)
+              return Result.isSuccess(entry) ? Effect.succeed(entry.success) : Effect.fail(entry.failure)
+            })
+          )
+        )
+      )
+    )
+  }
+
+  return { bucket, raw: kv, get, put, create, update, delete: remove("delete"), purge: remove("purge"), keys, history }
+})

@@ -1,0 +1,183 @@
+import { assert, describe, layer } from "@effect/vitest"
+import { Arbitrary, Effect, Option, Schedule, Schema, Stream } from "effect"
+import { LocalNats } from "../../src/index.ts"
+import * as KeyValue from "../../src/services/KeyValue.ts"
+
+const Setting = Schema.Struct({ limit: Schema.Int })
+
+let n = 0
+const fresh = (prefix: string) => `${prefix}-${++n}-${Math.random().toString(36).slice(2, 8)}`
+
+const reasonOf = (e: unknown) =>
+  typeof e === "object" && e !== null && "reason" in e ? (e as { reason: { _tag: string } }).reason._tag : String(e)
+
+describe("KeyValue", () => {
+  layer(LocalNats.layer(), { excludeTestServices: true })("on a real server", (it) => {
+    it.effect("put, get, create, update (compare-and-set), delete, purge, keys, history: typed", () =>
+      Effect.gen(function*() {
+        const kv = yield* KeyValue.make({ bucket: fresh("kv"), codec: Setting, config: { history: 10 } })
+        assert.isTrue(Option.isNone(yield* kv.get("orders")))
+        const r1 = yield* kv.create("orders", { limit: 1 })
+        const exists = yield* Effect.flip(kv.create("orders", { limit: 2 }))
+        assert.strictEqual(reasonOf(exists), "KeyExists")
+        assert.strictEqual(
+          exists._tag === "NatsError" && exists.reason._tag === "KeyExists" ? exists.reason.revision : 0,
+          r1
+        )
+        const r2 = yield* kv.update("orders", { limit: 2 }, r1)
+        const stale = yield* Effect.flip(kv.update("orders", { limit: 3 }, r1))
+        assert.strictEqual(reasonOf(stale), "WrongRevision")
+        if (stale._tag === "NatsError" && stale.reason._tag === "WrongRevision") {
+          assert.strictEqual(stale.reason.expected, r1)
+          assert.strictEqual(stale.reason.current, r2)
+        }
+        const got = yield* kv.get("orders")
+        assert.deepStrictEqual(
+          Option.map(got, (e): Array<unknown> => [e.value, e.revision, e.operation]),
+          Option.some<Array<unknown>>([{ limit: 2 }, r2, "PUT"])
+        )
+        yield* kv.put("users", { limit: 5 })
+        assert.deepStrictEqual([...(yield* Stream.runCollect(kv.keys()))].sort(), ["orders", "users"])
+        yield* kv.delete("users")
+        assert.isTrue(Option.isNone(yield* kv.get("users")))
+        assert.deepStrictEqual([...(yield* Stream.runCollect(kv.keys()))], ["orders"])
+        // a deleted key can be created again
+        yield* kv.create("users", { limit: 6 })
+        const history = yield* Stream.runCollect(kv.history("orders"))
+        assert.deepStrictEqual(history.map((e) => e.value), [{ limit: 1 }, { limit: 2 }])
+        yield* kv.purge("orders")
+        assert.deepStrictEqual((yield* Stream.runCollect(kv.history("orders"))).map((e) => e.operation), ["PURGE"])
+      }))
+
+    it.effect("invalid keys, bucket names and options are InvalidArgument before anything is sent", () =>
+      Effect.gen(function*() {
+        const kv = yield* KeyValue.make({ bucket: fresh("kv"), codec: Schema.String, config: {} })
+        for (const key of ["", ".lead", "trail.", "sp ace", "wild*", "a>b"]) {
+          assert.strictEqual(reasonOf(yield* Effect.flip(kv.put(key, "x"))), "InvalidArgument", key)
+          assert.strictEqual(reasonOf(yield* Effect.flip(kv.get(key))), "InvalidArgument", key)
+        }
+        assert.strictEqual(reasonOf(yield* Effect.flip(KeyValue.make({ bucket: "no.dots" }))), "InvalidArgument")
+        assert.strictEqual(
+          reasonOf(yield* Effect.flip(KeyValue.make({ bucket: fresh("kv"), config: { history: 65 } }))),
+          "InvalidArgument"
+        )
+        assert.strictEqual(
+          reasonOf(yield* Effect.flip(KeyValue.make({ bucket: fresh("kv"), config: { ttl: "-1 second" } }))),
+          "InvalidArgument"
+        )
+        // a bucket that does not exist, opened without a config
+        assert.notStrictEqual(
+          reasonOf(yield* Effect.flip(KeyValue.make({ bucket: fresh("missing") }))),
+          "InvalidArgument"
+        )
+      }))
+
+    it.effect("a value past the bucket's TTL is gone", () =>
+      Effect.gen(function*() {
+        const kv = yield* KeyValue.make({ bucket: fresh("kv"), codec: Schema.String, config: { ttl: "1 second" } })
+        yield* kv.put("k", "v")
+        assert.isTrue(Option.isSome(yield* kv.get("k")))
+        // the server expires values about once a second: polled, for at most 10 s
+        yield* kv.get("k").pipe(
+          Effect.flatMap((e) => Option.isNone(e) ? Effect.void : Effect.fail("the value outlived its TTL")),
+          Effect.retry({ schedule: Schedule.spaced("100 millis"), times: 100 })
+        )
+      }))
+
+    // A model: a Map of key → value; every operation agrees on get, keys and (for PUTs) history.
+    type Op =
+      | { readonly _tag: "put"; readonly key: string; readonly value: number }
+      | { readonly _tag: "create"; readonly key: string; readonly value: number }
+      | { readonly _tag: "update"; readonly key: string; readonly value: number; readonly stale: boolean }
+      | { readonly _tag: "delete"; readonly key: string }
+      | { readonly _tag: "purge"; readonly key: string }
+    const Key = Schema.Literals(["a", "b", "c.d"])
+    const Value = Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 99 }))
+    const OpSchema = Schema.Union([
+      Schema.TaggedStruct("put", { key: Key, value: Value }),
+      Schema.TaggedStruct("create", { key: Key, value: Value }),
+      Schema.TaggedStruct("update", { key: Key, value: Value, stale: Schema.Boolean }),
+      Schema.TaggedStruct("delete", { key: Key }),
+      Schema.TaggedStruct("purge", { key: Key })
+    ])
+    const op = Arbitrary.schema(OpSchema) as Arbitrary.Arbitrary<Op>
+    it.effect.prop(
+      "agrees with an in-memory model on get, keys and history",
+      [Arbitrary.array(op, { maxLength: 25 })],
+      ([ops]) =>
+        Effect.gen(function*() {
+          const kv = yield* KeyValue.make({
+            bucket: fresh("model"),
+            codec: Schema.Int,
+            config: { history: 64, storage: "memory" }
+          })
+          const model = new Map<string, { value: number; revision: number }>()
+          const puts = new Map<string, Array<number>>()
+          for (const o of ops) {
+            const current = model.get(o.key)
+            switch (o._tag) {
+              case "put": {
+                const revision = yield* kv.put(o.key, o.value)
+                model.set(o.key, { value: o.value, revision })
+                puts.set(o.key, [...(puts.get(o.key) ?? []), o.value])
+                break
+              }
+              case "create": {
+                const result = yield* Effect.result(kv.create(o.key, o.value))
+                if (current === undefined) {
+                  assert.isTrue(result._tag === "Success", "create of an absent key")
+                  if (result._tag === "Success") model.set(o.key, { value: o.value, revision: result.success })
+                  puts.set(o.key, [...(puts.get(o.key) ?? []), o.value])
+                } else {
+                  assert.strictEqual(result._tag === "Failure" ? reasonOf(result.failure) : "", "KeyExists")
+                }
+                break
+              }
+              case "update": {
+                const expected = current === undefined ? 1 : o.stale ? current.revision + 1000 : current.revision
+                const result = yield* Effect.result(kv.update(o.key, o.value, expected))
+                if (current !== undefined && !o.stale) {
+                  assert.isTrue(result._tag === "Success", "update at the current revision")
+                  if (result._tag === "Success") model.set(o.key, { value: o.value, revision: result.success })
+                  puts.set(o.key, [...(puts.get(o.key) ?? []), o.value])
+                } else if (result._tag === "Success") {
+                  // revision 1 of a key that never had a value: the bucket's sequence 1 may be this key's last
+                  model.set(o.key, { value: o.value, revision: result.success })
+                  puts.set(o.key, [...(puts.get(o.key) ?? []), o.value])
+                } else {
+                  assert.strictEqual(reasonOf(result.failure), "WrongRevision")
+                }
+                break
+              }
+              case "delete":
+                yield* kv.delete(o.key)
+                model.delete(o.key)
+                break
+              case "purge":
+                yield* kv.purge(o.key)
+                model.delete(o.key)
+                puts.delete(o.key)
+                break
+            }
+          }
+          for (const k of ["a", "b", "c.d"]) {
+            const got = yield* kv.get(k)
+            const want = model.get(k)
+            assert.deepStrictEqual(
+              Option.map(got, (e) => [e.value, e.revision]),
+              want === undefined ? Option.none() : Option.some([want.value, want.revision]),
+              k
+            )
+            const history = yield* Stream.runCollect(kv.history(k))
+            assert.deepStrictEqual(
+              history.filter((e) => e.operation === "PUT").map((e) => e.value),
+              puts.get(k) ?? [],
+              `history of ${k}`
+            )
+          }
+          assert.deepStrictEqual([...(yield* Stream.runCollect(kv.keys()))].sort(), [...model.keys()].sort())
+        }),
+      { arbitrary: { runs: 30 }, timeout: 60_000 }
+    )
+  })
+})
