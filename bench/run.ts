@@ -12,6 +12,7 @@ import type { Context, Result, Scenario } from "./harness.ts"
 import { fmt, runScenario } from "./harness.ts"
 import { coreScenarios, openClients } from "./scenarios/core.ts"
 import { jetstreamScenarios, openJetStream, withOneByOne } from "./scenarios/jetstream.ts"
+import { kvScenarios } from "./scenarios/kv.ts"
 import { memoryScenarios } from "./scenarios/memory.ts"
 
 const args = process.argv.slice(2)
@@ -34,6 +35,7 @@ const jsClients = await openJetStream(clients)
 const scenarios: ReadonlyArray<Scenario> = [
   ...coreScenarios(clients),
   ...jetstreamScenarios(clients, jsClients),
+  ...kvScenarios(clients),
   ...memoryScenarios(clients)
 ]
   .filter((s) => only === undefined || only.has(s.name))

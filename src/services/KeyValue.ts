@@ -168,12 +168,16 @@ export const make = Effect.fn("KeyValue.make")(function*<A = Uint8Array>(options
   const failed = (op: string, key?: string) => (cause: unknown) =>
     jsFromUnknown(cause, { operation: op, stream: `KV_${bucket}`, subject: key === undefined ? undefined : key })
   const kvm = new Kvm(nats.connection)
-  const kv: KV = yield* Effect.tryPromise({
+  const opened: KV = yield* Effect.tryPromise({
     try: () => native === undefined ? kvm.open(bucket) : kvm.create(bucket, native),
     catch: failed(operation)
   })
-  // open does not look: the bucket must exist
-  yield* Effect.tryPromise({ try: () => kv.status(), catch: failed(operation) })
+  // open does not look: the bucket must exist; and it reads values through the stream's API unless told
+  // the bucket allows direct gets (any server may answer: much faster), which its status says
+  const status = yield* Effect.tryPromise({ try: () => opened.status(), catch: failed(operation) })
+  const kv: KV = native === undefined && status.streamInfo.config.allow_direct === true
+    ? yield* Effect.tryPromise({ try: () => kvm.open(bucket, { allow_direct: true }), catch: failed(operation) })
+    : opened
 
   const checked = <B, E>(key: string, op: string, f: () => Effect.Effect<B, E>) => {
     const problem = keyProblem(key)
