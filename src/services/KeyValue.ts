@@ -7,8 +7,7 @@
  */
 import type { KV, KvEntry, KvOptions } from "@nats-io/kv"
 import { Kvm } from "@nats-io/kv"
-import type { Duration } from "effect"
-import { Effect, Option, Result, Stream } from "effect"
+import { Duration, Effect, Option, Result, Schedule, Stream } from "effect"
 import { millis } from "../internal/duration.ts"
 import { defined, invalidArgument, natsError } from "../internal/errors.ts"
 import { jsFromUnknown } from "../internal/jsErrors.ts"
@@ -84,8 +83,36 @@ export interface KeyValueShape<A> {
   readonly purge: (key: string) => Effect.Effect<void, NatsError.NatsError>
   /** The keys that have a value (optionally matching a filter with `*` / `>`). */
   readonly keys: (filter?: string) => Stream.Stream<string, NatsError.NatsError>
+  /**
+   * The bucket's writes as they happen (by default the last value of every
+   * key first, then each write), delete and purge markers included (their
+   * `value` undefined, unless `ignoreDeletes`). Survives reconnects and
+   * server restarts: a watch that ends or fails is opened again from the
+   * revision after the last one it delivered, so no revision is missed or
+   * repeated.
+   */
+  readonly watch: (
+    options?: WatchOptions
+  ) => Stream.Stream<Entry<A | undefined>, NatsError.NatsError | Codec.DecodeError>
   /** The key's kept revisions, oldest first, delete and purge markers included (their `value` undefined). */
   readonly history: (key: string) => Stream.Stream<Entry<A | undefined>, NatsError.NatsError | Codec.DecodeError>
+}
+
+/**
+ * Options of `watch`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface WatchOptions {
+  /** A key, or a filter with `*` / `>`. Default: every key. */
+  readonly key?: string | undefined
+  /** What comes first: the last value of each key (default), the whole history, or nothing (updates only). */
+  readonly include?: "lastValue" | "allHistory" | "updatesOnly" | undefined
+  /** Leave out delete and purge markers. */
+  readonly ignoreDeletes?: boolean | undefined
+  /** Start at this revision (every write from it on; `include` is then ignored). */
+  readonly fromRevision?: number | undefined
 }
 
 /**
@@ -104,6 +131,12 @@ export interface KeyValueOptions<A> {
 }
 
 const validKey = /^[-/=.\w]+$/
+const validFilter = /^[-/=.>*\w]+$/
+
+/** The end of a nats.js watch (it ends only when stopped): opened again. */
+const lostWatch = natsError(
+  new NatsError.Timeout({ operation: "KeyValue.watch", message: "the watch ended; opening it again" })
+)
 const validBucket = /^[-\w]+$/
 
 /** The problem with a key, if any (the KV key rules: no leading or trailing `.`, `-/_=.` letters and digits). */
@@ -324,5 +357,69 @@ export const make = Effect.fn("KeyValue.make")(function*<A = Uint8Array>(options
     )
   }
 
-  return { bucket, raw: kv, get, put, create, update, delete: remove("delete"), purge: remove("purge"), keys, history }
+  const watch: KeyValueShape<A>["watch"] = (options) => {
+    const filter = options?.key ?? ">"
+    if (typeof filter !== "string" || filter === "" || !validFilter.test(filter)) {
+      return Stream.fail(invalidArgument("KeyValue.watch", `invalid key filter ${JSON.stringify(String(filter))}`))
+    }
+    const invalid = Validation.counts("KeyValue.watch", undefined, { fromRevision: options?.fromRevision })
+    if (invalid !== undefined) return Stream.fail(invalid)
+    return Stream.suspend(() => {
+      // the last revision delivered: a watch opened again resumes after it
+      let last = 0
+      const open = Stream.unwrap(Effect.suspend(() => {
+        const from = last > 0 ? last + 1 : options?.fromRevision
+        return Effect.tryPromise({
+          try: () =>
+            kv.watch({
+              key: filter,
+              ...(options?.ignoreDeletes === true ? { ignoreDeletes: true } : {}),
+              ...(from !== undefined
+                ? { resumeFromRevision: from }
+                : options?.include === "allHistory"
+                ? { include: "history" as const }
+                : options?.include === "updatesOnly"
+                ? { include: "updates" as const }
+                : {})
+            }),
+          catch: failed("KeyValue.watch")
+        }).pipe(Effect.map((iterator) =>
+          Stream.fromAsyncIterable(iterator, failed("KeyValue.watch")).pipe(
+            Stream.ensuring(Effect.sync(() => iterator.stop())),
+            Stream.filter((e) => e.revision > last),
+            Stream.mapEffect((e) => {
+              const entry = entryOf(e)
+              if (Result.isFailure(entry)) return Effect.fail(entry.failure)
+              last = e.revision
+              return Effect.succeed(entry.success)
+            }),
+            // a watch does not end by itself: an end is a lost watch, opened again
+            Stream.concat(Stream.fail(lostWatch))
+          )
+        ))
+      }))
+      return open.pipe(
+        Stream.retry(
+          Schedule.exponential("100 millis").pipe(
+            Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.seconds(2)))),
+            Schedule.while(({ input }) => NatsError.isNatsError(input) && input.isRetryable)
+          )
+        )
+      )
+    })
+  }
+
+  return {
+    bucket,
+    raw: kv,
+    get,
+    put,
+    create,
+    update,
+    delete: remove("delete"),
+    purge: remove("purge"),
+    keys,
+    watch,
+    history
+  }
 })

@@ -1,6 +1,6 @@
 import { assert, describe, layer } from "@effect/vitest"
-import { Arbitrary, Effect, Option, Schedule, Schema, Stream } from "effect"
-import { LocalNats } from "../../src/index.ts"
+import { Arbitrary, Effect, Fiber, Option, Schedule, Schema, Stream } from "effect"
+import { LocalNats, NatsServer } from "../../src/index.ts"
 import * as KeyValue from "../../src/services/KeyValue.ts"
 
 const Setting = Schema.Struct({ limit: Schema.Int })
@@ -83,6 +83,36 @@ describe("KeyValue", () => {
           Effect.retry({ schedule: Schedule.spaced("100 millis"), times: 100 })
         )
       }))
+
+    it.effect("a watch across a server restart delivers every revision once, in order", () =>
+      Effect.gen(function*() {
+        const server = yield* NatsServer.NatsServer
+        const kv = yield* KeyValue.make({ bucket: fresh("watch"), codec: Schema.Int, config: { history: 64 } })
+        const total = 30
+        const seen = yield* kv.watch({ include: "allHistory" }).pipe(
+          Stream.take(total),
+          Stream.map((e) => [e.revision, e.value] as const),
+          Stream.runCollect,
+          Effect.forkChild
+        )
+        const write = (from: number, to: number) =>
+          Effect.forEach(Array.from({ length: to - from }, (_, i) => from + i), (i) =>
+            kv.put(`k${i % 3}`, i).pipe(
+              Effect.retry({
+                schedule: Schedule.spaced("100 millis"),
+                times: 100,
+                while: (e) => e._tag === "NatsError" && e.isRetryable
+              })
+            ), { discard: true })
+        yield* write(0, 10)
+        yield* server.restart()
+        yield* write(10, 20)
+        yield* server.restart()
+        yield* write(20, total)
+        const got = yield* Fiber.join(seen).pipe(Effect.timeout("30 seconds"))
+        assert.deepStrictEqual(got.map(([revision]) => revision), Array.from({ length: total }, (_, i) => i + 1))
+        assert.deepStrictEqual(got.map(([, value]) => value), Array.from({ length: total }, (_, i) => i))
+      }), 60_000)
 
     // A model: a Map of key → value; every operation agrees on get, keys and (for PUTs) history.
     type Op =
