@@ -176,6 +176,120 @@ const isWrongSequence = (cause: unknown): boolean => {
 }
 
 /**
+ * Opens (or, with options, creates) the bucket. nats.js' `open` does not
+ * look: the bucket's status is read (it must exist), and a bucket that allows
+ * direct gets (any replica answers: much faster) is opened with them, which
+ * `open` does not do unless told.
+ */
+const openBucket = (
+  kvm: Kvm,
+  bucket: string,
+  native: Partial<KvOptions> | undefined,
+  failed: (cause: unknown) => NatsError.NatsError
+): Effect.Effect<KV, NatsError.NatsError> =>
+  Effect.gen(function*() {
+    const opened = yield* Effect.tryPromise({
+      try: () => native === undefined ? kvm.open(bucket) : kvm.create(bucket, native),
+      catch: failed
+    })
+    const status = yield* Effect.tryPromise({ try: () => opened.status(), catch: failed })
+    return native === undefined && status.streamInfo.config.allow_direct === true
+      ? yield* Effect.tryPromise({ try: () => kvm.open(bucket, { allow_direct: true }), catch: failed })
+      : opened
+  })
+
+/** The key's revision now (`undefined`: no value, or it could not be read). */
+const currentRevision = (kv: KV, key: string): Effect.Effect<number | undefined> =>
+  Effect.tryPromise(() => kv.get(key)).pipe(
+    Effect.map((e) => e === null || e.operation !== "PUT" ? undefined : e.revision),
+    Effect.orElseSucceed(() => undefined)
+  )
+
+/** A call on a key, checked first (`InvalidArgument` naming what is wrong with it). */
+const checked = <B, E>(key: string, op: string, f: () => Effect.Effect<B, E>) => {
+  const problem = keyProblem(key)
+  return problem === undefined ? f() : Effect.fail(invalidArgument(op, problem))
+}
+
+/** nats.js entries as typed ones (a marker's value is `undefined`). */
+const decoder = <A>(codec: Codec.Codec<A>, bucket: string) =>
+(
+  e: KvEntry
+): Result.Result<Entry<A | undefined>, Codec.DecodeError> => {
+  const base = { key: e.key, revision: e.revision, created: e.created, operation: e.operation }
+  if (e.operation !== "PUT") return Result.succeed({ ...base, value: undefined })
+  const value = codec.decode(e.value)
+  return Result.isSuccess(value)
+    ? Result.succeed({ ...base, value: value.success })
+    : Result.fail(Codec.withSubject(value.failure, `${bucket}.${e.key}`))
+}
+
+const encoder = <A>(codec: Codec.Codec<A>, bucket: string) => (value: A, key: string) => {
+  const bytes = codec.encode(value)
+  return Result.isSuccess(bytes)
+    ? Effect.succeed(bytes.success)
+    : Effect.fail(Codec.withSubject(bytes.failure, `${bucket}.${key}`))
+}
+
+/** `watch`: the nats.js watch as a Stream, opened again after the last revision it delivered. */
+const watchBucket = <A>(
+  kv: KV,
+  entryOf: (e: KvEntry) => Result.Result<Entry<A | undefined>, Codec.DecodeError>,
+  failed: (op: string) => (cause: unknown) => NatsError.NatsError,
+  options: WatchOptions | undefined
+): Stream.Stream<Entry<A | undefined>, NatsError.NatsError | Codec.DecodeError> => {
+  const filter = options?.key ?? ">"
+  if (typeof filter !== "string" || filter === "" || !validFilter.test(filter)) {
+    return Stream.fail(invalidArgument("KeyValue.watch", `invalid key filter ${JSON.stringify(String(filter))}`))
+  }
+  const invalid = Validation.counts("KeyValue.watch", undefined, { fromRevision: options?.fromRevision })
+  if (invalid !== undefined) return Stream.fail(invalid)
+  return Stream.suspend(() => {
+    // the last revision delivered: a watch opened again resumes after it
+    let last = 0
+    const open = Stream.unwrap(Effect.suspend(() => {
+      const from = last > 0 ? last + 1 : options?.fromRevision
+      return Effect.tryPromise({
+        try: () =>
+          kv.watch({
+            key: filter,
+            ...(options?.ignoreDeletes === true ? { ignoreDeletes: true } : {}),
+            ...(from !== undefined
+              ? { resumeFromRevision: from }
+              : options?.include === "allHistory"
+              ? { include: "history" as const }
+              : options?.include === "updatesOnly"
+              ? { include: "updates" as const }
+              : {})
+          }),
+        catch: failed("KeyValue.watch")
+      }).pipe(Effect.map((iterator) =>
+        Stream.fromAsyncIterable(iterator, failed("KeyValue.watch")).pipe(
+          Stream.ensuring(Effect.sync(() => iterator.stop())),
+          Stream.filter((e) => e.revision > last),
+          Stream.mapEffect((e) => {
+            const entry = entryOf(e)
+            if (Result.isFailure(entry)) return Effect.fail(entry.failure)
+            last = e.revision
+            return Effect.succeed(entry.success)
+          }),
+          // a watch does not end by itself: an end is a lost watch, opened again
+          Stream.concat(Stream.fail(lostWatch))
+        )
+      ))
+    }))
+    return open.pipe(
+      Stream.retry(
+        Schedule.exponential("100 millis").pipe(
+          Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.seconds(2)))),
+          Schedule.while(({ input }) => NatsError.isNatsError(input) && input.isRetryable)
+        )
+      )
+    )
+  })
+}
+
+/**
  * A typed handle on a bucket, on the `NatsClient`'s connection.
  *
  * @example
@@ -200,41 +314,10 @@ export const make = Effect.fn("KeyValue.make")(function*<A = Uint8Array>(options
   if (NatsError.isNatsError(native)) return yield* native
   const failed = (op: string, key?: string) => (cause: unknown) =>
     jsFromUnknown(cause, { operation: op, stream: `KV_${bucket}`, subject: key === undefined ? undefined : key })
-  const kvm = new Kvm(nats.connection)
-  const opened: KV = yield* Effect.tryPromise({
-    try: () => native === undefined ? kvm.open(bucket) : kvm.create(bucket, native),
-    catch: failed(operation)
-  })
-  // open does not look: the bucket must exist; and it reads values through the stream's API unless told
-  // the bucket allows direct gets (any server may answer: much faster), which its status says
-  const status = yield* Effect.tryPromise({ try: () => opened.status(), catch: failed(operation) })
-  const kv: KV = native === undefined && status.streamInfo.config.allow_direct === true
-    ? yield* Effect.tryPromise({ try: () => kvm.open(bucket, { allow_direct: true }), catch: failed(operation) })
-    : opened
-
-  const checked = <B, E>(key: string, op: string, f: () => Effect.Effect<B, E>) => {
-    const problem = keyProblem(key)
-    return problem === undefined ? f() : Effect.fail(invalidArgument(op, problem))
-  }
-  const entryOf = (e: KvEntry): Result.Result<Entry<A | undefined>, Codec.DecodeError> => {
-    const base = { key: e.key, revision: e.revision, created: e.created, operation: e.operation }
-    if (e.operation !== "PUT") return Result.succeed({ ...base, value: undefined })
-    const value = codec.decode(e.value)
-    return Result.isSuccess(value)
-      ? Result.succeed({ ...base, value: value.success })
-      : Result.fail(Codec.withSubject(value.failure, `${bucket}.${e.key}`))
-  }
-  const encoded = (value: A, key: string) => {
-    const bytes = codec.encode(value)
-    return Result.isSuccess(bytes)
-      ? Effect.succeed(bytes.success)
-      : Effect.fail(Codec.withSubject(bytes.failure, `${bucket}.${key}`))
-  }
-  const revisionOf = (key: string) =>
-    Effect.tryPromise({ try: () => kv.get(key), catch: failed("KeyValue.get", key) }).pipe(
-      Effect.map((e) => e === null || e.operation !== "PUT" ? undefined : e.revision),
-      Effect.orElseSucceed(() => undefined)
-    )
+  const kv = yield* openBucket(new Kvm(nats.connection), bucket, native, failed(operation))
+  const entryOf = decoder(codec, bucket)
+  const encoded = encoder(codec, bucket)
+  const revisionOf = (key: string) => currentRevision(kv, key)
 
   const get: KeyValueShape<A>["get"] = (key) =>
     checked(
@@ -264,33 +347,38 @@ export const make = Effect.fn("KeyValue.make")(function*<A = Uint8Array>(options
         )
     )
 
+  /** A write refused by the expected-revision check: `conflict` with the key's revision now. */
+  const guarded = (
+    op: string,
+    key: string,
+    write: () => Promise<number>,
+    conflict: (current: number | undefined) => NatsError.NatsErrorReason
+  ) =>
+    Effect.tryPromise({ try: write, catch: (cause) => cause }).pipe(
+      Effect.catch((cause) =>
+        isWrongSequence(cause)
+          ? Effect.flatMap(revisionOf(key), (current) => Effect.fail(natsError(conflict(current))))
+          : Effect.fail(failed(op, key)(cause))
+      )
+    )
+
   const create: KeyValueShape<A>["create"] = (key, value) =>
     checked(
       key,
       "KeyValue.create",
       () =>
         Effect.flatMap(encoded(value, key), (bytes) =>
-          Effect.tryPromise({
-            try: () => kv.create(key, bytes),
-            catch: (cause) => cause
-          }).pipe(
-            Effect.catch((cause) =>
-              isWrongSequence(cause)
-                ? Effect.flatMap(revisionOf(key), (revision) =>
-                  Effect.fail(natsError(
-                    new NatsError.KeyExists(defined({
-                      operation: "KeyValue.create",
-                      bucket,
-                      key,
-                      revision,
-                      message: `key ${key} of bucket ${bucket} has a value${
-                        revision === undefined ? "" : ` (revision ${revision})`
-                      }`
-                    }))
-                  )))
-                : Effect.fail(failed("KeyValue.create", key)(cause))
-            )
-          ))
+          guarded("KeyValue.create", key, () =>
+            kv.create(key, bytes), (revision) =>
+            new NatsError.KeyExists(defined({
+              operation: "KeyValue.create",
+              bucket,
+              key,
+              revision,
+              message: `key ${key} of bucket ${bucket} has a value${
+                revision === undefined ? "" : ` (revision ${revision})`
+              }`
+            }))))
     )
 
   const update: KeyValueShape<A>["update"] = (key, value, revision) =>
@@ -298,28 +386,18 @@ export const make = Effect.fn("KeyValue.make")(function*<A = Uint8Array>(options
       const invalid = Validation.counts("KeyValue.update", undefined, { revision })
       if (invalid !== undefined) return Effect.fail(invalid)
       return Effect.flatMap(encoded(value, key), (bytes) =>
-        Effect.tryPromise({
-          try: () => kv.update(key, bytes, revision),
-          catch: (cause) => cause
-        }).pipe(
-          Effect.catch((cause) =>
-            isWrongSequence(cause)
-              ? Effect.flatMap(revisionOf(key), (current) =>
-                Effect.fail(natsError(
-                  new NatsError.WrongRevision(defined({
-                    operation: "KeyValue.update",
-                    bucket,
-                    key,
-                    expected: revision,
-                    current,
-                    message: `key ${key} of bucket ${bucket} is not at revision ${revision}${
-                      current === undefined ? " (it has no value)" : ` (it is at ${current})`
-                    }`
-                  }))
-                )))
-              : Effect.fail(failed("KeyValue.update", key)(cause))
-          )
-        ))
+        guarded("KeyValue.update", key, () =>
+          kv.update(key, bytes, revision), (current) =>
+          new NatsError.WrongRevision(defined({
+            operation: "KeyValue.update",
+            bucket,
+            key,
+            expected: revision,
+            current,
+            message: `key ${key} of bucket ${bucket} is not at revision ${revision}${
+              current === undefined ? " (it has no value)" : ` (it is at ${current})`
+            }`
+          }))))
     })
 
   const remove = (op: "delete" | "purge"): KeyValueShape<A>["delete"] => (key) =>
@@ -357,57 +435,7 @@ export const make = Effect.fn("KeyValue.make")(function*<A = Uint8Array>(options
     )
   }
 
-  const watch: KeyValueShape<A>["watch"] = (options) => {
-    const filter = options?.key ?? ">"
-    if (typeof filter !== "string" || filter === "" || !validFilter.test(filter)) {
-      return Stream.fail(invalidArgument("KeyValue.watch", `invalid key filter ${JSON.stringify(String(filter))}`))
-    }
-    const invalid = Validation.counts("KeyValue.watch", undefined, { fromRevision: options?.fromRevision })
-    if (invalid !== undefined) return Stream.fail(invalid)
-    return Stream.suspend(() => {
-      // the last revision delivered: a watch opened again resumes after it
-      let last = 0
-      const open = Stream.unwrap(Effect.suspend(() => {
-        const from = last > 0 ? last + 1 : options?.fromRevision
-        return Effect.tryPromise({
-          try: () =>
-            kv.watch({
-              key: filter,
-              ...(options?.ignoreDeletes === true ? { ignoreDeletes: true } : {}),
-              ...(from !== undefined
-                ? { resumeFromRevision: from }
-                : options?.include === "allHistory"
-                ? { include: "history" as const }
-                : options?.include === "updatesOnly"
-                ? { include: "updates" as const }
-                : {})
-            }),
-          catch: failed("KeyValue.watch")
-        }).pipe(Effect.map((iterator) =>
-          Stream.fromAsyncIterable(iterator, failed("KeyValue.watch")).pipe(
-            Stream.ensuring(Effect.sync(() => iterator.stop())),
-            Stream.filter((e) => e.revision > last),
-            Stream.mapEffect((e) => {
-              const entry = entryOf(e)
-              if (Result.isFailure(entry)) return Effect.fail(entry.failure)
-              last = e.revision
-              return Effect.succeed(entry.success)
-            }),
-            // a watch does not end by itself: an end is a lost watch, opened again
-            Stream.concat(Stream.fail(lostWatch))
-          )
-        ))
-      }))
-      return open.pipe(
-        Stream.retry(
-          Schedule.exponential("100 millis").pipe(
-            Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.seconds(2)))),
-            Schedule.while(({ input }) => NatsError.isNatsError(input) && input.isRetryable)
-          )
-        )
-      )
-    })
-  }
+  const watch: KeyValueShape<A>["watch"] = (options) => watchBucket(kv, entryOf, failed, options)
 
   return {
     bucket,
