@@ -7,11 +7,12 @@
  */
 import type { KV, KvEntry, KvOptions } from "@nats-io/kv"
 import { Kvm } from "@nats-io/kv"
-import { Duration, Effect, Option, Result, Schedule, Stream } from "effect"
+import { type Context, Duration, Effect, Layer, Option, Result, Schedule, Stream } from "effect"
 import { millis } from "../internal/duration.ts"
 import { defined, invalidArgument, natsError } from "../internal/errors.ts"
 import { jsFromUnknown } from "../internal/jsErrors.ts"
 import { ApiCodes } from "../internal/jsErrors.ts"
+import * as Decode from "../internal/decode.ts"
 import * as Validation from "../internal/validation.ts"
 import * as Codec from "../schemas/Codec.ts"
 import * as NatsError from "../schemas/NatsError.ts"
@@ -116,6 +117,16 @@ export interface WatchOptions {
 }
 
 /**
+ * What `watch` and `history` do with a value that does not decode (the
+ * policies of subscriptions): `"logAndSkip"` (a warning naming the key and
+ * revision), `"fail"`, or a handler given the error and the raw entry.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type OnDecodeError = "fail" | "logAndSkip" | ((error: Codec.DecodeError, entry: KvEntry) => Effect.Effect<void>)
+
+/**
  * Options of `make`.
  *
  * @category models
@@ -126,6 +137,12 @@ export interface KeyValueOptions<A> {
   readonly bucket: string
   /** How values are encoded. Default: bytes (`Uint8Array`). */
   readonly codec?: Codec.Input<A> | undefined
+  /**
+   * A value in `watch` or `history` that does not decode: logged and skipped
+   * (default), `"fail"` (the Stream fails with its `DecodeError`), or a
+   * handler. `get` always fails with the `DecodeError`.
+   */
+  readonly onDecodeError?: OnDecodeError | undefined
   /** Creates the bucket when it does not exist (an existing one is opened as it is). Without it, it must exist. */
   readonly config?: BucketConfig | undefined
 }
@@ -224,6 +241,32 @@ const decoder = <A>(codec: Codec.Codec<A>, bucket: string) =>
     : Result.fail(Codec.withSubject(value.failure, `${bucket}.${e.key}`))
 }
 
+const logAndSkip = (bucket: string) => (error: Codec.DecodeError, e: KvEntry): Effect.Effect<void> =>
+  Effect.logWarning(
+    `nats: skipped revision ${e.revision} of key ${e.key} in bucket ${bucket}: it did not decode: ${error.message}`
+  ).pipe(Effect.annotateLogs({ bucket, key: e.key, revision: e.revision }))
+
+/**
+ * Raw entries decoded a chunk at a time, by the bucket's decode policy;
+ * `seen` is told of every entry (decoded or not) before it is decoded.
+ */
+const decodeEntries = <A, E>(
+  raw: Stream.Stream<KvEntry, E>,
+  entryOf: (e: KvEntry) => Result.Result<Entry<A | undefined>, Codec.DecodeError>,
+  policy: Decode.Policy<KvEntry, never>,
+  seen?: (e: KvEntry) => void
+): Stream.Stream<Entry<A | undefined>, E | Codec.DecodeError> =>
+  Decode.decodeStream(raw, {
+    decode: (e, out) => {
+      seen?.(e)
+      const entry = entryOf(e)
+      if (Result.isFailure(entry)) return entry.failure
+      out.push(entry.success)
+      return undefined
+    },
+    policy
+  })
+
 const encoder = <A>(codec: Codec.Codec<A>, bucket: string) => (value: A, key: string) => {
   const bytes = codec.encode(value)
   return Result.isSuccess(bytes)
@@ -235,6 +278,7 @@ const encoder = <A>(codec: Codec.Codec<A>, bucket: string) => (value: A, key: st
 const watchBucket = <A>(
   kv: KV,
   entryOf: (e: KvEntry) => Result.Result<Entry<A | undefined>, Codec.DecodeError>,
+  policy: Decode.Policy<KvEntry, never>,
   failed: (op: string) => (cause: unknown) => NatsError.NatsError,
   options: WatchOptions | undefined
 ): Stream.Stream<Entry<A | undefined>, NatsError.NatsError | Codec.DecodeError> => {
@@ -264,15 +308,17 @@ const watchBucket = <A>(
           }),
         catch: failed("KeyValue.watch")
       }).pipe(Effect.map((iterator) =>
-        Stream.fromAsyncIterable(iterator, failed("KeyValue.watch")).pipe(
-          Stream.ensuring(Effect.sync(() => iterator.stop())),
-          Stream.filter((e) => e.revision > last),
-          Stream.mapEffect((e) => {
-            const entry = entryOf(e)
-            if (Result.isFailure(entry)) return Effect.fail(entry.failure)
+        decodeEntries(
+          Stream.fromAsyncIterable(iterator, failed("KeyValue.watch")).pipe(
+            Stream.ensuring(Effect.sync(() => iterator.stop())),
+            Stream.filter((e) => e.revision > last)
+          ),
+          entryOf,
+          policy,
+          (e) => {
             last = e.revision
-            return Effect.succeed(entry.success)
-          }),
+          }
+        ).pipe(
           // a watch does not end by itself: an end is a lost watch, opened again
           Stream.concat(Stream.fail(lostWatch))
         )
@@ -316,6 +362,9 @@ export const make = Effect.fn("KeyValue.make")(function*<A = Uint8Array>(options
     jsFromUnknown(cause, { operation: op, stream: `KV_${bucket}`, subject: key === undefined ? undefined : key })
   const kv = yield* openBucket(new Kvm(nats.connection), bucket, native, failed(operation))
   const entryOf = decoder(codec, bucket)
+  const policy = options.onDecodeError === undefined || options.onDecodeError === "logAndSkip"
+    ? logAndSkip(bucket)
+    : options.onDecodeError
   const encoded = encoder(codec, bucket)
   const revisionOf = (key: string) => currentRevision(kv, key)
 
@@ -424,18 +473,13 @@ export const make = Effect.fn("KeyValue.make")(function*<A = Uint8Array>(options
     return Stream.unwrap(
       Effect.tryPromise({ try: () => kv.history({ key }), catch: failed("KeyValue.history", key) }).pipe(
         Effect.map((iterator) =>
-          Stream.fromAsyncIterable(iterator, failed("KeyValue.history", key)).pipe(
-            Stream.mapEffect((e) => {
-              const entry = entryOf(e)
-              return Result.isSuccess(entry) ? Effect.succeed(entry.success) : Effect.fail(entry.failure)
-            })
-          )
+          decodeEntries(Stream.fromAsyncIterable(iterator, failed("KeyValue.history", key)), entryOf, policy)
         )
       )
     )
   }
 
-  const watch: KeyValueShape<A>["watch"] = (options) => watchBucket(kv, entryOf, failed, options)
+  const watch: KeyValueShape<A>["watch"] = (options) => watchBucket(kv, entryOf, policy, failed, options)
 
   return {
     bucket,
@@ -451,3 +495,20 @@ export const make = Effect.fn("KeyValue.make")(function*<A = Uint8Array>(options
     history
   }
 })
+
+/**
+ * A layer providing an application's bucket as its own service.
+ *
+ * @example
+ * ```ts
+ * class Settings extends Context.Service<Settings, KeyValue.KeyValueShape<Setting>>()("app/Settings") {}
+ * const SettingsLive = KeyValue.layer(Settings, { bucket: "settings", codec: Setting, config: { history: 5 } })
+ * ```
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layer = <I, A>(
+  service: Context.Key<I, KeyValueShape<A>>,
+  options: KeyValueOptions<A>
+): Layer.Layer<I, NatsError.NatsError, NatsClient> => Layer.effect(service, make(options))

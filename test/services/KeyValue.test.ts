@@ -1,5 +1,5 @@
 import { assert, describe, layer } from "@effect/vitest"
-import { Arbitrary, Effect, Fiber, Option, Schedule, Schema, Stream } from "effect"
+import { Arbitrary, Context, Effect, Fiber, Option, Schedule, Schema, Stream } from "effect"
 import { LocalNats, NatsServer } from "../../src/index.ts"
 import * as KeyValue from "../../src/services/KeyValue.ts"
 
@@ -113,6 +113,60 @@ describe("KeyValue", () => {
         assert.deepStrictEqual(got.map(([revision]) => revision), Array.from({ length: total }, (_, i) => i + 1))
         assert.deepStrictEqual(got.map(([, value]) => value), Array.from({ length: total }, (_, i) => i))
       }), 60_000)
+
+    it.effect("a value that does not decode: skipped by watch and history (default), failed or handled by policy", () =>
+      Effect.gen(function*() {
+        const bucket = fresh("decode")
+        const bytes = yield* KeyValue.make({ bucket, config: { history: 10 } })
+        const text = new TextEncoder()
+        yield* bytes.put("a", text.encode(JSON.stringify({ limit: 1 })))
+        yield* bytes.put("b", text.encode("not json"))
+        yield* bytes.put("a", text.encode(JSON.stringify({ limit: "two" })))
+        yield* bytes.put("a", text.encode(JSON.stringify({ limit: 3 })))
+        const skipping = yield* KeyValue.make({ bucket, codec: Setting })
+        const watched = yield* skipping.watch({ include: "allHistory" }).pipe(Stream.take(2), Stream.runCollect)
+        assert.deepStrictEqual(watched.map((e) => [e.key, e.revision, e.value]), [
+          ["a", 1, { limit: 1 }],
+          ["a", 4, { limit: 3 }]
+        ])
+        assert.deepStrictEqual((yield* Stream.runCollect(skipping.history("a"))).map((e) => e.revision), [1, 4])
+        // "fail": the values before it, then the DecodeError naming the key
+        const failing = yield* KeyValue.make({ bucket, codec: Setting, onDecodeError: "fail" })
+        const before: Array<number> = []
+        const error = yield* failing.watch({ include: "allHistory" }).pipe(
+          Stream.runForEach((e) => Effect.sync(() => before.push(e.revision))),
+          Effect.flip
+        )
+        assert.deepStrictEqual(before, [1])
+        assert.strictEqual(error._tag, "DecodeError")
+        assert.include(error._tag === "DecodeError" ? error.subject ?? "" : "", `${bucket}.b`)
+        assert.strictEqual((yield* Effect.flip(Stream.runCollect(failing.history("a"))))._tag, "DecodeError")
+        assert.strictEqual((yield* Effect.flip(failing.get("b")))._tag, "DecodeError")
+        // a handler sees each entry that did not decode, and the watch goes on
+        const handled: Array<number> = []
+        const handling = yield* KeyValue.make({
+          bucket,
+          codec: Setting,
+          onDecodeError: (_error, entry) => Effect.sync(() => handled.push(entry.revision))
+        })
+        const last = yield* handling.watch({ include: "allHistory" }).pipe(Stream.take(2), Stream.runCollect)
+        assert.deepStrictEqual(last.map((e) => e.revision), [1, 4])
+        assert.deepStrictEqual(handled, [2, 3])
+      }))
+
+    it.effect("a bucket as an application's own service, through KeyValue.layer", () =>
+      Effect.gen(function*() {
+        class Settings extends Context.Service<Settings, KeyValue.KeyValueShape<typeof Setting.Type>>()(
+          "test/Settings"
+        ) {}
+        const bucket = fresh("layer")
+        const revision = yield* Effect.gen(function*() {
+          const settings = yield* Settings
+          return yield* settings.put("orders", { limit: 7 })
+        }).pipe(Effect.provide(KeyValue.layer(Settings, { bucket, codec: Setting, config: {} })))
+        const again = yield* KeyValue.make({ bucket, codec: Setting })
+        assert.deepStrictEqual(Option.map(yield* again.get("orders"), (e) => [e.value, e.revision]), Option.some([{ limit: 7 }, revision]))
+      }))
 
     // A model: a Map of key → value; every operation agrees on get, keys and (for PUTs) history.
     type Op =
