@@ -165,7 +165,10 @@ describe("KeyValue", () => {
           return yield* settings.put("orders", { limit: 7 })
         }).pipe(Effect.provide(KeyValue.layer(Settings, { bucket, codec: Setting, config: {} })))
         const again = yield* KeyValue.make({ bucket, codec: Setting })
-        assert.deepStrictEqual(Option.map(yield* again.get("orders"), (e) => [e.value, e.revision]), Option.some([{ limit: 7 }, revision]))
+        assert.deepStrictEqual(
+          Option.map(yield* again.get("orders"), (e) => [e.value, e.revision]),
+          Option.some([{ limit: 7 }, revision])
+        )
       }))
 
     // A model: a Map of key → value; every operation agrees on get, keys and (for PUTs) history.
