@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import type { KV, KvEntry, KvOptions } from "@nats-io/kv"
+import type { Bucket, KV, KvEntry, KvOptions } from "@nats-io/kv"
 import { Kvm } from "@nats-io/kv"
 import { type Context, Duration, Effect, Layer, Option, Result, Schedule, Stream } from "effect"
 import * as Decode from "../internal/decode.ts"
@@ -82,6 +82,12 @@ export interface KeyValueShape<A> {
   readonly delete: (key: string) => Effect.Effect<void, NatsError.NatsError>
   /** Deletes the value and its history (a purge marker). */
   readonly purge: (key: string) => Effect.Effect<void, NatsError.NatsError>
+  /**
+   * Removes the delete and purge markers older than `olderThan` (default 30
+   * minutes) with what they hide: the upkeep of a bucket whose keys come
+   * and go. Returns how many messages were removed.
+   */
+  readonly purgeDeletes: (olderThan?: Duration.Input) => Effect.Effect<number, NatsError.NatsError>
   /** The keys that have a value (optionally matching a filter with `*` / `>`). */
   readonly keys: (filter?: string) => Stream.Stream<string, NatsError.NatsError>
   /**
@@ -460,6 +466,16 @@ export const make = Effect.fn("KeyValue.make")(function*<A = Uint8Array>(options
         })
     )
 
+  const purgeDeletes: KeyValueShape<A>["purgeDeletes"] = (olderThan) => {
+    const invalid = Validation.durations("KeyValue.purgeDeletes", { olderThan })
+    if (invalid !== undefined) return Effect.fail(invalid)
+    return Effect.tryPromise({
+      // the method is the bucket's, not on nats.js' KV interface
+      try: () => (kv as Bucket).purgeDeletes(olderThan === undefined ? undefined : millis(olderThan)),
+      catch: failed("KeyValue.purgeDeletes")
+    }).pipe(Effect.map((response) => response.purged))
+  }
+
   const keys: KeyValueShape<A>["keys"] = (filter) =>
     Stream.unwrap(
       Effect.tryPromise({ try: () => kv.keys(filter ?? ">"), catch: failed("KeyValue.keys") }).pipe(
@@ -490,6 +506,7 @@ export const make = Effect.fn("KeyValue.make")(function*<A = Uint8Array>(options
     update,
     delete: remove("delete"),
     purge: remove("purge"),
+    purgeDeletes,
     keys,
     watch,
     history
