@@ -127,6 +127,20 @@ export * as NatsServer from "./layers/NatsServer.ts"
 export * as KeyValue from "./services/KeyValue.ts"
 
 /**
+ * Effect's `KeyValueStore` (`effect/persistence`) on a NATS Key-Value bucket.
+ *
+ * @since 0.1.0
+ */
+export * as NatsKeyValueStore from "./layers/NatsKeyValueStore.ts"
+
+/**
+ * Effect's `PersistedQueueStore` (`effect/persistence`) on JetStream: `PersistedQueue` and `DurableQueue` on NATS.
+ *
+ * @since 0.1.0
+ */
+export * as NatsPersistedQueue from "./layers/NatsPersistedQueue.ts"
+
+/**
  * Runs a typed handler over a JetStream consumer: bounded concurrency, retry by Schedule, dead-letter, graceful shutdown.
  *
  * @since 0.1.0
