@@ -460,6 +460,51 @@ export class WrongRevision extends Schema.TaggedError<WrongRevision>("effect-nat
 }
 
 /**
+ * An Object Store has no object of that name (never put, or deleted).
+ *
+ * @category reasons
+ * @since 0.1.0
+ */
+export class ObjectNotFound extends Schema.TaggedError<ObjectNotFound>("effect-nats/NatsError/ObjectNotFound")(
+  "ObjectNotFound",
+  { ...Common, bucket: Schema.String, name: Schema.String }
+) {
+  /** @since 0.1.0 */
+  readonly [ReasonTypeId] = ReasonTypeId
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
+ * An object read back did not match what was stored: its SHA-256 digest
+ * differs from the one recorded when it was put, or its chunks do not add up
+ * to its size (a chunk lost or altered). Its bytes were not handed out as
+ * complete. Not retryable: the stored object is damaged.
+ *
+ * @category reasons
+ * @since 0.1.0
+ */
+export class DigestMismatch extends Schema.TaggedError<DigestMismatch>("effect-nats/NatsError/DigestMismatch")(
+  "DigestMismatch",
+  {
+    ...Common,
+    bucket: Schema.String,
+    name: Schema.String,
+    expected: Schema.String,
+    computed: Schema.optional(Schema.String)
+  }
+) {
+  /** @since 0.1.0 */
+  readonly [ReasonTypeId] = ReasonTypeId
+  /** @since 0.1.0 */
+  get isRetryable(): boolean {
+    return false
+  }
+}
+
+/**
  * A publish expectation failed: the stream's (or subject's) last sequence, or last
  * message id, was not the expected one.
  *
@@ -550,6 +595,8 @@ export type NatsErrorReason =
   | WrongLastSequence
   | KeyExists
   | WrongRevision
+  | ObjectNotFound
+  | DigestMismatch
   | JetStreamApi
   | Unknown
 
@@ -582,6 +629,8 @@ export const NatsErrorReason: Schema.Union<[
   typeof WrongLastSequence,
   typeof KeyExists,
   typeof WrongRevision,
+  typeof ObjectNotFound,
+  typeof DigestMismatch,
   typeof JetStreamApi,
   typeof Unknown
 ]> = Schema.Union([
@@ -607,6 +656,8 @@ export const NatsErrorReason: Schema.Union<[
   WrongLastSequence,
   KeyExists,
   WrongRevision,
+  ObjectNotFound,
+  DigestMismatch,
   JetStreamApi,
   Unknown
 ])
