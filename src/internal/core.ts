@@ -40,6 +40,8 @@ export interface NatsCore {
   readonly jetstream: () => boolean
   /** Listens to the publishes the server refused (permission violations); returns the removal. */
   readonly onPublishRefused: (listener: (subject: string, cause: unknown) => void) => () => void
+  /** Listens to the connection's drops (before the first redial); returns the removal. */
+  readonly onDisconnected: (listener: () => void) => () => void
 }
 
 /** The core of an open connection. */
@@ -65,6 +67,7 @@ export const make = (connection: Connection): NatsCore => {
     }),
     termReasons: () => supportsTermReason(nc.info?.version),
     jetstream: () => nc.info?.jetstream === true,
-    onPublishRefused: connection.onPublishRefused
+    onPublishRefused: connection.onPublishRefused,
+    onDisconnected: connection.onDisconnected
   }
 }

@@ -7,15 +7,20 @@
  */
 import type { Bucket, KV, KvEntry, KvOptions } from "@nats-io/kv"
 import { Kvm } from "@nats-io/kv"
-import { type Context, Duration, Effect, Layer, Option, Result, Schedule, Stream } from "effect"
+import type { Duration } from "effect"
+import { type Context, Effect, Layer, Option, Result, Stream } from "effect"
 import * as Decode from "../internal/decode.ts"
 import { millis } from "../internal/duration.ts"
 import { defined, invalidArgument, natsError } from "../internal/errors.ts"
 import { jsFromUnknown } from "../internal/jsErrors.ts"
 import { ApiCodes } from "../internal/jsErrors.ts"
+import * as Reads from "../internal/kvReads.ts"
+import * as Ordered from "../internal/orderedRead.ts"
 import * as Validation from "../internal/validation.ts"
 import * as Codec from "../schemas/Codec.ts"
+import * as ConsumerConfig from "../schemas/ConsumerConfig.ts"
 import * as NatsError from "../schemas/NatsError.ts"
+import * as JetStreamManager from "./JetStreamManager.ts"
 import { NatsClient } from "./NatsClient.ts"
 
 /**
@@ -130,7 +135,10 @@ export interface WatchOptions {
  * @category models
  * @since 0.1.0
  */
-export type OnDecodeError = "fail" | "logAndSkip" | ((error: Codec.DecodeError, entry: KvEntry) => Effect.Effect<void>)
+export type OnDecodeError =
+  | "fail"
+  | "logAndSkip"
+  | ((error: Codec.DecodeError, entry: Entry<Uint8Array>) => Effect.Effect<void>)
 
 /**
  * Options of `make`.
@@ -156,10 +164,6 @@ export interface KeyValueOptions<A> {
 const validKey = /^[-/=.\w]+$/
 const validFilter = /^[-/=.>*\w]+$/
 
-/** The end of a nats.js watch (it ends only when stopped): opened again. */
-const lostWatch = natsError(
-  new NatsError.Timeout({ operation: "KeyValue.watch", message: "the watch ended; opening it again" })
-)
 const validBucket = /^[-\w]+$/
 
 /** The problem with a key, if any (the KV key rules: no leading or trailing `.`, `-/_=.` letters and digits). */
@@ -234,10 +238,10 @@ const checked = <B, E>(key: string, op: string, f: () => Effect.Effect<B, E>) =>
   return problem === undefined ? f() : Effect.fail(invalidArgument(op, problem))
 }
 
-/** nats.js entries as typed ones (a marker's value is `undefined`). */
+/** Stored entries as typed ones (a marker's value is `undefined`). */
 const decoder = <A>(codec: Codec.Codec<A>, bucket: string) =>
 (
-  e: KvEntry
+  e: Reads.RawEntry
 ): Result.Result<Entry<A | undefined>, Codec.DecodeError> => {
   const base = { key: e.key, revision: e.revision, created: e.created, operation: e.operation }
   if (e.operation !== "PUT") return Result.succeed({ ...base, value: undefined })
@@ -247,7 +251,15 @@ const decoder = <A>(codec: Codec.Codec<A>, bucket: string) =>
     : Result.fail(Codec.withSubject(value.failure, `${bucket}.${e.key}`))
 }
 
-const logAndSkip = (bucket: string) => (error: Codec.DecodeError, e: KvEntry): Effect.Effect<void> =>
+const rawOf = (e: KvEntry): Reads.RawEntry => ({
+  key: e.key,
+  value: e.value,
+  revision: e.revision,
+  created: e.created,
+  operation: e.operation
+})
+
+const logAndSkip = (bucket: string) => (error: Codec.DecodeError, e: Reads.RawEntry): Effect.Effect<void> =>
   Effect.logWarning(
     `nats: skipped revision ${e.revision} of key ${e.key} in bucket ${bucket}: it did not decode: ${error.message}`
   ).pipe(Effect.annotateLogs({ bucket, key: e.key, revision: e.revision }))
@@ -257,10 +269,10 @@ const logAndSkip = (bucket: string) => (error: Codec.DecodeError, e: KvEntry): E
  * `seen` is told of every entry (decoded or not) before it is decoded.
  */
 const decodeEntries = <A, E>(
-  raw: Stream.Stream<KvEntry, E>,
-  entryOf: (e: KvEntry) => Result.Result<Entry<A | undefined>, Codec.DecodeError>,
-  policy: Decode.Policy<KvEntry, never>,
-  seen?: (e: KvEntry) => void
+  raw: Stream.Stream<Reads.RawEntry, E>,
+  entryOf: (e: Reads.RawEntry) => Result.Result<Entry<A | undefined>, Codec.DecodeError>,
+  policy: Decode.Policy<Reads.RawEntry, never>,
+  seen?: (e: Reads.RawEntry) => void
 ): Stream.Stream<Entry<A | undefined>, E | Codec.DecodeError> =>
   Decode.decodeStream(raw, {
     decode: (e, out) => {
@@ -280,12 +292,21 @@ const encoder = <A>(codec: Codec.Codec<A>, bucket: string) => (value: A, key: st
     : Effect.fail(Codec.withSubject(bytes.failure, `${bucket}.${key}`))
 }
 
-/** `watch`: the nats.js watch as a Stream, opened again after the last revision it delivered. */
+/** Where a watch starts. */
+const watchStart = (options: WatchOptions | undefined): ConsumerConfig.DeliverPolicy =>
+  options?.fromRevision !== undefined
+    ? ConsumerConfig.deliver.startSequence(options.fromRevision)
+    : options?.include === "allHistory"
+    ? ConsumerConfig.deliver.all
+    : options?.include === "updatesOnly"
+    ? ConsumerConfig.deliver.new
+    : ConsumerConfig.deliver.lastPerSubject
+
+/** `watch`: an ordered read of the bucket, read on after the last revision it delivered when it fails. */
 const watchBucket = <A>(
-  kv: KV,
-  entryOf: (e: KvEntry) => Result.Result<Entry<A | undefined>, Codec.DecodeError>,
-  policy: Decode.Policy<KvEntry, never>,
-  failed: (op: string) => (cause: unknown) => NatsError.NatsError,
+  bucket: Reads.Bucket,
+  entryOf: (e: Reads.RawEntry) => Result.Result<Entry<A | undefined>, Codec.DecodeError>,
+  policy: Decode.Policy<Reads.RawEntry, never>,
   options: WatchOptions | undefined
 ): Stream.Stream<Entry<A | undefined>, NatsError.NatsError | Codec.DecodeError> => {
   const filter = options?.key ?? ">"
@@ -294,51 +315,17 @@ const watchBucket = <A>(
   }
   const invalid = Validation.counts("KeyValue.watch", undefined, { fromRevision: options?.fromRevision })
   if (invalid !== undefined) return Stream.fail(invalid)
-  return Stream.suspend(() => {
-    // the last revision delivered: a watch opened again resumes after it
-    let last = 0
-    const open = Stream.unwrap(Effect.suspend(() => {
-      const from = last > 0 ? last + 1 : options?.fromRevision
-      return Effect.tryPromise({
-        try: () =>
-          kv.watch({
-            key: filter,
-            ...(options?.ignoreDeletes === true ? { ignoreDeletes: true } : {}),
-            ...(from !== undefined
-              ? { resumeFromRevision: from }
-              : options?.include === "allHistory"
-              ? { include: "history" as const }
-              : options?.include === "updatesOnly"
-              ? { include: "updates" as const }
-              : {})
-          }),
-        catch: failed("KeyValue.watch")
-      }).pipe(Effect.map((iterator) =>
-        decodeEntries(
-          Stream.fromAsyncIterable(iterator, failed("KeyValue.watch")).pipe(
-            Stream.ensuring(Effect.sync(() => iterator.stop())),
-            Stream.filter((e) => e.revision > last)
-          ),
-          entryOf,
-          policy,
-          (e) => {
-            last = e.revision
-          }
-        ).pipe(
-          // a watch does not end by itself: an end is a lost watch, opened again
-          Stream.concat(Stream.fail(lostWatch))
-        )
-      ))
-    }))
-    return open.pipe(
-      Stream.retry(
-        Schedule.exponential("100 millis").pipe(
-          Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.seconds(2)))),
-          Schedule.while(({ input }) => NatsError.isNatsError(input) && input.isRetryable)
-        )
-      )
-    )
-  })
+  const initial = watchStart(options)
+  return decodeEntries(
+    Reads.read(
+      bucket,
+      filter,
+      (last) => last > 0 ? ConsumerConfig.deliver.startSequence(last + 1) : initial,
+      { retry: Ordered.forever }
+    ).pipe(Stream.filter((e) => !(options?.ignoreDeletes === true && e.operation !== "PUT"))),
+    entryOf,
+    policy
+  )
 }
 
 /**
@@ -367,6 +354,7 @@ export const make = Effect.fn("KeyValue.make")(function*<A = Uint8Array>(options
   const failed = (op: string, key?: string) => (cause: unknown) =>
     jsFromUnknown(cause, { operation: op, stream: `KV_${bucket}`, subject: key === undefined ? undefined : key })
   const kv = yield* openBucket(new Kvm(nats.connection), bucket, native, failed(operation))
+  const reads: Reads.Bucket = { bucket, manager: yield* JetStreamManager.make(), nats }
   const entryOf = decoder(codec, bucket)
   const policy = options.onDecodeError === undefined || options.onDecodeError === "logAndSkip"
     ? logAndSkip(bucket)
@@ -382,7 +370,7 @@ export const make = Effect.fn("KeyValue.make")(function*<A = Uint8Array>(options
         Effect.tryPromise({ try: () => kv.get(key), catch: failed("KeyValue.get", key) }).pipe(
           Effect.flatMap((e) => {
             if (e === null || e.operation !== "PUT") return Effect.succeed(Option.none())
-            const entry = entryOf(e)
+            const entry = entryOf(rawOf(e))
             // a PUT: its value is decoded
             return Result.isSuccess(entry)
               ? Effect.succeed(Option.some(entry.success as Entry<A>))
@@ -476,26 +464,21 @@ export const make = Effect.fn("KeyValue.make")(function*<A = Uint8Array>(options
     }).pipe(Effect.map((response) => response.purged))
   }
 
-  const keys: KeyValueShape<A>["keys"] = (filter) =>
-    Stream.unwrap(
-      Effect.tryPromise({ try: () => kv.keys(filter ?? ">"), catch: failed("KeyValue.keys") }).pipe(
-        Effect.map((iterator) => Stream.fromAsyncIterable(iterator, failed("KeyValue.keys")))
+  const keys: KeyValueShape<A>["keys"] = (filter = ">") =>
+    typeof filter !== "string" || filter === "" || !validFilter.test(filter)
+      ? Stream.fail(invalidArgument("KeyValue.keys", `invalid key filter ${JSON.stringify(String(filter))}`))
+      : Reads.upToLast(reads, filter, ConsumerConfig.deliver.lastPerSubject, true).pipe(
+        Stream.filter((e) => e.operation === "PUT"),
+        Stream.map((e) => e.key)
       )
-    )
 
   const history: KeyValueShape<A>["history"] = (key) => {
     const problem = keyProblem(key)
     if (problem !== undefined) return Stream.fail(invalidArgument("KeyValue.history", problem))
-    return Stream.unwrap(
-      Effect.tryPromise({ try: () => kv.history({ key }), catch: failed("KeyValue.history", key) }).pipe(
-        Effect.map((iterator) =>
-          decodeEntries(Stream.fromAsyncIterable(iterator, failed("KeyValue.history", key)), entryOf, policy)
-        )
-      )
-    )
+    return decodeEntries(Reads.upToLast(reads, key, ConsumerConfig.deliver.all), entryOf, policy)
   }
 
-  const watch: KeyValueShape<A>["watch"] = (options) => watchBucket(kv, entryOf, policy, failed, options)
+  const watch: KeyValueShape<A>["watch"] = (options) => watchBucket(reads, entryOf, policy, options)
 
   return {
     bucket,

@@ -27,6 +27,7 @@ import type { MsgHdrs } from "@nats-io/nats-core"
 import type {
   ObjectInfo as NatsObjectInfo,
   ObjectStore as NatsObjectStore,
+  ObjectStoreMeta,
   ObjectStoreOptions as NatsStoreOptions
 } from "@nats-io/obj"
 import { Objm } from "@nats-io/obj"
@@ -37,10 +38,11 @@ import { createHash } from "node:crypto"
 import { millis } from "../internal/duration.ts"
 import { defined, invalidArgument, natsError } from "../internal/errors.ts"
 import { jsFromUnknown } from "../internal/jsErrors.ts"
+import * as Ordered from "../internal/orderedRead.ts"
 import * as Validation from "../internal/validation.ts"
+import * as ConsumerConfig from "../schemas/ConsumerConfig.ts"
 import * as Headers from "../schemas/Headers.ts"
 import * as NatsError from "../schemas/NatsError.ts"
-import * as Consumer from "./Consumer.ts"
 import * as JetStreamManager from "./JetStreamManager.ts"
 import { NatsClient } from "./NatsClient.ts"
 
@@ -233,10 +235,11 @@ const nativeMeta = (name: string, meta: ObjectMeta | undefined, operation: strin
  */
 const readChunks = (
   manager: JetStreamManager.JetStreamManagerShape,
+  nats: NatsClient["Service"],
   stream: string,
   info: NatsObjectInfo,
   failed: (cause: unknown) => NatsError.NatsError
-): Stream.Stream<Uint8Array, NatsError.NatsError, NatsClient> => {
+): Stream.Stream<Uint8Array, NatsError.NatsError> => {
   const mismatch = (message: string, computed?: string) =>
     natsError(
       new NatsError.DigestMismatch(defined({
@@ -254,12 +257,9 @@ const readChunks = (
   const subject = `$O.${info.bucket}.C.${info.nuid}`
   return Stream.unwrap(
     Effect.gen(function*() {
-      // none of its chunks left: an ordered consumer would wait for them forever
+      // none of its chunks left: an ordered read would wait for them forever
       const last = yield* manager.getMessage(stream, { lastBySubject: subject })
       if (Option.isNone(last)) return Stream.fail(mismatch(`its ${info.chunks} chunks are missing`))
-      const consumer = yield* Consumer.make({ stream, ordered: { filterSubject: subject } }).pipe(
-        Effect.provideService(JetStreamManager.JetStreamManager, manager)
-      )
       const sha = createHash("sha256")
       let size = 0
       let chunks = 0
@@ -276,9 +276,11 @@ const readChunks = (
             mismatch("the bytes read do not match the digest", `${digestPrefix}${computed.toString("base64url")}=`)
           )
       })
-      let seen = 0
-      return consumer.consume({ maxMessages: 8, bufferSize: 4 }).pipe(
-        Stream.takeUntil((msg) => msg.pending === 0 || ++seen >= info.chunks),
+      const source = { stream, manager, nats, operation: "ObjectStore.get" }
+      const start = (at: number) => at > 0 ? ConsumerConfig.deliver.startSequence(at + 1) : ConsumerConfig.deliver.all
+      return Ordered.read(source, subject, start, { maxMessages: 8, bufferSize: 4, retry: Ordered.bounded }).pipe(
+        // up to the last chunk stored (the server's pending count may reach 0 early after a restart)
+        Stream.takeUntil((msg) => msg.streamSequence >= last.value.seq),
         Stream.map((msg) => {
           sha.update(msg.value)
           size += msg.value.length
@@ -378,9 +380,9 @@ export const make = Effect.fn("ObjectStore.make")(function*(options: ObjectStore
     Stream.unwrap(
       Effect.map(
         resolve(name, "ObjectStore.get"),
-        ([info, from]) => readChunks(manager, from, info, failed("ObjectStore.get", name))
+        ([info, from]) => readChunks(manager, nats, from, info, failed("ObjectStore.get", name))
       )
-    ).pipe(Stream.provideService(NatsClient, nats))
+    )
 
   const info: ObjectStoreShape["info"] = (name) =>
     Effect.tryPromise({ try: () => os.info(name), catch: failed("ObjectStore.info", name) }).pipe(
@@ -405,7 +407,8 @@ export const make = Effect.fn("ObjectStore.make")(function*(options: ObjectStore
         Effect.map((all) => Stream.fromIterable(all.filter((i) => !i.deleted).map(infoOf)))
       )
     ),
-    watch: (watchOptions) => watchStore(manager, nats, bucket, stream, watchOptions),
+    watch: (watchOptions) =>
+      watchStore({ stream, manager, nats, operation: "ObjectStore.watch" }, bucket, watchOptions),
     delete: (name) =>
       Effect.gen(function*() {
         // nats.js deletes a deleted object again without a word
@@ -434,39 +437,39 @@ export const make = Effect.fn("ObjectStore.make")(function*(options: ObjectStore
       Effect.gen(function*() {
         const native = nativeMeta(meta.name ?? name, meta, "ObjectStore.update")
         if (NatsError.isNatsError(native)) return yield* native
-        yield* resolve(name, "ObjectStore.update")
-        yield* Effect.tryPromise({ try: () => os.update(name, native), catch: failed("ObjectStore.update", name) })
+        const current = yield* Effect.tryPromise({
+          try: () => os.info(name),
+          catch: failed("ObjectStore.update", name)
+        })
+        if (current === null || current.deleted) return yield* notFound("ObjectStore.update", name)
+        // nats.js replaces the whole description: what is not changed is carried over
+        const merged = defined({
+          name: native.name,
+          description: native.description ?? current.description,
+          metadata: native.metadata ?? current.metadata,
+          headers: native.headers ?? current.headers,
+          options: current.options
+        }) as Partial<ObjectStoreMeta>
+        yield* Effect.tryPromise({ try: () => os.update(name, merged), catch: failed("ObjectStore.update", name) })
       })
   }
   return shape
 })
 
-/** `watch`: the meta messages of the store through an ordered consumer (bounded, recreated by nats.js when it loses its place). */
+/** `watch`: the meta messages of the store in order (bounded; read on after the last one when a read fails). */
 const watchStore = (
-  manager: JetStreamManager.JetStreamManagerShape,
-  nats: NatsClient["Service"],
+  source: Ordered.Source,
   bucket: string,
-  stream: string,
   options: { readonly includeHistory?: boolean | undefined; readonly ignoreDeletes?: boolean | undefined } | undefined
-): Stream.Stream<ObjectInfo & { readonly deleted: boolean }, NatsError.NatsError> =>
-  Stream.unwrap(
-    Consumer.make({
-      stream,
-      ordered: {
-        filterSubject: `$O.${bucket}.M.>`,
-        deliver: options?.includeHistory === true ? { _tag: "LastPerSubject" } : { _tag: "New" }
-      }
-    }).pipe(
-      Effect.provideService(JetStreamManager.JetStreamManager, manager),
-      Effect.map((consumer) =>
-        consumer.consume({ maxMessages: 64 }).pipe(
-          Stream.map((msg) => msg.msg.json<NatsObjectInfo>()),
-          Stream.filter((raw) => !(options?.ignoreDeletes === true && raw.deleted)),
-          Stream.map((raw) => ({ ...infoOf({ ...raw, revision: raw.revision ?? 0 }), deleted: raw.deleted === true }))
-        )
-      )
-    )
-  ).pipe(Stream.provideService(NatsClient, nats))
+): Stream.Stream<ObjectInfo & { readonly deleted: boolean }, NatsError.NatsError> => {
+  const initial = options?.includeHistory === true ? ConsumerConfig.deliver.lastPerSubject : ConsumerConfig.deliver.new
+  const start = (last: number) => last > 0 ? ConsumerConfig.deliver.startSequence(last + 1) : initial
+  return Ordered.read(source, `$O.${bucket}.M.>`, start, { maxMessages: 64, retry: Ordered.forever }).pipe(
+    Stream.map((msg) => ({ ...msg.msg.json<NatsObjectInfo>(), revision: msg.streamSequence })),
+    Stream.filter((raw) => !(options?.ignoreDeletes === true && raw.deleted)),
+    Stream.map((raw) => ({ ...infoOf(raw), deleted: raw.deleted === true }))
+  )
+}
 
 /**
  * A layer providing an application's object store as its own service.

@@ -1,7 +1,8 @@
 import { assert, describe, layer } from "@effect/vitest"
-import { Arbitrary, Context, Effect, Fiber, Option, Schedule, Schema, Stream } from "effect"
-import { LocalNats, NatsServer } from "../../src/index.ts"
+import { Arbitrary, Context, Deferred, Effect, Fiber, Option, Schedule, Schema, Stream } from "effect"
+import { JetStreamManager, LocalNats, NatsClient, NatsServer } from "../../src/index.ts"
 import * as KeyValue from "../../src/services/KeyValue.ts"
+import * as FaultProxy from "../support/faultProxy.ts"
 
 const Setting = Schema.Struct({ limit: Schema.Int })
 
@@ -169,6 +170,81 @@ describe("KeyValue", () => {
           Option.map(yield* again.get("orders"), (e) => [e.value, e.revision]),
           Option.some([{ limit: 7 }, revision])
         )
+      }))
+
+    it.effect(
+      "keys and history read through a cut connection end complete, never short (nats.js issue #426)",
+      () =>
+        Effect.gen(function*() {
+          const server = yield* NatsServer.NatsServer
+          const bucket = fresh("cut")
+          const direct = yield* KeyValue.make({ bucket, config: { history: 64 } })
+          const total = 2000
+          yield* Effect.forEach(
+            Array.from({ length: total }, (_, i) => i),
+            (i) => direct.put(`k${i}`, new Uint8Array(64)),
+            {
+              concurrency: 64,
+              discard: true
+            }
+          )
+          const big = new Uint8Array(200_000)
+          for (let i = 0; i < 64; i++) yield* direct.put("big", big)
+          const proxy = yield* FaultProxy.make(server.url)
+          const client = yield* NatsClient.make({
+            servers: proxy.url,
+            reconnectSchedule: Schedule.spaced("100 millis"),
+            logEvents: false
+          })
+          const viaProxy = yield* KeyValue.make({ bucket }).pipe(Effect.provideService(NatsClient.NatsClient, client))
+          /** Reads the Stream slowly and cuts the connection once, after `after` elements. */
+          const cutDuring = <A, E>(stream: Stream.Stream<A, E>, after: number) => {
+            let seen = 0
+            return stream.pipe(
+              Stream.tap(() =>
+                ++seen === after ? proxy.cut() : seen % 50 === 0 ? Effect.sleep("1 millis") : Effect.void
+              ),
+              Stream.runCount,
+              Effect.result
+            )
+          }
+          // read on after the last entry received once the client is back (within 100 ms): complete
+          const keys = yield* cutDuring(viaProxy.keys(), 300)
+          assert.strictEqual(keys._tag === "Success" ? keys.success : `failed: ${String(keys.failure)}`, total + 1)
+          const history = yield* cutDuring(viaProxy.history("big"), 10)
+          assert.strictEqual(history._tag === "Success" ? history.success : `failed: ${String(history.failure)}`, 64)
+          assert.isAtLeast(proxy.accepted(), 3, "the connection was cut twice")
+        }),
+      60_000
+    )
+
+    it.effect("an unread watch holds a bounded number of entries (the server waits), not the whole bucket", () =>
+      Effect.gen(function*() {
+        const bucket = fresh("bounded")
+        const kv = yield* KeyValue.make({ bucket, config: { history: 1 } })
+        const total = 3000
+        yield* Effect.forEach(
+          Array.from({ length: total }, (_, i) => i),
+          (i) => kv.put(`k${i}`, new Uint8Array(1024)),
+          {
+            concurrency: 64,
+            discard: true
+          }
+        )
+        const first = yield* Deferred.make<void>()
+        const watching = yield* kv.watch().pipe(
+          Stream.tap(() => Deferred.succeed(first, undefined)),
+          Stream.mapEffect(() => Effect.never),
+          Stream.runDrain,
+          Effect.forkChild
+        )
+        yield* Deferred.await(first)
+        yield* Effect.sleep("500 millis")
+        const jsm = yield* JetStreamManager.make()
+        const [consumer] = yield* Stream.runCollect(jsm.listConsumers(`KV_${bucket}`))
+        assert.isDefined(consumer)
+        assert.isBelow(consumer?.delivered.streamSeq ?? total, 1000, "delivered to the client while unread")
+        yield* Fiber.interrupt(watching)
       }))
 
     // A model: a Map of key → value; every operation agrees on get, keys and (for PUTs) history.

@@ -1,8 +1,9 @@
 import { assert, describe, layer } from "@effect/vitest"
-import { Effect, Fiber, Option, Stream } from "effect"
+import { Effect, Fiber, Option, Schedule, Stream } from "effect"
 import { createHash, randomBytes } from "node:crypto"
-import { JetStreamManager, LocalNats } from "../../src/index.ts"
+import { JetStreamManager, LocalNats, NatsClient, NatsServer } from "../../src/index.ts"
 import * as ObjectStore from "../../src/services/ObjectStore.ts"
+import * as FaultProxy from "../support/faultProxy.ts"
 
 let n = 0
 const fresh = (prefix: string) => `${prefix}-${++n}-${Math.random().toString(36).slice(2, 8)}`
@@ -61,7 +62,13 @@ describe("ObjectStore", () => {
         assert.strictEqual(info.revision, put.revision)
         yield* store.update("a.txt", { name: "b.txt", description: "renamed" })
         assert.isTrue(Option.isNone(yield* store.info("a.txt")))
-        assert.strictEqual(Option.getOrThrow(yield* store.info("b.txt")).description, "renamed")
+        const renamed = Option.getOrThrow(yield* store.info("b.txt"))
+        // what the update did not name is kept
+        assert.deepStrictEqual([renamed.description, renamed.metadata?.owner, renamed.headers?.get("Content-Type")], [
+          "renamed",
+          "ops",
+          "text/plain"
+        ])
         // a link reads its target, in this store or another
         const other = yield* ObjectStore.make({ bucket: fresh("obj"), config: {} })
         yield* other.link("to-b", Option.getOrThrow(yield* store.info("b.txt")))
@@ -107,6 +114,28 @@ describe("ObjectStore", () => {
         yield* Effect.promise(() => jsm.manager.streams.deleteMessage(`OBJ_${bucket}`, lastLost.seq))
         const lost = yield* Effect.flip(collect(store.get("lost")).pipe(Effect.timeout("10 seconds")))
         assert.strictEqual(reasonOf(lost), "DigestMismatch")
+      }))
+
+    it.effect("a get through a cut connection reads on after the last chunk received: same bytes", () =>
+      Effect.gen(function*() {
+        const server = yield* NatsServer.NatsServer
+        const bucket = fresh("obj")
+        const store = yield* ObjectStore.make({ bucket, config: {} })
+        const { data, stream } = bytesStream(4_000_000)
+        yield* store.put("big", stream)
+        const proxy = yield* FaultProxy.make(server.url)
+        const client = yield* NatsClient.make({
+          servers: proxy.url,
+          reconnectSchedule: Schedule.spaced("100 millis"),
+          logEvents: false
+        })
+        const viaProxy = yield* ObjectStore.make({ bucket }).pipe(Effect.provideService(NatsClient.NatsClient, client))
+        let chunks = 0
+        const read = yield* collect(
+          viaProxy.get("big").pipe(Stream.tap(() => ++chunks === 5 ? proxy.cut() : Effect.void))
+        ).pipe(Effect.timeout("30 seconds"))
+        assert.isTrue(read.equals(data))
+        assert.isAtLeast(proxy.accepted(), 2, "the connection was cut")
       }))
 
     it.effect("a put whose Stream fails fails with that error, and stores nothing", () =>
