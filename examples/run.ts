@@ -15,7 +15,10 @@ const examples: Record<string, () => Promise<{ readonly main: Effect.Effect<unkn
   "jetstream-publish": () => import("./jetstream-publish.ts"),
   "jetstream-push-consumer": () => import("./jetstream-push-consumer.ts"),
   "jetstream-pull-batch": () => import("./jetstream-pull-batch.ts"),
-  "order-processor": () => import("./order-processor.ts")
+  "order-processor": () => import("./order-processor.ts"),
+  "config-service": () => import("./config-service.ts"),
+  "file-store": () => import("./file-store.ts"),
+  "job-queue": () => import("./job-queue.ts")
 }
 
 const name = process.argv[2]

@@ -127,6 +127,13 @@ export * as NatsServer from "./layers/NatsServer.ts"
 export * as KeyValue from "./services/KeyValue.ts"
 
 /**
+ * JetStream Object Stores, typed: objects put from and read as Streams of bytes (bounded memory), digests checked.
+ *
+ * @since 0.1.0
+ */
+export * as ObjectStore from "./services/ObjectStore.ts"
+
+/**
  * Effect's `KeyValueStore` (`effect/persistence`) on a NATS Key-Value bucket.
  *
  * @since 0.1.0

@@ -1,11 +1,14 @@
 import { assert, describe, it, layer } from "@effect/vitest"
 import { Duration, Effect, Layer, Logger } from "effect"
 import * as AuthExample from "../examples/auth.ts"
+import * as ConfigService from "../examples/config-service.ts"
 import * as Connection from "../examples/connection.ts"
+import * as FileStore from "../examples/file-store.ts"
 import * as JsPublish from "../examples/jetstream-publish.ts"
 import * as JsPullBatch from "../examples/jetstream-pull-batch.ts"
 import * as JsPushConsumer from "../examples/jetstream-push-consumer.ts"
 import * as JsSetup from "../examples/jetstream-setup.ts"
+import * as JobQueue from "../examples/job-queue.ts"
 import * as OrderProcessor from "../examples/order-processor.ts"
 import type { ConnectionEvent } from "../src/index.ts"
 import { JetStreamManager, LocalNats } from "../src/index.ts"
@@ -122,4 +125,45 @@ describe("JetStream examples", () => {
         assert.deepStrictEqual(outcome.deadLettered.map((d) => d.reason).sort(), ["decode", "retries_exhausted"])
       }))
   })
+})
+
+describe("KV, Object Store and persistence examples", () => {
+  it.live(
+    "config-service: every change is live, also after a server restart",
+    () =>
+      Effect.gen(function*() {
+        const { changes, final } = yield* Effect.scoped(ConfigService.program)
+        assert.deepStrictEqual(changes, [100, 200, 300])
+        assert.strictEqual(final, 300)
+      }).pipe(Effect.provide(LocalNats.layer({ client: { logEvents: false } })), Effect.provide(Logger.layer([]))),
+    60_000
+  )
+
+  it.live(
+    "file-store: a file up and down as Streams, identical",
+    () =>
+      Effect.gen(function*() {
+        const result = yield* Effect.scoped(FileStore.program(8))
+        assert.isTrue(result.same)
+        assert.strictEqual(result.size, 8 * 1024 * 1024)
+      }).pipe(Effect.provide(LocalNats.layer({ client: { logEvents: false } })), Effect.provide(Logger.layer([]))),
+    60_000
+  )
+
+  it.live(
+    "job-queue: four jobs done once each, the flaky one on its second attempt, the broken one dead-lettered",
+    () =>
+      Effect.gen(function*() {
+        const report = yield* JobQueue.program.pipe(Effect.provide(JobQueue.QueueLayer))
+        assert.deepStrictEqual([...report.done].sort(), ["cat.png", "dog.png", "flaky.png", "owl.png"])
+        assert.deepStrictEqual(report.attempts, {
+          "cat.png": 1,
+          "dog.png": 1,
+          "flaky.png": 2,
+          "broken.png": 3,
+          "owl.png": 1
+        })
+      }).pipe(Effect.provide(LocalNats.layer({ client: { logEvents: false } })), Effect.provide(Logger.layer([]))),
+    60_000
+  )
 })
