@@ -4,7 +4,7 @@
  * nats-server, and reports medians, ranges and ratios.
  */
 
-export type Metric = "msgs/s" | "p50_ms" | "p99_ms" | "rss_mb"
+export type Metric = "msgs/s" | "MB/s" | "p50_ms" | "p99_ms" | "rss_mb"
 
 export type Side = "raw" | "effect" | "limit"
 
@@ -64,7 +64,7 @@ export const median = (xs: ReadonlyArray<number>): number => {
 export const percentile = (sorted: ReadonlyArray<number>, q: number): number =>
   sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN
 
-const higherIsBetter = (metric: Metric) => metric === "msgs/s"
+const higherIsBetter = (metric: Metric) => metric === "msgs/s" || metric === "MB/s"
 
 export const runScenario = async (scenario: Scenario, ctx: Context, log: (line: string) => void) => {
   const reps = ctx.quick ? 2 : scenario.reps ?? 5

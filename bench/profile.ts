@@ -14,7 +14,9 @@ import { NatsServer } from "../src/index.ts"
 import type { Context, Scenario } from "./harness.ts"
 import { coreScenarios, openClients } from "./scenarios/core.ts"
 import { jetstreamScenarios, openJetStream } from "./scenarios/jetstream.ts"
+import { kvScenarios } from "./scenarios/kv.ts"
 import { memoryScenarios } from "./scenarios/memory.ts"
+import { objectStoreScenarios } from "./scenarios/objectStore.ts"
 
 const [name = "", side = "effect", runsText = "3"] = process.argv.slice(2)
 const quick = process.argv.includes("--quick")
@@ -29,6 +31,8 @@ try {
   const all: ReadonlyArray<Scenario> = [
     ...coreScenarios(clients),
     ...jetstreamScenarios(clients, await openJetStream(clients)),
+    ...kvScenarios(clients),
+    ...objectStoreScenarios(clients),
     ...memoryScenarios(clients)
   ]
   const scenario = all.find((s) => s.name === name)

@@ -14,6 +14,7 @@ import { coreScenarios, openClients } from "./scenarios/core.ts"
 import { jetstreamScenarios, openJetStream, withOneByOne } from "./scenarios/jetstream.ts"
 import { kvScenarios } from "./scenarios/kv.ts"
 import { memoryScenarios } from "./scenarios/memory.ts"
+import { objectStoreScenarios } from "./scenarios/objectStore.ts"
 
 const args = process.argv.slice(2)
 const quick = args.includes("--quick")
@@ -36,6 +37,7 @@ const scenarios: ReadonlyArray<Scenario> = [
   ...coreScenarios(clients),
   ...jetstreamScenarios(clients, jsClients),
   ...kvScenarios(clients),
+  ...objectStoreScenarios(clients),
   ...memoryScenarios(clients)
 ]
   .filter((s) => only === undefined || only.has(s.name))

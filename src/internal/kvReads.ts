@@ -69,7 +69,7 @@ export const read = (
       key: msg.subject.slice(prefix.length),
       value: msg.value,
       revision: msg.streamSequence,
-      created: new Date(msg.timestamp.epochMilliseconds),
+      created: new Date(msg.msg.info.timestampNanos / 1_000_000),
       operation: operationOf(msg),
       pending: msg.pending
     }))

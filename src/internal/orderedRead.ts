@@ -35,8 +35,10 @@ export interface Source {
 /** Options of a read. */
 export interface ReadOptions {
   readonly headersOnly?: boolean | undefined
-  /** Messages pulled at a time. Default 100. */
+  /** Messages pulled at a time. Default 100. Exclusive with `maxBytes`. */
   readonly maxMessages?: number | undefined
+  /** Bytes pulled at a time, instead of a message count. */
+  readonly maxBytes?: number | undefined
   /** Messages buffered before the reader takes them. Default 256. */
   readonly bufferSize?: number | undefined
   /** How many times, and how soon, a failed read is opened again. */
@@ -75,6 +77,7 @@ const once = (
     }).pipe(Effect.provideService(JetStreamManager.JetStreamManager, source.manager))
     return consumer.consume({
       ...(options.maxMessages === undefined ? {} : { maxMessages: options.maxMessages }),
+      ...(options.maxBytes === undefined ? {} : { maxBytes: options.maxBytes }),
       ...(options.bufferSize === undefined ? {} : { bufferSize: options.bufferSize })
     }).pipe(Stream.interruptWhen(Deferred.await(dropped)))
   })).pipe(Stream.provideService(NatsClient, source.nats))
@@ -95,12 +98,11 @@ export const read = (
     let last = 0
     const open = Stream.suspend(() =>
       once(source, subject, start(last), options).pipe(
-        Stream.filter((msg) => msg.streamSequence > last),
-        Stream.tap((msg) =>
-          Effect.sync(() => {
-            last = msg.streamSequence
-          })
-        )
+        Stream.filter((msg) => {
+          if (msg.streamSequence <= last) return false
+          last = msg.streamSequence
+          return true
+        })
       )
     )
     return open.pipe(

@@ -321,7 +321,7 @@ const watchBucket = <A>(
       bucket,
       filter,
       (last) => last > 0 ? ConsumerConfig.deliver.startSequence(last + 1) : initial,
-      { retry: Ordered.forever }
+      { retry: Ordered.forever, maxMessages: 256 }
     ).pipe(Stream.filter((e) => !(options?.ignoreDeletes === true && e.operation !== "PUT"))),
     entryOf,
     policy
