@@ -321,7 +321,7 @@ const watchBucket = <A>(
       bucket,
       filter,
       (last) => last > 0 ? ConsumerConfig.deliver.startSequence(last + 1) : initial,
-      { retry: Ordered.forever, maxMessages: 256 }
+      { retry: Ordered.forever, maxMessages: 1000 }
     ).pipe(Stream.filter((e) => !(options?.ignoreDeletes === true && e.operation !== "PUT"))),
     entryOf,
     policy
