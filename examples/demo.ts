@@ -4,13 +4,16 @@
  * Run: npm run demo
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Console, Deferred, Effect, Fiber, Layer, References, Schedule, Stream } from "effect"
-import { LocalNats, NatsClient, NatsServer, Rpc } from "../src/index.ts"
+import { Console, Deferred, Effect, Fiber, Layer, Ref, References, Schedule, Stream } from "effect"
+import { KeyValue, LocalNats, NatsClient, NatsServer, Rpc } from "../src/index.ts"
+import * as ConfigService from "./config-service.ts"
 import * as Connection from "./connection.ts"
+import * as FileStore from "./file-store.ts"
 import * as JsPublish from "./jetstream-publish.ts"
 import * as JsPullBatch from "./jetstream-pull-batch.ts"
 import * as JsPushConsumer from "./jetstream-push-consumer.ts"
 import * as JsSetup from "./jetstream-setup.ts"
+import * as JobQueue from "./job-queue.ts"
 import * as OrderProcessor from "./order-processor.ts"
 import * as Pricing from "./pricing.ts"
 import * as QueueWorker from "./queue-worker.ts"
@@ -151,6 +154,47 @@ const story = Effect.gen(function*() {
   for (const dead of processed.deadLettered) {
     yield* Console.log(`  dead-lettered stream seq ${dead.sequence}: ${dead.reason} (${dead.error})`)
   }
+
+  yield* chapter("8. Key-Value, Object Store, Effect's PersistedQueue on NATS")
+  const settings = yield* KeyValue.make({
+    bucket: "demo-config",
+    codec: ConfigService.RateLimit,
+    config: { history: 5 }
+  })
+  const first = yield* settings.put("orders.rate", { perMinute: 100 })
+  const live = yield* Effect.scoped(
+    Effect.gen(function*() {
+      const setting = yield* ConfigService.liveSetting(settings, "orders.rate")
+      yield* settings.update("orders.rate", { perMinute: 250 }, first)
+      return yield* Ref.get(setting.current).pipe(
+        Effect.repeat({ until: (now) => now === 250, schedule: Schedule.spaced("10 millis") }),
+        Effect.timeout("5 seconds")
+      )
+    }).pipe(Effect.provideService(References.MinimumLogLevel, "Error"))
+  )
+  const stale = yield* Effect.flip(settings.update("orders.rate", { perMinute: 999 }, first))
+  yield* Console.log(
+    `KV: orders.rate reloaded live to ${live} per minute by a watch; a write at the old revision ${first}: ${
+      stale._tag === "NatsError" ? stale.reason._tag : stale._tag
+    }`
+  )
+  const file = yield* Effect.scoped(FileStore.program(32))
+  yield* Console.log(
+    `Object Store: a 32 MiB file up and down as Streams, ${
+      file.same ? "identical" : "DIFFERENT"
+    } (digest checked), memory +${(file.uploadGrowth / 1024 / 1024).toFixed(0)} MiB up, +${
+      (file.downloadGrowth / 1024 / 1024).toFixed(0)
+    } MiB down`
+  )
+  const jobs = yield* JobQueue.program.pipe(
+    Effect.provide(JobQueue.QueueLayer),
+    Effect.provideService(References.MinimumLogLevel, "Error")
+  )
+  yield* Console.log(
+    `PersistedQueue on JetStream: ${jobs.done.length} jobs done (${
+      Object.entries(jobs.attempts).map(([job, n]) => `${job} ×${n}`).join(", ")
+    }), broken.png dead-lettered after 3 attempts`
+  )
 
   yield* chapter("Done")
   yield* Console.log("releasing: subscriptions drain, the connection closes, the server stops and its store is removed")
