@@ -328,6 +328,29 @@ const watchBucket = <A>(
   )
 }
 
+/** `purgeDeletes`: the method is the bucket's, not on nats.js' KV interface. */
+const purgeMarkers = (
+  kv: KV,
+  failed: (cause: unknown) => NatsError.NatsError,
+  olderThan: Duration.Input | undefined
+): Effect.Effect<number, NatsError.NatsError> => {
+  const invalid = Validation.durations("KeyValue.purgeDeletes", { olderThan })
+  if (invalid !== undefined) return Effect.fail(invalid)
+  return Effect.tryPromise({
+    try: () => (kv as Bucket).purgeDeletes(olderThan === undefined ? undefined : millis(olderThan)),
+    catch: failed
+  }).pipe(Effect.map((response) => response.purged))
+}
+
+/** `keys`: the last write of every key up to the bucket's last revision, values left out, markers skipped. */
+const keysOf = (reads: Reads.Bucket, filter = ">"): Stream.Stream<string, NatsError.NatsError> =>
+  typeof filter !== "string" || filter === "" || !validFilter.test(filter)
+    ? Stream.fail(invalidArgument("KeyValue.keys", `invalid key filter ${JSON.stringify(String(filter))}`))
+    : Reads.upToLast(reads, filter, ConsumerConfig.deliver.lastPerSubject, true).pipe(
+      Stream.filter((e) => e.operation === "PUT"),
+      Stream.map((e) => e.key)
+    )
+
 /**
  * A typed handle on a bucket, on the `NatsClient`'s connection.
  *
@@ -454,24 +477,6 @@ export const make = Effect.fn("KeyValue.make")(function*<A = Uint8Array>(options
         })
     )
 
-  const purgeDeletes: KeyValueShape<A>["purgeDeletes"] = (olderThan) => {
-    const invalid = Validation.durations("KeyValue.purgeDeletes", { olderThan })
-    if (invalid !== undefined) return Effect.fail(invalid)
-    return Effect.tryPromise({
-      // the method is the bucket's, not on nats.js' KV interface
-      try: () => (kv as Bucket).purgeDeletes(olderThan === undefined ? undefined : millis(olderThan)),
-      catch: failed("KeyValue.purgeDeletes")
-    }).pipe(Effect.map((response) => response.purged))
-  }
-
-  const keys: KeyValueShape<A>["keys"] = (filter = ">") =>
-    typeof filter !== "string" || filter === "" || !validFilter.test(filter)
-      ? Stream.fail(invalidArgument("KeyValue.keys", `invalid key filter ${JSON.stringify(String(filter))}`))
-      : Reads.upToLast(reads, filter, ConsumerConfig.deliver.lastPerSubject, true).pipe(
-        Stream.filter((e) => e.operation === "PUT"),
-        Stream.map((e) => e.key)
-      )
-
   const history: KeyValueShape<A>["history"] = (key) => {
     const problem = keyProblem(key)
     if (problem !== undefined) return Stream.fail(invalidArgument("KeyValue.history", problem))
@@ -480,7 +485,7 @@ export const make = Effect.fn("KeyValue.make")(function*<A = Uint8Array>(options
 
   const watch: KeyValueShape<A>["watch"] = (options) => watchBucket(reads, entryOf, policy, options)
 
-  return {
+  const shape: KeyValueShape<A> = {
     bucket,
     raw: kv,
     get,
@@ -489,11 +494,12 @@ export const make = Effect.fn("KeyValue.make")(function*<A = Uint8Array>(options
     update,
     delete: remove("delete"),
     purge: remove("purge"),
-    purgeDeletes,
-    keys,
+    purgeDeletes: (olderThan) => purgeMarkers(kv, failed("KeyValue.purgeDeletes"), olderThan),
+    keys: (filter) => keysOf(reads, filter),
     watch,
     history
   }
+  return shape
 })
 
 /**
