@@ -18,6 +18,7 @@ import { headersOf, msgIdOf, oneLine, where } from "./deadLetter.ts"
 import * as Decode from "./decode.ts"
 import type { Outcome, ProcessorMetrics } from "./processorMetrics.ts"
 import { nthStep } from "./scheduleStep.ts"
+import * as TraceContext from "./traceContext.ts"
 import { effectOf } from "./userCode.ts"
 
 /** What settling needs: the user's options, resolved, and the processor's parts. */
@@ -42,6 +43,8 @@ export interface SettleOptions<A, E, R> {
   readonly shutdownNakDelayMillis: number
   /** True once the shutdown interrupts handlers (their interruption is let through). */
   readonly shuttingDown: () => boolean
+  /** How a message's span relates to its producer's span (see `Processor`). */
+  readonly traceParent: "child" | "link" | undefined
 }
 
 /** A dead-letter publish is retried a few times before giving up on it for this delivery. */
@@ -73,13 +76,33 @@ const decisionOf = <A, E, R>(
   }
 }
 
+/** The conventions' attributes of a JetStream message being processed. */
+const jetStreamAttributes = (envelope: JsEnvelope.JsEnvelope<unknown>): Record<string, unknown> => ({
+  "messaging.system": "nats",
+  "messaging.destination.name": envelope.subject,
+  "messaging.operation.type": "process",
+  "messaging.operation.name": "process",
+  "messaging.consumer.group.name": envelope.consumer,
+  "messaging.message.body.size": envelope.msg.data.length,
+  "messaging.nats.stream": envelope.stream,
+  "messaging.nats.stream_sequence": envelope.streamSequence,
+  "messaging.nats.delivery_count": envelope.deliveryCount,
+  ...(envelope.headers?.get("Nats-Msg-Id") ? { "messaging.message.id": envelope.headers.get("Nats-Msg-Id") } : {})
+})
+
 /** The handler's outcome: `undefined` for success, else why it did not succeed. */
 const runHandler = <A, E, R>(
   options: SettleOptions<A, E, R>,
   envelope: JsEnvelope.JsEnvelope<A>
 ): Effect.Effect<Failure<E> | undefined, never, R> => {
   const timeout = options.handlerTimeout
-  const handled = Effect.as(effectOf("the handler", () => options.handler(envelope.value, envelope)), undefined)
+  // a consumer span per message, the child of the producer's (when it sent one, or a tracer is installed)
+  const handled = TraceContext.process(
+    `process ${envelope.subject}`,
+    envelope.headers,
+    { kind: "consumer", attributes: () => jetStreamAttributes(envelope), relation: options.traceParent },
+    Effect.as(effectOf("the handler", () => options.handler(envelope.value, envelope)), undefined)
+  )
   const bounded: Effect.Effect<Failure<E> | undefined, E, R> = timeout === undefined ? handled : handled.pipe(
     Effect.timeoutOrElse({
       duration: timeout,

@@ -13,6 +13,7 @@ import type { RequestManyOptions, RequestOptions } from "../services/NatsClient.
 import type { NatsCore } from "./core.ts"
 import { millis } from "./duration.ts"
 import { fromUnknown, noResponders, serviceError } from "./errors.ts"
+import * as TraceContext from "./traceContext.ts"
 import { counts, durations, headers as checkedHeaders, timeoutMillis } from "./validation.ts"
 
 /** Default timeout of a request, in milliseconds. */
@@ -50,11 +51,13 @@ export const request = (
   payload: Payload | undefined,
   options: RequestOptions | undefined
 ): Effect.Effect<Msg, NatsError.NatsError> =>
-  Effect.useSpan("NatsClient.request", {
+  Effect.useSpan(`send ${subject}`, {
     kind: "client",
-    attributes: { "messaging.system": "nats", "messaging.destination.name": subject }
-  }, () => {
-    const prepared = prepare(core, "request", subject, payload, options?.headers)
+    attributes: TraceContext.attributes(core.connection, subject, "send", "request")
+  }, (span) => {
+    // the caller's trace goes with the request when the caller has one
+    const headers = span.parent._tag === "Some" ? TraceContext.withSpan(options?.headers, span) : options?.headers
+    const prepared = prepare(core, "request", subject, payload, headers)
     if (NatsError.isNatsError(prepared)) return Effect.fail(prepared)
     // a number (the default included) is milliseconds already: no Duration parsed per call
     const timeout = timeoutMillis("request", options?.timeout ?? REQUEST_TIMEOUT)

@@ -13,6 +13,7 @@ import type { Reply, ServeOptions } from "../services/NatsClient.ts"
 import type { NatsCore } from "./core.ts"
 import { connectionClosed } from "./errors.ts"
 import { acquire } from "./subscription.ts"
+import * as TraceContext from "./traceContext.ts"
 import { effectOf } from "./userCode.ts"
 import { counts, durations } from "./validation.ts"
 
@@ -37,9 +38,28 @@ const send = (msg: Msg, reply: Reply | void): void => {
  * when it fails or dies. An interrupted handler sends nothing (the caller
  * times out). A failure to answer is logged.
  */
-const respond = <E, R>(subject: string, handler: (msg: Msg) => Effect.Effect<Reply | void, E, R>) => {
+const respond = <E, R>(
+  core: NatsCore,
+  subject: string,
+  handler: (msg: Msg) => Effect.Effect<Reply | void, E, R>,
+  options: ServeOptions | undefined
+) => {
   const what = `the handler for ${subject}`
-  return (msg: Msg) => answer(msg, subject, effectOf(what, () => handler(msg)))
+  // a server span per request, the child of the requester's (when it sent one, or a tracer is installed)
+  return (msg: Msg) =>
+    answer(
+      msg,
+      subject,
+      TraceContext.process(`process ${msg.subject}`, msg.headers, {
+        kind: "server",
+        attributes: () =>
+          TraceContext.attributes(core.connection, msg.subject, "process", "process", {
+            ...(options?.queue === undefined ? {} : { "messaging.consumer.group.name": options.queue }),
+            "messaging.message.body.size": msg.data.length
+          }),
+        relation: options?.traceParent
+      }, effectOf(what, () => handler(msg)))
+    )
 }
 
 const answer = <E, R>(msg: Msg, subject: string, handled: Effect.Effect<Reply | void, E, R>) =>
@@ -99,7 +119,7 @@ export const serve = <E, R>(
     yield* requests.confirmed
     let stopping = false
     const concurrency = options?.concurrency ?? 1
-    const answer = respond(subject, handler)
+    const answer = respond(core, subject, handler, options)
     const run = (concurrency === 1
       ? Stream.runForEach(requests.messages, answer)
       : requests.messages.pipe(Stream.mapEffect(answer, { concurrency, unordered: true }), Stream.runDrain)).pipe(

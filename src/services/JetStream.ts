@@ -19,6 +19,7 @@ import type * as Arr from "effect/Array"
 import * as Pull from "effect/Pull"
 import * as Pipeline from "../internal/jsPipeline.ts"
 import * as JsPublish from "../internal/jsPublish.ts"
+import * as TraceContext from "../internal/traceContext.ts"
 import * as Validation from "../internal/validation.ts"
 import * as Codec from "../schemas/Codec.ts"
 import type * as Headers from "../schemas/Headers.ts"
@@ -357,11 +358,19 @@ export const make: (options?: JetStreamOptions) => Effect.Effect<JetStreamShape,
       payload?: Payload,
       options?: PublishOptions
     ): Effect.Effect<PubAck, NatsError.NatsError> =>
-      Effect.useSpan("JetStream.publish", {
+      Effect.useSpan(`publish ${subject}`, {
         kind: "producer",
-        attributes: { "messaging.system": "nats", "messaging.destination.name": subject }
-      }, () => {
-        const hdrs = Validation.headers(options?.headers, subject, "JetStream.publish")
+        attributes: TraceContext.attributes(
+          nats.connection,
+          subject,
+          "send",
+          "publish",
+          options?.msgId === undefined ? undefined : { "messaging.message.id": options.msgId }
+        )
+      }, (span) => {
+        // the caller's trace goes with the message when the caller has one
+        const init = span.parent._tag === "Some" ? TraceContext.withSpan(options?.headers, span) : options?.headers
+        const hdrs = Validation.headers(init, subject, "JetStream.publish")
         if (NatsError.isNatsError(hdrs)) return Effect.fail(hdrs)
         const invalid = validation.message(subject, payload, hdrs, "JetStream.publish")
         if (invalid !== undefined) return Effect.fail(invalid)

@@ -15,6 +15,7 @@ import * as Request from "../internal/request.ts"
 import * as Serve from "../internal/serve.ts"
 import { acquire, subscribeStream } from "../internal/subscription.ts"
 import type { BridgeOptions } from "../internal/subscription.ts"
+import * as TraceContext from "../internal/traceContext.ts"
 import * as Validation from "../internal/validation.ts"
 import * as Auth from "../schemas/Auth.ts"
 import type { ConnectionEvent } from "../schemas/ConnectionEvent.ts"
@@ -215,6 +216,13 @@ export interface ServeOptions {
    * Default 10 seconds.
    */
   readonly gracePeriod?: Duration.Input | undefined
+  /**
+   * How a request's server span (`process {subject}`) relates to the
+   * requester's span, when the request carries one (`traceparent`): its
+   * child (default: one trace from the caller through the responder), or
+   * the root of a new trace linked to it.
+   */
+  readonly traceParent?: "child" | "link" | undefined
 }
 
 /**
@@ -434,9 +442,20 @@ export const make: (
       connection: nc,
       core,
       publish: (subject, payload, options) =>
-        Effect.suspend(() => {
-          const failed = publishNow(subject, payload, options)
-          return failed === undefined ? Effect.void : Effect.fail(failed)
+        Effect.withFiber((fiber) => {
+          // no span in the caller: no span here, no header added
+          if (fiber.cache.span === undefined) {
+            const failed = publishNow(subject, payload, options)
+            return failed === undefined ? Effect.void : Effect.fail(failed)
+          }
+          return Effect.useSpan(`publish ${subject}`, {
+            kind: "producer",
+            attributes: TraceContext.attributes(nc, subject, "send", "publish")
+          }, (span) => {
+            const traced = { ...options, headers: TraceContext.withSpan(options?.headers, span) }
+            const failed = publishNow(subject, payload, traced)
+            return failed === undefined ? Effect.void : Effect.fail(failed)
+          })
         }),
       publishAll,
       subscribe: (subject, options) =>

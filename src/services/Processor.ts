@@ -136,6 +136,13 @@ export interface ProcessorOptions<A, E, R> {
   readonly decide?: ((failure: Failure<E>, envelope: JsEnvelope.JsEnvelope<A>) => Decision) | undefined
   /** Where poison and exhausted messages go (a subject some stream captures). */
   readonly deadLetter?: { readonly subject: string } | undefined
+  /**
+   * How each message's span (`process {subject}`, kind consumer, made when
+   * the message carries a producer's `traceparent` or a tracer is installed)
+   * relates to the producer's span: its child (default: one trace from the
+   * publish to the handler), or the root of a new trace linked to it.
+   */
+  readonly traceParent?: "child" | "link" | undefined
   /** A handler running longer fails with `TimedOut`. */
   readonly handlerTimeout?: Duration.Input | undefined
   /**
@@ -387,7 +394,8 @@ export const make = <A, E, R>(
       publish: js.publish,
       metrics,
       context: yield* Effect.context<never>(),
-      shuttingDown: () => shuttingDown
+      shuttingDown: () => shuttingDown,
+      traceParent: options.traceParent
     })
 
     const process = (msg: JsMsg): Effect.Effect<void, never, R> => {

@@ -1,0 +1,125 @@
+/**
+ * Trace context in message headers (W3C `traceparent`, `tracestate`), and
+ * the spans on both sides of a message, by the OpenTelemetry messaging
+ * conventions: `publish {subject}` (producer) and `send {subject}` (client,
+ * a request) carry their span in the message; `process {subject}` (consumer,
+ * or server for a responder) runs the handling of a message as a child of
+ * that span, or linked to it.
+ *
+ * **Zero cost without a span.** A producer adds its span and the headers
+ * only when the caller has a span (`fiber.cache.span`: one field read);
+ * without one nothing is allocated and no header is added. A consumer reads
+ * the headers only when the message has some.
+ *
+ * @internal
+ */
+import type { MsgHdrs } from "@nats-io/nats-core"
+import { headers as natsHeaders } from "@nats-io/nats-core"
+import { Effect, Tracer } from "effect"
+import * as Headers from "../schemas/Headers.ts"
+
+/** The W3C header names. */
+export const TRACEPARENT = "traceparent"
+export const TRACESTATE = "tracestate"
+
+const traceparentPattern = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:-.*)?$/
+
+/** `traceparent` for a span (version 00). */
+export const format = (span: { readonly traceId: string; readonly spanId: string; readonly sampled: boolean }) =>
+  `00-${span.traceId}-${span.spanId}-${span.sampled ? "01" : "00"}`
+
+/** The span a `traceparent` names; `undefined` when it is absent or malformed (all-zero ids, version ff). */
+export const parse = (value: string | undefined): Tracer.ExternalSpan | undefined => {
+  if (value === undefined) return undefined
+  const m = traceparentPattern.exec(value.trim())
+  if (m === null) return undefined
+  const [, version, traceId = "", spanId = "", flags = "00"] = m
+  if (version === "ff" || /^0+$/.test(traceId) || /^0+$/.test(spanId)) return undefined
+  return Tracer.externalSpan({ traceId, spanId, sampled: (Number.parseInt(flags, 16) & 1) === 1 })
+}
+
+/** The producer's span a message carries, if any. */
+export const fromHeaders = (headers: MsgHdrs | undefined): Tracer.ExternalSpan | undefined =>
+  headers === undefined ? undefined : parse(headers.get(TRACEPARENT) || undefined)
+
+/**
+ * The message's headers with the span's `traceparent` (the caller's other
+ * headers, `tracestate` included, kept as they are): a copy, the caller's
+ * headers untouched. A `traceparent` the caller set is kept; headers that
+ * are not valid are returned as they are, for the send to refuse.
+ */
+export const withSpan = (
+  init: Headers.HeadersInit | undefined,
+  span: { readonly traceId: string; readonly spanId: string; readonly sampled: boolean }
+): Headers.HeadersInit => {
+  if (init !== undefined && Headers.validate(init) !== undefined) return init
+  const out = natsHeaders()
+  if (init !== undefined) {
+    const given = Headers.fromInit(init)
+    for (const [name, values] of given) for (const value of values) out.append(name, value)
+    if (given.has(TRACEPARENT)) return out
+  }
+  out.set(TRACEPARENT, format(span))
+  return out
+}
+
+/** How a consumer's span relates to the producer's: its child (default), or a new trace linked to it. */
+export type Relation = "child" | "link"
+
+/** Options of a consumer-side span. */
+export interface ProcessOptions {
+  readonly kind: "consumer" | "server"
+  /** Built only when a span is made. */
+  readonly attributes: () => Record<string, unknown>
+  readonly relation?: Relation | undefined
+}
+
+/**
+ * Runs the handling of a message in a span `name`: the child of the span
+ * the message carries (or linked to it, with `relation: "link"`), else of
+ * whatever span is current. Without trace context in the message and
+ * without a tracer installed, no span is made (the hot path pays one field
+ * read).
+ */
+export const process = <A, E, R>(
+  name: string,
+  headers: MsgHdrs | undefined,
+  options: ProcessOptions,
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> =>
+  Effect.withFiber((fiber) => {
+    const producer = fromHeaders(headers)
+    if (producer === undefined && fiber.cache.tracer === undefined) return effect
+    const attributes = options.attributes()
+    const spanOptions = producer === undefined
+      ? { kind: options.kind, attributes }
+      : options.relation === "link"
+      ? { kind: options.kind, attributes, root: true, links: [{ span: producer, attributes: {} }] }
+      : { kind: options.kind, attributes, parent: producer }
+    return Effect.withSpan(effect, name, spanOptions)
+  })
+
+/**
+ * The conventions' attributes of an operation on a subject:
+ * `messaging.system`, `messaging.destination.name`, the operation's type
+ * and name, and the server's address and port.
+ */
+export const attributes = (
+  connection: { readonly info?: { readonly host?: string; readonly port?: number } | undefined },
+  subject: string,
+  type: "send" | "receive" | "process" | "settle",
+  name: string,
+  extra?: Record<string, unknown>
+): Record<string, unknown> => ({
+  "messaging.system": "nats",
+  "messaging.destination.name": subject,
+  "messaging.operation.type": type,
+  "messaging.operation.name": name,
+  ...(connection.info?.host === undefined ? {} : { "server.address": connection.info.host }),
+  ...(connection.info?.port === undefined ? {} : { "server.port": connection.info.port }),
+  ...extra
+})
+
+/** The caller's current span, if any: one field of the fiber's cache. */
+export const currentSpan = <A, E, R>(f: (span: Tracer.AnySpan | undefined) => Effect.Effect<A, E, R>) =>
+  Effect.withFiber((fiber) => f(fiber.cache.span))

@@ -1,0 +1,199 @@
+/**
+ * Trace context across the broker: spans named and attributed by the
+ * OpenTelemetry messaging conventions, the producer's span carried in the
+ * message (`traceparent`), the consumer's span its child (or linked), on two
+ * connections (two processes' worth of clients), with an in-memory tracer.
+ */
+import { assert, describe, layer } from "@effect/vitest"
+import { Deferred, Effect, Fiber, Layer, Option, Schedule, Schema, Scope, Stream, Tracer } from "effect"
+import { Consumer, JetStream, JetStreamManager, LocalNats, NatsClient, NatsServer, Processor } from "../../src/index.ts"
+
+interface Recorded {
+  readonly name: string
+  readonly kind: Tracer.SpanKind
+  readonly traceId: string
+  readonly spanId: string
+  readonly parentSpanId: string | undefined
+  readonly attributes: Record<string, unknown>
+  readonly links: ReadonlyArray<{ readonly traceId: string; readonly spanId: string }>
+}
+
+/** A tracer that records every span when it ends. */
+const recordingTracer = () => {
+  const ended: Array<Recorded> = []
+  const tracer = Tracer.make({
+    span(options) {
+      const span = new Tracer.NativeSpan(options)
+      const end = span.end.bind(span)
+      span.end = (endTime, exit) => {
+        end(endTime, exit)
+        ended.push({
+          name: span.name,
+          kind: span.kind,
+          traceId: span.traceId,
+          spanId: span.spanId,
+          parentSpanId: Option.getOrUndefined(span.parent)?.spanId,
+          attributes: Object.fromEntries(span.attributes),
+          links: span.links.map((l) => ({ traceId: l.span.traceId, spanId: l.span.spanId }))
+        })
+      }
+      return span
+    }
+  })
+  return { tracer, ended }
+}
+
+const Order = Schema.Struct({ id: Schema.Int })
+
+/** A second client on the same server: the other process. */
+const otherClient = Effect.gen(function*() {
+  const server = yield* NatsServer.NatsServer
+  return yield* NatsClient.make({ servers: server.urls, logEvents: false })
+})
+
+const named = (ended: ReadonlyArray<Recorded>, name: string) => {
+  const span = ended.find((s) => s.name === name)
+  assert.isDefined(span, `a span named ${name} among ${ended.map((s) => s.name).join(", ")}`)
+  return span as Recorded
+}
+
+/** Once the span named `name` has ended (spans end just after the work they time). */
+const ends = (ended: ReadonlyArray<Recorded>, name: string) =>
+  Effect.sync(() => ended.some((s) => s.name === name)).pipe(
+    Effect.repeat({ until: (done) => done, schedule: Schedule.spaced("5 millis") }),
+    Effect.timeout("5 seconds")
+  )
+
+describe("Tracing", () => {
+  layer(LocalNats.layer({ client: { logEvents: false } }), { excludeTestServices: true })("on a real server", (it) => {
+    it.effect("a JetStream publish's trace reaches the Processor's handler on another connection, as its parent", () =>
+      Effect.gen(function*() {
+        const { ended, tracer } = recordingTracer()
+        const jsm = yield* JetStreamManager.make()
+        yield* jsm.createOrUpdateStream({ name: "TRACED", subjects: ["traced.>"] })
+        yield* jsm.createOrUpdateConsumer("TRACED", { durable: "worker" })
+        const other = yield* otherClient
+        const handled = yield* Deferred.make<Option.Option<string>>()
+        // the consuming process: its own connection and services
+        yield* Effect.gen(function*() {
+          const consumer = yield* Consumer.make({ stream: "TRACED", durable: "worker" })
+          yield* Processor.make({
+            consumer,
+            codec: Order,
+            handler: () =>
+              Effect.flatMap(
+                Effect.option(Effect.currentSpan),
+                (span) => Deferred.succeed(handled, Option.map(span, (s) => s.name))
+              )
+          })
+        }).pipe(
+          Effect.provide(Layer.mergeAll(JetStream.JetStream.layer, JetStreamManager.JetStreamManager.layer)),
+          Effect.provideService(NatsClient.NatsClient, other),
+          Effect.withTracer(tracer)
+        )
+        // the producing process: a request handler that publishes an order
+        const js = yield* JetStream.make()
+        yield* js.publish("traced.orders", JSON.stringify({ id: 1 }), { msgId: "order-1" }).pipe(
+          Effect.withSpan("POST /orders", { kind: "server" }),
+          Effect.withTracer(tracer)
+        )
+        assert.deepStrictEqual(yield* Deferred.await(handled), Option.some("process traced.orders"))
+        const root = named(ended, "POST /orders")
+        const publish = named(ended, "publish traced.orders")
+        yield* ends(ended, "process traced.orders")
+        const process = named(ended, "process traced.orders")
+        assert.strictEqual(publish.kind, "producer")
+        assert.strictEqual(publish.parentSpanId, root.spanId)
+        assert.strictEqual(process.kind, "consumer")
+        assert.strictEqual(process.traceId, root.traceId, "one trace from the request to the handler")
+        assert.strictEqual(process.parentSpanId, publish.spanId, "the handler's span is the publish span's child")
+        // the conventions' attributes
+        assert.deepInclude(publish.attributes, {
+          "messaging.system": "nats",
+          "messaging.destination.name": "traced.orders",
+          "messaging.operation.type": "send",
+          "messaging.operation.name": "publish",
+          "messaging.message.id": "order-1"
+        })
+        assert.isString(publish.attributes["server.address"])
+        assert.isNumber(publish.attributes["server.port"])
+        assert.deepInclude(process.attributes, {
+          "messaging.system": "nats",
+          "messaging.destination.name": "traced.orders",
+          "messaging.operation.type": "process",
+          "messaging.consumer.group.name": "worker",
+          "messaging.message.id": "order-1",
+          "messaging.nats.stream": "TRACED",
+          "messaging.nats.delivery_count": 1
+        })
+      }))
+
+    it.effect("a request's trace reaches the responder on another connection; with traceParent link, a linked new trace", () =>
+      Effect.gen(function*() {
+        const { ended, tracer } = recordingTracer()
+        const other = yield* otherClient
+        const scope = yield* Effect.scope
+        yield* other.serve("traced.echo", (msg) => Effect.succeed(msg.data), { queue: "echoers" }).pipe(
+          Scope.provide(scope),
+          Effect.withTracer(tracer)
+        )
+        yield* other.serve("traced.linked", (msg) => Effect.succeed(msg.data), { traceParent: "link" }).pipe(
+          Scope.provide(scope),
+          Effect.withTracer(tracer)
+        )
+        const nats = yield* NatsClient.NatsClient
+        yield* Effect.gen(function*() {
+          yield* nats.request("traced.echo", "hi")
+          yield* nats.request("traced.linked", "hi")
+        }).pipe(Effect.withSpan("checkout"), Effect.withTracer(tracer))
+        yield* ends(ended, "process traced.linked")
+        const root = named(ended, "checkout")
+        const send = named(ended, "send traced.echo")
+        const served = named(ended, "process traced.echo")
+        assert.strictEqual(send.kind, "client")
+        assert.strictEqual(send.parentSpanId, root.spanId)
+        assert.strictEqual(served.kind, "server")
+        assert.strictEqual(served.traceId, root.traceId)
+        assert.strictEqual(served.parentSpanId, send.spanId)
+        assert.strictEqual(served.attributes["messaging.consumer.group.name"], "echoers")
+        const linkedSend = named(ended, "send traced.linked")
+        const linked = named(ended, "process traced.linked")
+        assert.notStrictEqual(linked.traceId, root.traceId, "a new trace")
+        assert.deepStrictEqual(linked.links, [{ traceId: root.traceId, spanId: linkedSend.spanId }])
+      }))
+
+    it.effect("core publish carries the caller's span; without an active span no trace header is added", () =>
+      Effect.gen(function*() {
+        const { ended, tracer } = recordingTracer()
+        const nats = yield* NatsClient.NatsClient
+        const other = yield* otherClient
+        const received = yield* other.subscribe("traced.core").pipe(Stream.take(4), Stream.runCollect, Effect.forkChild)
+        yield* other.flush
+        yield* nats.publish("traced.core", "traced").pipe(Effect.withSpan("job"), Effect.withTracer(tracer))
+        yield* nats.publish("traced.core", "untraced")
+        // a tracer installed but no span active: still nothing
+        yield* nats.publish("traced.core", "untraced, tracer on").pipe(Effect.withTracer(tracer))
+        const js = yield* JetStream.make()
+        const jsm = yield* JetStreamManager.make()
+        yield* jsm.createOrUpdateStream({ name: "UNTRACED", subjects: ["untraced.js"] })
+        yield* js.publish("untraced.js", "untraced")
+        yield* nats.publish("traced.core", "user headers kept", { headers: { "X-Id": "7" } }).pipe(
+          Effect.withSpan("job 2"),
+          Effect.withTracer(tracer)
+        )
+        const msgs = yield* Fiber.join(received)
+        const publish = named(ended, "publish traced.core")
+        const [traced, untraced, tracerOn, withUser] = msgs
+        assert.strictEqual(traced?.headers?.get("traceparent"), `00-${publish.traceId}-${publish.spanId}-01`)
+        assert.isUndefined(untraced?.headers)
+        assert.isUndefined(tracerOn?.headers)
+        assert.strictEqual(withUser?.headers?.get("X-Id"), "7")
+        assert.match(withUser?.headers?.get("traceparent") ?? "", /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/)
+        const stored = yield* jsm.getMessage("UNTRACED", { lastBySubject: "untraced.js" })
+        assert.isTrue(
+          Option.isSome(stored) && stored.value.headers === undefined,
+          "no header on an untraced JetStream publish"
+        )
+      }))
+  })
+})
