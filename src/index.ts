@@ -176,6 +176,13 @@ export * as Subject from "./schemas/Subject.ts"
 export * as TypedSubject from "./services/TypedSubject.ts"
 
 /**
+ * Trace context across the broker: the producer's span read from a message, and its processing in a child span.
+ *
+ * @since 0.1.0
+ */
+export * as Tracing from "./services/Tracing.ts"
+
+/**
  * The nats.js types that appear in effect-nats signatures (raw connections,
  * messages, headers, consumers, infos and wire configurations), so that a
  * program needs no nats.js import of its own to name them.

@@ -28,6 +28,7 @@ import type { Ack } from "./jsPublish.ts"
 import * as JsPublish from "./jsPublish.ts"
 import type { Slot } from "./publishWindow.ts"
 import { PublishWindow } from "./publishWindow.ts"
+import * as TraceContext from "./traceContext.ts"
 import { headers as checkedHeaders } from "./validation.ts"
 
 const operation = "JetStream.publishAll"
@@ -53,6 +54,8 @@ export interface PipelineOptions<F> {
   readonly retry: Schedule.Schedule<unknown, NatsError.NatsError> | undefined
   /** The failure of the stream for the message that failed. */
   readonly failure: (failed: Failed) => F
+  /** The batch span's `traceparent`, added to every message (when the caller has a span). */
+  readonly traceparent?: string | undefined
 }
 
 /** Sends messages into the window (a message that fails before it is sent takes its slot, failed). */
@@ -64,7 +67,7 @@ const sender = (options: PipelineOptions<unknown>, window: PublishWindow<Ack>) =
     apiPrefix: options.apiPrefix,
     jetstream: options.core.jetstream
   }
-  const { retry, timeoutMillis } = options
+  const { retry, timeoutMillis, traceparent } = options
   let index = 0
   const send = (msg: OutgoingMessage): void => {
     const i = index++
@@ -78,7 +81,8 @@ const sender = (options: PipelineOptions<unknown>, window: PublishWindow<Ack>) =
       hdrs = checked
       const invalid = validation.message(subject, payload, hdrs, operation)
       if (invalid !== undefined) return window.reject(i, subject, msgId, invalid)
-      const headers = JsPublish.headersOf(hdrs, msgId, msg.expect)
+      const plain = JsPublish.headersOf(hdrs, msgId, msg.expect)
+      const headers = traceparent === undefined ? plain : TraceContext.addTraceparent(plain, traceparent)
       JsPublish.send(target, subject, payload, headers, timeoutMillis, window.open(i, subject, msgId, payload, headers))
     } catch (cause) {
       window.reject(i, subject, msgId, cause)

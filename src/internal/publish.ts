@@ -12,6 +12,7 @@ import * as NatsError from "../schemas/NatsError.ts"
 import type { OutgoingMessage, PublishAllOptions, PublishOptions } from "../services/NatsClient.ts"
 import type { NatsCore } from "./core.ts"
 import { fromUnknown, invalidArgument } from "./errors.ts"
+import * as TraceContext from "./traceContext.ts"
 import { headers as checkedHeaders } from "./validation.ts"
 
 /** Default messages between two checkpoints of `publishAll`. */
@@ -100,49 +101,71 @@ export const make = (core: NatsCore): Publisher => {
     }
   }
 
-  const publishBatch = (messages: Iterable<OutgoingMessage>): NatsError.NatsError | undefined => {
+  type PublishOne = (m: OutgoingMessage) => NatsError.NatsError | undefined
+  const plain: PublishOne = (m) => publishNow(m.subject, m.payload, m)
+
+  const publishBatch = (messages: Iterable<OutgoingMessage>, one: PublishOne): NatsError.NatsError | undefined => {
     for (const m of messages) {
-      const failed = publishNow(m.subject, m.payload, m)
+      const failed = one(m)
       if (failed !== undefined) return failed
     }
     return undefined
+  }
+
+  const run = <E, R>(
+    messages: Iterable<OutgoingMessage> | Stream.Stream<OutgoingMessage, E, R>,
+    flushEvery: number,
+    one: PublishOne
+  ): Effect.Effect<void, NatsError.NatsError | E, R> => {
+    const { checkpoint, last } = checkpoints(core)
+    if (!Stream.isStream(messages)) {
+      const iterator = messages[Symbol.iterator]()
+      // up to flushEvery messages, then a checkpoint
+      const loop: Effect.Effect<void, NatsError.NatsError> = Effect.suspend(() => {
+        for (let i = 0; i < flushEvery; i++) {
+          const next = iterator.next()
+          if (next.done === true) return last
+          const failed = one(next.value)
+          if (failed !== undefined) return Effect.fail(failed)
+        }
+        return Effect.andThen(checkpoint, loop)
+      })
+      return loop
+    }
+    let sinceFlush = 0
+    return Stream.runForEachArray(messages, (chunk) => {
+      const failed = publishBatch(chunk, one)
+      if (failed !== undefined) return Effect.fail(failed)
+      sinceFlush += chunk.length
+      if (sinceFlush < flushEvery) return Effect.void
+      sinceFlush = 0
+      return checkpoint
+    }).pipe(Effect.andThen(last))
   }
 
   const publishAll = <E = never, R = never>(
     messages: Iterable<OutgoingMessage> | Stream.Stream<OutgoingMessage, E, R>,
     options: PublishAllOptions | undefined
   ): Effect.Effect<void, NatsError.NatsError | E, R> =>
-    Effect.suspend(() => {
+    Effect.withFiber((fiber) => {
       const flushEvery = options?.flushEvery ?? FLUSH_EVERY
       if (!(Number.isSafeInteger(flushEvery) && flushEvery >= 1)) {
         return Effect.fail(
           invalidArgument("publishAll", `flushEvery must be a positive integer, got ${String(flushEvery)}`)
         )
       }
-      const { checkpoint, last } = checkpoints(core)
-      if (!Stream.isStream(messages)) {
-        const iterator = messages[Symbol.iterator]()
-        // up to flushEvery messages, then a checkpoint
-        const loop: Effect.Effect<void, NatsError.NatsError> = Effect.suspend(() => {
-          for (let i = 0; i < flushEvery; i++) {
-            const next = iterator.next()
-            if (next.done === true) return last
-            const failed = publishNow(next.value.subject, next.value.payload, next.value)
-            if (failed !== undefined) return Effect.fail(failed)
-          }
-          return Effect.andThen(checkpoint, loop)
-        })
-        return loop
-      }
-      let sinceFlush = 0
-      return Stream.runForEachArray(messages, (chunk) => {
-        const failed = publishBatch(chunk)
-        if (failed !== undefined) return Effect.fail(failed)
-        sinceFlush += chunk.length
-        if (sinceFlush < flushEvery) return Effect.void
-        sinceFlush = 0
-        return checkpoint
-      }).pipe(Effect.andThen(last))
+      // no span in the caller: no span here, no header added
+      if (fiber.cache.span === undefined) return run(messages, flushEvery, plain)
+      return Effect.useSpan("publish", {
+        kind: "producer",
+        attributes: {
+          "messaging.system": "nats",
+          "messaging.operation.type": "send",
+          "messaging.operation.name": "publish"
+        }
+      }, (span) =>
+        run(messages, flushEvery, (m) =>
+          publishNow(m.subject, m.payload, { ...m, headers: TraceContext.withSpan(m.headers, span) })))
     })
 
   return { publishNow, publishAll }

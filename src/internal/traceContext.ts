@@ -15,7 +15,7 @@
  */
 import type { MsgHdrs } from "@nats-io/nats-core"
 import { headers as natsHeaders } from "@nats-io/nats-core"
-import { Effect, Tracer } from "effect"
+import { Effect, Scope, Tracer } from "effect"
 import * as Headers from "../schemas/Headers.ts"
 
 /** The W3C header names. */
@@ -61,6 +61,31 @@ export const withSpan = (
   }
   out.set(TRACEPARENT, format(span))
   return out
+}
+
+/**
+ * The batch span of a `publishAll` run by a caller that has a span (ended
+ * with `scope`): its `traceparent`, for every message; `undefined` when the
+ * caller has no span.
+ */
+export const batchTraceparent = (
+  scope: Scope.Scope,
+  attributes: Record<string, unknown>
+): Effect.Effect<string | undefined> =>
+  Effect.withFiber((fiber) =>
+    fiber.cache.span === undefined
+      ? Effect.succeed(undefined)
+      : Effect.map(
+        Scope.provide(Effect.makeSpanScoped("publish", { kind: "producer", attributes }), scope),
+        format
+      )
+  )
+
+/** `headers` (made when there are none) with `traceparent` unless they have one. */
+export const addTraceparent = (headers: MsgHdrs | undefined, traceparent: string): MsgHdrs => {
+  const h = headers ?? natsHeaders()
+  if (!h.has(TRACEPARENT)) h.set(TRACEPARENT, traceparent)
+  return h
 }
 
 /** How a consumer's span relates to the producer's: its child (default), or a new trace linked to it. */

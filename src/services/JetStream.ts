@@ -408,7 +408,13 @@ export const make: (options?: JetStreamOptions) => Effect.Effect<JetStreamShape,
           ? defaultTimeout
           : Validation.timeoutMillis(operation, options.timeout)
         if (typeof timeoutMillis !== "number") return yield* timeoutMillis
+        const traceparent = yield* TraceContext.batchTraceparent(scope, {
+          "messaging.system": "nats",
+          "messaging.operation.type": "send",
+          "messaging.operation.name": "publish"
+        })
         return yield* Pipeline.make(upstream, scope, {
+          traceparent,
           core: nats.core,
           apiPrefix,
           retry: options?.retry,

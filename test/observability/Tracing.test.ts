@@ -6,7 +6,16 @@
  */
 import { assert, describe, layer } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Layer, Option, Schedule, Schema, Scope, Stream, Tracer } from "effect"
-import { Consumer, JetStream, JetStreamManager, LocalNats, NatsClient, NatsServer, Processor } from "../../src/index.ts"
+import {
+  Consumer,
+  JetStream,
+  JetStreamManager,
+  LocalNats,
+  NatsClient,
+  NatsServer,
+  Processor,
+  Tracing
+} from "../../src/index.ts"
 
 interface Recorded {
   readonly name: string
@@ -194,6 +203,70 @@ describe("Tracing", () => {
           Option.isSome(stored) && stored.value.headers === undefined,
           "no header on an untraced JetStream publish"
         )
+      }))
+
+    it.effect("publishAll (core and JetStream) carries one batch span's traceparent in every message, only under a span", () =>
+      Effect.gen(function*() {
+        const { ended, tracer } = recordingTracer()
+        const nats = yield* NatsClient.NatsClient
+        const other = yield* otherClient
+        const received = yield* other.subscribe("batch.core").pipe(Stream.take(4), Stream.runCollect, Effect.forkChild)
+        yield* other.flush
+        const two = [{ subject: "batch.core", payload: "a" }, { subject: "batch.core", payload: "b" }]
+        yield* nats.publishAll(two).pipe(Effect.withSpan("import"), Effect.withTracer(tracer))
+        yield* nats.publishAll(two)
+        const [a, b, c, d] = yield* Fiber.join(received)
+        const root = named(ended, "import")
+        const batch = ended.find((s) => s.name === "publish" && s.parentSpanId === root.spanId)
+        assert.isDefined(batch)
+        const expected = `00-${batch?.traceId}-${batch?.spanId}-01`
+        assert.deepStrictEqual([a?.headers?.get("traceparent"), b?.headers?.get("traceparent")], [expected, expected])
+        assert.deepStrictEqual([c?.headers, d?.headers], [undefined, undefined])
+        // JetStream
+        const js = yield* JetStream.make()
+        const jsm = yield* JetStreamManager.make()
+        yield* jsm.createOrUpdateStream({ name: "BATCH", subjects: ["batch.js.>"] })
+        yield* Stream.runDrain(js.publishAll([{ subject: "batch.js.traced", payload: "x", msgId: "m1" }])).pipe(
+          Effect.withSpan("sync"),
+          Effect.withTracer(tracer)
+        )
+        yield* Stream.runDrain(js.publishAll([{ subject: "batch.js.untraced", payload: "y" }]))
+        yield* ends(ended, "sync")
+        const sync = named(ended, "sync")
+        const jsBatch = ended.find((s) => s.name === "publish" && s.parentSpanId === sync.spanId)
+        assert.isDefined(jsBatch)
+        const traced = yield* jsm.getMessage("BATCH", { lastBySubject: "batch.js.traced" })
+        const untraced = yield* jsm.getMessage("BATCH", { lastBySubject: "batch.js.untraced" })
+        assert.strictEqual(
+          Option.getOrUndefined(traced)?.headers?.get("traceparent"),
+          `00-${jsBatch?.traceId}-${jsBatch?.spanId}-01`
+        )
+        assert.strictEqual(Option.getOrUndefined(traced)?.headers?.get("Nats-Msg-Id"), "m1")
+        assert.isUndefined(Option.getOrUndefined(untraced)?.headers)
+      }))
+
+    it.effect("Tracing.process: a subscriber's handling of a message as the child of its publish span", () =>
+      Effect.gen(function*() {
+        const { ended, tracer } = recordingTracer()
+        const nats = yield* NatsClient.NatsClient
+        const other = yield* otherClient
+        const done = yield* Deferred.make<void>()
+        yield* other.subscribe("orders.created").pipe(
+          Stream.runForEach((msg) =>
+            Effect.andThen(Effect.log("charging"), Deferred.succeed(done, undefined)).pipe(Tracing.process(msg))
+          ),
+          Effect.withTracer(tracer),
+          Effect.forkChild
+        )
+        yield* other.flush
+        yield* nats.publish("orders.created", "o-1").pipe(Effect.withSpan("checkout"), Effect.withTracer(tracer))
+        yield* Deferred.await(done)
+        yield* ends(ended, "process orders.created")
+        const publish = named(ended, "publish orders.created")
+        const processed = named(ended, "process orders.created")
+        assert.strictEqual(processed.kind, "consumer")
+        assert.strictEqual(processed.traceId, publish.traceId)
+        assert.strictEqual(processed.parentSpanId, publish.spanId)
       }))
   })
 })
