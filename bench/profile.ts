@@ -17,6 +17,7 @@ import { jetstreamScenarios, openJetStream } from "./scenarios/jetstream.ts"
 import { kvScenarios } from "./scenarios/kv.ts"
 import { memoryScenarios } from "./scenarios/memory.ts"
 import { objectStoreScenarios } from "./scenarios/objectStore.ts"
+import { tracingScenarios } from "./scenarios/tracing.ts"
 
 const [name = "", side = "effect", runsText = "3"] = process.argv.slice(2)
 const quick = process.argv.includes("--quick")
@@ -33,6 +34,7 @@ try {
     ...jetstreamScenarios(clients, await openJetStream(clients)),
     ...kvScenarios(clients),
     ...objectStoreScenarios(clients),
+    ...tracingScenarios(clients),
     ...memoryScenarios(clients)
   ]
   const scenario = all.find((s) => s.name === name)

@@ -15,6 +15,7 @@ import { jetstreamScenarios, openJetStream, withOneByOne } from "./scenarios/jet
 import { kvScenarios } from "./scenarios/kv.ts"
 import { memoryScenarios } from "./scenarios/memory.ts"
 import { objectStoreScenarios } from "./scenarios/objectStore.ts"
+import { tracingScenarios } from "./scenarios/tracing.ts"
 
 const args = process.argv.slice(2)
 const quick = args.includes("--quick")
@@ -38,6 +39,7 @@ const scenarios: ReadonlyArray<Scenario> = [
   ...jetstreamScenarios(clients, jsClients),
   ...kvScenarios(clients),
   ...objectStoreScenarios(clients),
+  ...tracingScenarios(clients),
   ...memoryScenarios(clients)
 ]
   .filter((s) => only === undefined || only.has(s.name))

@@ -116,11 +116,18 @@ export const process = <A, E, R>(
     const producer = fromHeaders(headers)
     if (producer === undefined && fiber.cache.tracer === undefined) return effect
     const attributes = options.attributes()
+    // no stack trace captured: a span per message
     const spanOptions = producer === undefined
-      ? { kind: options.kind, attributes }
+      ? { kind: options.kind, attributes, captureStackTrace: false }
       : options.relation === "link"
-      ? { kind: options.kind, attributes, root: true, links: [{ span: producer, attributes: {} }] }
-      : { kind: options.kind, attributes, parent: producer }
+      ? {
+        kind: options.kind,
+        attributes,
+        root: true,
+        links: [{ span: producer, attributes: {} }],
+        captureStackTrace: false
+      }
+      : { kind: options.kind, attributes, parent: producer, captureStackTrace: false }
     return Effect.withSpan(effect, name, spanOptions)
   })
 
