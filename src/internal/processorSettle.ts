@@ -96,13 +96,7 @@ const runHandler = <A, E, R>(
   envelope: JsEnvelope.JsEnvelope<A>
 ): Effect.Effect<Failure<E> | undefined, never, R> => {
   const timeout = options.handlerTimeout
-  // a consumer span per message, the child of the producer's (when it sent one, or a tracer is installed)
-  const handled = TraceContext.process(
-    `process ${envelope.subject}`,
-    envelope.headers,
-    { kind: "consumer", attributes: () => jetStreamAttributes(envelope), relation: options.traceParent },
-    Effect.as(effectOf("the handler", () => options.handler(envelope.value, envelope)), undefined)
-  )
+  const handled = Effect.as(effectOf("the handler", () => options.handler(envelope.value, envelope)), undefined)
   const bounded: Effect.Effect<Failure<E> | undefined, E, R> = timeout === undefined ? handled : handled.pipe(
     Effect.timeoutOrElse({
       duration: timeout,
@@ -224,10 +218,18 @@ export const makeSettler = <A, E, R>(options: SettleOptions<A, E, R>) => {
     const decoded = Decode.payload(options.codec, msg)
     if (Result.isFailure(decoded)) return deadLetter(msg, "decode", decoded.failure.message, "decode_failed")
     const envelope = envelopeOf(decoded.success, msg)
-    return Effect.flatMap(runHandler(options, envelope), (failure) =>
-      failure === undefined
-        ? ack(envelope)
-        : Effect.catch(onFailure(envelope, failure), (e) => couldNotSettle(msg, e)))
+    // a consumer span per message (the child of the producer's, when it sent one, or when a tracer is
+    // installed), the handler and the settlement inside it
+    return TraceContext.processWith(
+      `process ${msg.subject}`,
+      envelope.headers,
+      { kind: "consumer", attributes: () => jetStreamAttributes(envelope), relation: options.traceParent },
+      (traced) =>
+        Effect.flatMap(runHandler(options, envelope), (failure) =>
+          failure === undefined
+            ? traced ? TraceContext.settle("ack", msg.subject, () => ack(envelope)) : ack(envelope)
+            : Effect.catch(onFailure(envelope, failure), (e) => couldNotSettle(msg, e)))
+    )
   }
 
   /** A handler interrupted by the shutdown: back to the server (delayed: see `Processor`'s shutdown). */

@@ -111,10 +111,18 @@ export const process = <A, E, R>(
   headers: MsgHdrs | undefined,
   options: ProcessOptions,
   effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> => processWith(name, headers, options, () => effect)
+
+/** `process`, the handling told whether it runs in a span (to add spans of its own, such as the ack's). */
+export const processWith = <A, E, R>(
+  name: string,
+  headers: MsgHdrs | undefined,
+  options: ProcessOptions,
+  handling: (traced: boolean) => Effect.Effect<A, E, R>
 ): Effect.Effect<A, E, R> =>
   Effect.withFiber((fiber) => {
     const producer = fromHeaders(headers)
-    if (producer === undefined && fiber.cache.tracer === undefined) return effect
+    if (producer === undefined && fiber.cache.tracer === undefined) return handling(false)
     const attributes = options.attributes()
     // no stack trace captured: a span per message
     const spanOptions = producer === undefined
@@ -128,8 +136,20 @@ export const process = <A, E, R>(
         captureStackTrace: false
       }
       : { kind: options.kind, attributes, parent: producer, captureStackTrace: false }
-    return Effect.withSpan(effect, name, spanOptions)
+    return Effect.withSpan(handling(true), name, spanOptions)
   })
+
+/** A settlement (`ack`, `nak`, `term`) in a span of its own (kind consumer, operation type `settle`). */
+export const settle = <A, E, R>(name: string, subject: string, settling: () => Effect.Effect<A, E, R>) =>
+  Effect.useSpan(name, {
+    kind: "consumer",
+    attributes: {
+      "messaging.system": "nats",
+      "messaging.destination.name": subject,
+      "messaging.operation.type": "settle",
+      "messaging.operation.name": name
+    }
+  }, settling)
 
 /**
  * The conventions' attributes of an operation on a subject:

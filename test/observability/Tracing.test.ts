@@ -116,6 +116,9 @@ describe("Tracing", () => {
         assert.strictEqual(process.kind, "consumer")
         assert.strictEqual(process.traceId, root.traceId, "one trace from the request to the handler")
         assert.strictEqual(process.parentSpanId, publish.spanId, "the handler's span is the publish span's child")
+        const ack = named(ended, "ack")
+        assert.strictEqual(ack.parentSpanId, process.spanId, "the ack is settled inside the message's span")
+        assert.strictEqual(ack.attributes["messaging.operation.type"], "settle")
         // the conventions' attributes
         assert.deepInclude(publish.attributes, {
           "messaging.system": "nats",
