@@ -17,6 +17,7 @@ import * as JobQueue from "./job-queue.ts"
 import * as OrderProcessor from "./order-processor.ts"
 import * as Pricing from "./pricing.ts"
 import * as QueueWorker from "./queue-worker.ts"
+import * as TraceOrder from "./trace-order.ts"
 import * as Wildcards from "./wildcards.ts"
 
 const chapter = (title: string) => Console.log(`\n== ${title}`)
@@ -195,6 +196,15 @@ const story = Effect.gen(function*() {
       Object.entries(jobs.attempts).map(([job, n]) => `${job} ×${n}`).join(", ")
     }), broken.png dead-lettered after 3 attempts`
   )
+
+  yield* chapter("9. One order's trace across the broker")
+  const trace = yield* Effect.scoped(TraceOrder.program).pipe(
+    Effect.provideService(References.MinimumLogLevel, "Error")
+  )
+  yield* Console.log(
+    "an HTTP handler publishes; the billing service's Processor (its own connection) charges and acks:"
+  )
+  for (const line of trace.lines) yield* Console.log(`  ${line}`)
 
   yield* chapter("Done")
   yield* Console.log("releasing: subscriptions drain, the connection closes, the server stops and its store is removed")

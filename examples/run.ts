@@ -18,7 +18,8 @@ const examples: Record<string, () => Promise<{ readonly main: Effect.Effect<unkn
   "order-processor": () => import("./order-processor.ts"),
   "config-service": () => import("./config-service.ts"),
   "file-store": () => import("./file-store.ts"),
-  "job-queue": () => import("./job-queue.ts")
+  "job-queue": () => import("./job-queue.ts"),
+  "trace-order": () => import("./trace-order.ts")
 }
 
 const name = process.argv[2]

@@ -10,6 +10,7 @@ import * as JsPushConsumer from "../examples/jetstream-push-consumer.ts"
 import * as JsSetup from "../examples/jetstream-setup.ts"
 import * as JobQueue from "../examples/job-queue.ts"
 import * as OrderProcessor from "../examples/order-processor.ts"
+import * as TraceOrder from "../examples/trace-order.ts"
 import type { ConnectionEvent } from "../src/index.ts"
 import { JetStreamManager, LocalNats } from "../src/index.ts"
 
@@ -163,6 +164,29 @@ describe("KV, Object Store and persistence examples", () => {
           "broken.png": 3,
           "owl.png": 1
         })
+      }).pipe(Effect.provide(LocalNats.layer({ client: { logEvents: false } })), Effect.provide(Logger.layer([]))),
+    60_000
+  )
+})
+
+describe("trace-order example", () => {
+  it.live(
+    "one trace from the HTTP handler to the ack, drawn as a tree",
+    () =>
+      Effect.gen(function*() {
+        const { lines, spans } = yield* Effect.scoped(TraceOrder.program)
+        const names = lines.map((line) => line.trim().replace(/^[└├─│ ]+/, "").replace(/\s+[\d.]+ ms$/, ""))
+        assert.deepStrictEqual(names, [
+          "POST /orders (server)",
+          "publish shop.orders.created (producer)",
+          "process shop.orders.created (consumer)",
+          "charge card",
+          "ack (consumer)"
+        ])
+        assert.strictEqual(
+          new Set(spans.filter((s) => names.some((n) => n.startsWith(s.name))).map((s) => s.traceId)).size,
+          1
+        )
       }).pipe(Effect.provide(LocalNats.layer({ client: { logEvents: false } })), Effect.provide(Logger.layer([]))),
     60_000
   )
