@@ -9,7 +9,7 @@
 import type { ConnectionOptions, NatsConnection } from "@nats-io/nats-core"
 import { errors as natsErrors } from "@nats-io/nats-core"
 import { connect as natsConnect } from "@nats-io/transport-node"
-import { Deferred, Duration, Effect, Exit, Option, PubSub, Schedule, Stream } from "effect"
+import { Deferred, Duration, Effect, Exit, Metric, Option, PubSub, Schedule, Stream } from "effect"
 import type { ConnectionEvent } from "../schemas/ConnectionEvent.ts"
 import type * as NatsError from "../schemas/NatsError.ts"
 import type { NatsClientOptions } from "../services/NatsClient.ts"
@@ -17,6 +17,7 @@ import * as ConnectionEvents from "./connectionEvents.ts"
 import * as ConnectOptions from "./connectOptions.ts"
 import * as Credentials from "./credentials.ts"
 import { connectionClosed, fromUnknown, timeout } from "./errors.ts"
+import * as Metrics from "./metrics.ts"
 import type { ReconnectDriver } from "./reconnect.ts"
 import { makeReconnectDriver } from "./reconnect.ts"
 import * as TlsOptions from "./tlsOptions.ts"
@@ -193,6 +194,7 @@ export const connect = Effect.fnUntraced(function*(options: NatsClientOptions) {
   const disconnected = listeners<[]>()
   const emit = (event: ConnectionEvent) => {
     if (event._tag === "Disconnected") disconnected.call()
+    if (event._tag === "Reconnected") runFork(Metric.update(Metrics.reconnects, 1))
     PubSub.publishUnsafe(events, event)
     if (logEvents) runFork(ConnectionEvents.log(event))
     if (onEvent !== undefined) runFork(onEvent(event))

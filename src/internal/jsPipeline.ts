@@ -16,7 +16,7 @@
  */
 import type { MsgHdrs } from "@nats-io/nats-core"
 import { nuid } from "@nats-io/nats-core"
-import type { Duration, Scope } from "effect"
+import type { Context, Duration, Scope } from "effect"
 import { Cause, Clock, Effect, Exit, Result, Schedule } from "effect"
 import type * as Arr from "effect/Array"
 import * as Pull from "effect/Pull"
@@ -26,6 +26,7 @@ import type { NatsCore } from "./core.ts"
 import { jsFromUnknown } from "./jsErrors.ts"
 import type { Ack } from "./jsPublish.ts"
 import * as JsPublish from "./jsPublish.ts"
+import * as Metrics from "./metrics.ts"
 import type { Slot } from "./publishWindow.ts"
 import { PublishWindow } from "./publishWindow.ts"
 import * as TraceContext from "./traceContext.ts"
@@ -56,6 +57,8 @@ export interface PipelineOptions<F> {
   readonly failure: (failed: Failed) => F
   /** The batch span's `traceparent`, added to every message (when the caller has a span). */
   readonly traceparent?: string | undefined
+  /** Where the published messages are counted (the metrics' registry). */
+  readonly context: Context.Context<never>
 }
 
 /** Sends messages into the window (a message that fails before it is sent takes its slot, failed). */
@@ -84,6 +87,7 @@ const sender = (options: PipelineOptions<unknown>, window: PublishWindow<Ack>) =
       const plain = JsPublish.headersOf(hdrs, msgId, msg.expect)
       const headers = traceparent === undefined ? plain : TraceContext.addTraceparent(plain, traceparent)
       JsPublish.send(target, subject, payload, headers, timeoutMillis, window.open(i, subject, msgId, payload, headers))
+      Metrics.countPublished(subject, Metrics.sizeOf(payload), options.context)
     } catch (cause) {
       window.reject(i, subject, msgId, cause)
     }

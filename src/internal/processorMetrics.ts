@@ -7,8 +7,10 @@
  * @internal
  */
 import type { JsMsg } from "@nats-io/jetstream"
+import type { Context } from "effect"
 import { Effect, Metric } from "effect"
 import type { MessageOutcome, Outcome } from "../services/Processor.ts"
+import * as Metrics from "./metrics.ts"
 
 /** Messages by outcome (attribute `outcome`). */
 export const messages = Metric.counter("effect_nats_processor_messages", {
@@ -40,9 +42,19 @@ export class ProcessorMetrics {
   private acked = 0
   private activeReported = 0
   private sinceReport = 0
+  private readonly processing: Metric.Metric<number, unknown>
+  private readonly age: Metric.Metric<number, unknown>
+  /** The consumer's lag (`num_pending`, `num_ack_pending`), set by `lag`. */
+  readonly pending: Metric.Metric<number, unknown>
+  readonly ackPending: Metric.Metric<number, unknown>
 
   constructor(stream: string, consumer: string, observer?: ((outcome: MessageOutcome) => void) | undefined) {
     this.observer = observer
+    const attributes = { stream, consumer }
+    this.processing = Metric.withAttributes(Metrics.processingDuration, attributes)
+    this.age = Metric.withAttributes(Metrics.messageAge, attributes)
+    this.pending = Metric.withAttributes(Metrics.consumerPending, attributes)
+    this.ackPending = Metric.withAttributes(Metrics.consumerAckPending, attributes)
     const counters = new Map(
       outcomes.map((outcome) => [outcome, Metric.withAttributes(messages, { outcome, stream, consumer })])
     )
@@ -69,6 +81,20 @@ export class ProcessorMetrics {
       counted,
       Effect.sync(() => this.tell(outcome, msg, detail))
     )
+  }
+
+  /** A message taken: its age (now - stored). */
+  taken(msg: JsMsg, context: Context.Context<never>): void {
+    try {
+      this.age.updateUnsafe(Math.max(0, Date.now() - msg.info.timestampNanos / 1e6), context)
+    } catch {
+      // no JetStream info (not a JetStream message): nothing to measure
+    }
+  }
+
+  /** A handler's duration. */
+  handled(millis: number, context: Context.Context<never>): void {
+    this.processing.updateUnsafe(millis, context)
   }
 
   /** One more ack (reported with the next batch). */

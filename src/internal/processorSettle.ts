@@ -213,6 +213,16 @@ export const makeSettler = <A, E, R>(options: SettleOptions<A, E, R>) => {
     return Effect.void
   }
 
+  /** The message's age when taken, and the handler's duration. */
+  const timed = <B, R2>(msg: JsMsg, handling: Effect.Effect<B, never, R2>): Effect.Effect<B, never, R2> => {
+    metrics.taken(msg, options.context)
+    const started = performance.now()
+    return Effect.map(handling, (result) => {
+      metrics.handled(performance.now() - started, options.context)
+      return result
+    })
+  }
+
   /** Decodes, handles and settles one message. Never fails. */
   const settle = (msg: JsMsg): Effect.Effect<void, never, R> => {
     const decoded = Decode.payload(options.codec, msg)
@@ -225,7 +235,7 @@ export const makeSettler = <A, E, R>(options: SettleOptions<A, E, R>) => {
       envelope.headers,
       { kind: "consumer", attributes: () => jetStreamAttributes(envelope), relation: options.traceParent },
       (traced) =>
-        Effect.flatMap(runHandler(options, envelope), (failure) =>
+        Effect.flatMap(timed(msg, runHandler(options, envelope)), (failure) =>
           failure === undefined
             ? traced ? TraceContext.settle("ack", msg.subject, () => ack(envelope)) : ack(envelope)
             : Effect.catch(onFailure(envelope, failure), (e) => couldNotSettle(msg, e)))

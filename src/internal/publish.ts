@@ -12,6 +12,7 @@ import * as NatsError from "../schemas/NatsError.ts"
 import type { OutgoingMessage, PublishAllOptions, PublishOptions } from "../services/NatsClient.ts"
 import type { NatsCore } from "./core.ts"
 import { fromUnknown, invalidArgument } from "./errors.ts"
+import * as Metrics from "./metrics.ts"
 import * as TraceContext from "./traceContext.ts"
 import { headers as checkedHeaders } from "./validation.ts"
 
@@ -115,9 +116,20 @@ export const make = (core: NatsCore): Publisher => {
   const run = <E, R>(
     messages: Iterable<OutgoingMessage> | Stream.Stream<OutgoingMessage, E, R>,
     flushEvery: number,
-    one: PublishOne
+    send: PublishOne,
+    tally: Metrics.PublishTally
   ): Effect.Effect<void, NatsError.NatsError | E, R> => {
-    const { checkpoint, last } = checkpoints(core)
+    const one: PublishOne = (m) => {
+      const failed = send(m)
+      if (failed === undefined) tally.add(m.subject, m.payload)
+      return failed
+    }
+    // the counts go to the metrics at every checkpoint, and at the end whatever it is
+    const counted = <A, E2, R2>(effect: Effect.Effect<A, E2, R2>) =>
+      Effect.ensuring(effect, Effect.sync(() => tally.flush()))
+    const points = checkpoints(core)
+    const checkpoint = counted(points.checkpoint)
+    const last = counted(points.last)
     if (!Stream.isStream(messages)) {
       const iterator = messages[Symbol.iterator]()
       // up to flushEvery messages, then a checkpoint
@@ -154,8 +166,10 @@ export const make = (core: NatsCore): Publisher => {
           invalidArgument("publishAll", `flushEvery must be a positive integer, got ${String(flushEvery)}`)
         )
       }
+      const tally = new Metrics.PublishTally(fiber.context)
+      const flushed = Effect.sync(() => tally.flush())
       // no span in the caller: no span here, no header added
-      if (fiber.cache.span === undefined) return run(messages, flushEvery, plain)
+      if (fiber.cache.span === undefined) return Effect.onError(run(messages, flushEvery, plain, tally), () => flushed)
       return Effect.useSpan("publish", {
         kind: "producer",
         attributes: {
@@ -164,8 +178,15 @@ export const make = (core: NatsCore): Publisher => {
           "messaging.operation.name": "publish"
         }
       }, (span) =>
-        run(messages, flushEvery, (m) =>
-          publishNow(m.subject, m.payload, { ...m, headers: TraceContext.withSpan(m.headers, span) })))
+        Effect.onError(
+          run(
+            messages,
+            flushEvery,
+            (m) => publishNow(m.subject, m.payload, { ...m, headers: TraceContext.withSpan(m.headers, span) }),
+            tally
+          ),
+          () => flushed
+        ))
     })
 
   return { publishNow, publishAll }

@@ -13,6 +13,7 @@ import type { RequestManyOptions, RequestOptions } from "../services/NatsClient.
 import type { NatsCore } from "./core.ts"
 import { millis } from "./duration.ts"
 import { fromUnknown, noResponders, serviceError } from "./errors.ts"
+import * as Metrics from "./metrics.ts"
 import * as TraceContext from "./traceContext.ts"
 import { counts, durations, headers as checkedHeaders, timeoutMillis } from "./validation.ts"
 
@@ -62,19 +63,27 @@ export const request = (
     // a number (the default included) is milliseconds already: no Duration parsed per call
     const timeout = timeoutMillis("request", options?.timeout ?? REQUEST_TIMEOUT)
     if (typeof timeout !== "number") return Effect.fail(timeout)
-    return Effect.callback<Msg, NatsError.NatsError>((resume) =>
-      Effect.sync(core.requests.send("request", subject, payload, prepared, timeout, (outcome) => {
-        switch (outcome._tag) {
-          case "Reply": {
-            const failed = serviceFailure(subject, outcome.msg)
-            return resume(failed === undefined ? Effect.succeed(outcome.msg) : Effect.fail(failed))
+    return Effect.withFiber((fiber) =>
+      Effect.callback<Msg, NatsError.NatsError>((resume) => {
+        const started = performance.now()
+        // sent now; the Effect returned cancels it (on interruption)
+        return Effect.sync(core.requests.send("request", subject, payload, prepared, timeout, (outcome) => {
+          switch (outcome._tag) {
+            case "Reply": {
+              Metrics.requestDurationOf(Metrics.familyOf(subject)).updateUnsafe(
+                performance.now() - started,
+                fiber.context
+              )
+              const failed = serviceFailure(subject, outcome.msg)
+              return resume(failed === undefined ? Effect.succeed(outcome.msg) : Effect.fail(failed))
+            }
+            case "NoResponders":
+              return resume(Effect.fail(noResponders("request", subject)))
+            case "Failed":
+              return resume(Effect.fail(outcome.error))
           }
-          case "NoResponders":
-            return resume(Effect.fail(noResponders("request", subject)))
-          case "Failed":
-            return resume(Effect.fail(outcome.error))
-        }
-      }))
+        }))
+      })
     )
   })
 

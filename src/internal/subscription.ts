@@ -14,6 +14,7 @@ import type * as NatsError from "../schemas/NatsError.ts"
 import type { Overflow } from "../schemas/Overflow.ts"
 import type { NatsCore } from "./core.ts"
 import { connectionClosed, fromUnknown, slowConsumer } from "./errors.ts"
+import * as Metrics from "./metrics.ts"
 import { refusal } from "./subscriptionLimit.ts"
 
 export interface BridgeOptions {
@@ -107,20 +108,35 @@ export const acquire = (
   const nc = core.connection
   const hooks = core.bridge
   return Effect.flatMap(
-    Queue.make<Msg, NatsError.NatsError | Cause.Done>({
-      capacity: options.bufferSize,
-      strategy: options.overflow === "dropOldest" ? "sliding" : "dropping"
-    }),
-    (queue) => {
+    Effect.zip(
+      Queue.make<Msg, NatsError.NatsError | Cause.Done>({
+        capacity: options.bufferSize,
+        strategy: options.overflow === "dropOldest" ? "sliding" : "dropping"
+      }),
+      Effect.context<never>()
+    ),
+    ([queue, context]) => {
       let unsubscribed = false
       let bytes = 0
       let sub: Subscription | undefined
+      // the metrics of the subscription's pattern, updated a chunk at a time
+      const receivedCount = Metrics.receivedOf(subject)
+      const receivedBytes = Metrics.receivedBytesOf(subject)
       const messages = Stream.fromQueue(queue).pipe(Stream.mapArray((chunk) => {
-        for (const msg of chunk) bytes -= msg.data.length
+        let size = 0
+        for (const msg of chunk) size += msg.data.length
+        bytes -= size
+        receivedCount.updateUnsafe(chunk.length, context)
+        if (size > 0) receivedBytes.updateUnsafe(size, context)
         return chunk
       }))
       let confirmation: Promise<Error | undefined> = Promise.resolve(undefined)
-      const drops = new Drops(() => hooks.onSlowConsumer(subject, drops.dropped, options.bufferSize))
+      let droppedReported = 0
+      const drops = new Drops(() => {
+        Metrics.droppedOf(subject).updateUnsafe(drops.dropped - droppedReported, context)
+        droppedReported = drops.dropped
+        hooks.onSlowConsumer(subject, drops.dropped, options.bufferSize)
+      })
       const confirmed = Effect.flatMap(
         Effect.tryPromise({ try: () => confirmation, catch: (cause) => fromUnknown(cause, { operation: "flush" }) }),
         (refused) =>

@@ -19,6 +19,7 @@ import type * as Arr from "effect/Array"
 import * as Pull from "effect/Pull"
 import * as Pipeline from "../internal/jsPipeline.ts"
 import * as JsPublish from "../internal/jsPublish.ts"
+import * as Metrics from "../internal/metrics.ts"
 import * as TraceContext from "../internal/traceContext.ts"
 import * as Validation from "../internal/validation.ts"
 import * as Codec from "../schemas/Codec.ts"
@@ -390,7 +391,14 @@ export const make: (options?: JetStreamOptions) => Effect.Effect<JetStreamShape,
             (result) => resume(Effect.fromResult(result))
           ))
         )
-        return options?.retry === undefined ? once : retrying(once, options.retry)
+        const sent = options?.retry === undefined ? once : retrying(once, options.retry)
+        // counted once stored
+        return Effect.withFiber((fiber) =>
+          Effect.map(sent, (ack) => {
+            Metrics.countPublished(subject, Metrics.sizeOf(payload), fiber.context)
+            return ack
+          })
+        )
       })
 
     /** The pipeline of `publishAll` / `sink`, its options checked. */
@@ -415,6 +423,7 @@ export const make: (options?: JetStreamOptions) => Effect.Effect<JetStreamShape,
         })
         return yield* Pipeline.make(upstream, scope, {
           traceparent,
+          context: yield* Effect.context<never>(),
           core: nats.core,
           apiPrefix,
           retry: options?.retry,

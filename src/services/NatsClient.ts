@@ -10,6 +10,7 @@ import { Config, Context, Deferred, Duration, Effect, Layer, Option, PubSub, Str
 import * as Connection from "../internal/connection.ts"
 import * as Core from "../internal/core.ts"
 import { fromUnknown } from "../internal/errors.ts"
+import * as Metrics from "../internal/metrics.ts"
 import * as Publish from "../internal/publish.ts"
 import * as Request from "../internal/request.ts"
 import * as Serve from "../internal/serve.ts"
@@ -446,7 +447,9 @@ export const make: (
           // no span in the caller: no span here, no header added
           if (fiber.cache.span === undefined) {
             const failed = publishNow(subject, payload, options)
-            return failed === undefined ? Effect.void : Effect.fail(failed)
+            if (failed !== undefined) return Effect.fail(failed)
+            Metrics.countPublished(subject, Metrics.sizeOf(payload), fiber.context)
+            return Effect.void
           }
           return Effect.useSpan(`publish ${subject}`, {
             kind: "producer",
@@ -454,7 +457,9 @@ export const make: (
           }, (span) => {
             const traced = { ...options, headers: TraceContext.withSpan(options?.headers, span) }
             const failed = publishNow(subject, payload, traced)
-            return failed === undefined ? Effect.void : Effect.fail(failed)
+            if (failed !== undefined) return Effect.fail(failed)
+            Metrics.countPublished(subject, Metrics.sizeOf(payload), fiber.context)
+            return Effect.void
           })
         }),
       publishAll,

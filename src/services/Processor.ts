@@ -64,7 +64,7 @@
  */
 import type { JsMsg } from "@nats-io/jetstream"
 import type { Scope } from "effect"
-import { Cause, Duration, Effect, Exit, Fiber, Layer, Option, Queue, Schedule, Stream } from "effect"
+import { Cause, Duration, Effect, Exit, Fiber, Layer, Metric, Option, Queue, Schedule, Stream } from "effect"
 import * as DeadLetter from "../internal/deadLetter.ts"
 import { invalidArgument } from "../internal/errors.ts"
 import * as Metrics from "../internal/processorMetrics.ts"
@@ -143,6 +143,12 @@ export interface ProcessorOptions<A, E, R> {
    * publish to the handler), or the root of a new trace linked to it.
    */
   readonly traceParent?: "child" | "link" | undefined
+  /**
+   * How often the consumer's lag is read (its info: `num_pending`,
+   * `num_ack_pending`) into the gauges `effect_nats_consumer_pending` and
+   * `effect_nats_consumer_ack_pending`. Default 10 s.
+   */
+  readonly lagInterval?: Duration.Input | undefined
   /** A handler running longer fails with `TimedOut`. */
   readonly handlerTimeout?: Duration.Input | undefined
   /**
@@ -267,6 +273,9 @@ const settingsOf = Effect.fnUntraced(function*<A, E, R>(options: ProcessorOption
         options.workingInterval,
         Duration.millis(Math.max(50, Math.floor(ackWaitMillis / 3)))
       )
+    ),
+    lagInterval: yield* Effect.fromResult(
+      Validation.duration(operation, "lagInterval", options.lagInterval, "10 seconds")
     )
   }
   return {
@@ -462,6 +471,18 @@ export const make = <A, E, R>(
       const intakeFiber = yield* Effect.forkDetach(intake)
       const workersFiber = yield* Effect.forkDetach(workers)
       const keepAlive = yield* Effect.forkDetach(held.sweeper(settings.workingInterval))
+      const lag = yield* Effect.forkDetach(
+        consumer.info.pipe(
+          Effect.flatMap((info) =>
+            Effect.andThen(
+              Metric.update(metrics.pending, info.num_pending),
+              Metric.update(metrics.ackPending, info.num_ack_pending)
+            )
+          ),
+          Effect.ignore,
+          Effect.repeat(Schedule.spaced(settings.lagInterval))
+        )
+      )
       yield* Effect.addFinalizer(() =>
         Effect.gen(function*() {
           // 1. stop pulling, and no worker starts another message; 2. let the
@@ -485,6 +506,7 @@ export const make = <A, E, R>(
             yield* Fiber.interrupt(workersFiber).pipe(Effect.timeoutOption("10 seconds"))
           }
           yield* Fiber.interrupt(keepAlive)
+          yield* Fiber.interrupt(lag)
           // 4. what is still held was received and never started: back to the server (for another process)
           held.nakAll(settings.shutdownNakDelayMillis)
           // 5. the acks (and naks) are on the wire before the scope is done.

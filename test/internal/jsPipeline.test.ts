@@ -9,7 +9,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import type { Msg } from "@nats-io/nats-core"
 import type { Scope } from "effect"
-import { Arbitrary, Cause, Effect, Exit, Option, Schedule, Schema, Stream } from "effect"
+import { Arbitrary, Cause, Context, Effect, Exit, Option, Schedule, Schema, Stream } from "effect"
 import type { NatsCore } from "../../src/internal/core.ts"
 import { disconnected, timeout } from "../../src/internal/errors.ts"
 import * as Pipeline from "../../src/internal/jsPipeline.ts"
@@ -94,6 +94,7 @@ const run = (plan: ReadonlyArray<Plan>, window: number, retry: boolean) =>
     const acks: Array<PublishedAck> = []
     const exit = yield* Stream.transformPull(Stream.fromIterable(messages), (upstream, scope: Scope.Scope) =>
       Pipeline.make(upstream, scope, {
+        context: Context.empty(),
         core: coreOf(fake.mux),
         apiPrefix: "$JS.API",
         capacity: window,

@@ -1,0 +1,150 @@
+/**
+ * The library's metrics, through Effect's `Metric` (any exporter installed
+ * for Effect sees them: `effect/observability`'s OTLP and Prometheus).
+ *
+ * Attributes are bounded: a subject *family* (the subscription's pattern, a
+ * `TypedSubject`'s template, or for a publish the subject's first token and
+ * `.>`), a stream and consumer, an outcome; never a raw subject. Hot paths
+ * update them a chunk at a time, or once per message with the metric built
+ * once per family (`updateUnsafe` with a context captured once).
+ *
+ * @internal
+ */
+import type { Context } from "effect"
+import { Metric } from "effect"
+
+/** Milliseconds, for latencies: 0.1 ms to 10 s. */
+const latencyBoundaries = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000]
+
+/** Milliseconds, for the age of a stored message: 1 ms to an hour. */
+const ageBoundaries = [1, 5, 10, 50, 100, 500, 1000, 5000, 10_000, 60_000, 300_000, 3_600_000]
+
+export const published = Metric.counter("effect_nats_messages_published", {
+  description: "Messages published by effect-nats (core and JetStream), by subject family",
+  incremental: true
+})
+
+export const publishedBytes = Metric.counter("effect_nats_published_bytes", {
+  description: "Payload bytes published by effect-nats, by subject family",
+  incremental: true
+})
+
+export const received = Metric.counter("effect_nats_messages_received", {
+  description: "Messages received by effect-nats subscriptions, by subject family (the subscription's pattern)",
+  incremental: true
+})
+
+export const receivedBytes = Metric.counter("effect_nats_received_bytes", {
+  description: "Payload bytes received by effect-nats subscriptions, by subject family",
+  incremental: true
+})
+
+export const requestDuration = Metric.histogram("effect_nats_request_duration_ms", {
+  description: "Request/reply round trips of effect-nats, in milliseconds, by subject family",
+  boundaries: latencyBoundaries
+})
+
+export const processingDuration = Metric.histogram("effect_nats_processing_duration_ms", {
+  description: "Handler durations of effect-nats processors, in milliseconds, by stream and consumer",
+  boundaries: latencyBoundaries
+})
+
+export const messageAge = Metric.histogram("effect_nats_message_age_ms", {
+  description: "Age of JetStream messages when a processor takes them (now - stored), in milliseconds",
+  boundaries: ageBoundaries
+})
+
+export const reconnects = Metric.counter("effect_nats_reconnects", {
+  description: "Reconnections of effect-nats connections",
+  incremental: true
+})
+
+export const slowConsumerDropped = Metric.counter("effect_nats_slow_consumer_dropped", {
+  description: "Messages dropped by full effect-nats subscription buffers, by subject family",
+  incremental: true
+})
+
+export const consumerPending = Metric.gauge("effect_nats_consumer_pending", {
+  description: "Messages of a JetStream consumer not yet delivered (num_pending), by stream and consumer"
+})
+
+export const consumerAckPending = Metric.gauge("effect_nats_consumer_ack_pending", {
+  description: "Messages of a JetStream consumer delivered and not yet acked (num_ack_pending), by stream and consumer"
+})
+
+/** Subject families kept per metric at most; more go under `other` (a family per raw subject is a mistake). */
+const MAX_FAMILIES = 1000
+
+/**
+ * A metric per subject family (attribute `subject`), each built once: the
+ * family's metric, or `other`'s beyond `MAX_FAMILIES`.
+ */
+export const perFamily = <M extends Metric.Metric<number, unknown>>(metric: M) => {
+  const cache = new Map<string, Metric.Metric<number, unknown>>()
+  return (family: string): Metric.Metric<number, unknown> => {
+    const found = cache.get(family)
+    if (found !== undefined) return found
+    const key = cache.size < MAX_FAMILIES ? family : "other"
+    const made = cache.get(key) ?? Metric.withAttributes(metric, { subject: key })
+    cache.set(key, made)
+    return made
+  }
+}
+
+/** The family of a published subject: its first token, and `.>` when it has more. */
+export const familyOf = (subject: string): string => {
+  const dot = subject.indexOf(".")
+  return dot < 0 ? subject : `${subject.slice(0, dot)}.>`
+}
+
+export const publishedOf = perFamily(published)
+export const publishedBytesOf = perFamily(publishedBytes)
+export const receivedOf = perFamily(received)
+export const receivedBytesOf = perFamily(receivedBytes)
+export const requestDurationOf = perFamily(requestDuration)
+export const droppedOf = perFamily(slowConsumerDropped)
+
+/** Counts one published message of `size` bytes. */
+export const countPublished = (subject: string, size: number, context: Context.Context<never>): void => {
+  const family = familyOf(subject)
+  publishedOf(family).updateUnsafe(1, context)
+  if (size > 0) publishedBytesOf(family).updateUnsafe(size, context)
+}
+
+/** A payload's size in bytes. */
+export const sizeOf = (payload: unknown): number =>
+  payload instanceof Uint8Array ? payload.length : typeof payload === "string" ? Buffer.byteLength(payload) : 0
+
+/**
+ * Published messages counted in plain numbers while their subject stays
+ * the same (the common case of a batch), reported at each change and on
+ * `flush`: a string comparison per message, not a metric update.
+ */
+export class PublishTally {
+  private subject: string | undefined
+  private count = 0
+  private bytes = 0
+  private readonly context: Context.Context<never>
+
+  constructor(context: Context.Context<never>) {
+    this.context = context
+  }
+
+  add(subject: string, payload: unknown): void {
+    if (subject !== this.subject) {
+      this.flush()
+      this.subject = subject
+    }
+    this.count++
+    this.bytes += sizeOf(payload)
+  }
+
+  flush(): void {
+    if (this.count === 0 || this.subject === undefined) return
+    const family = familyOf(this.subject)
+    publishedOf(family).updateUnsafe(this.count, this.context)
+    if (this.bytes > 0) publishedBytesOf(family).updateUnsafe(this.bytes, this.context)
+    this.count = 0
+    this.bytes = 0
+  }
+}
