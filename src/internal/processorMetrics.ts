@@ -27,6 +27,25 @@ export type { Outcome }
 
 const outcomes: ReadonlyArray<Outcome> = ["acked", "retried", "dead_lettered", "termed", "decode_failed", "interrupted"]
 
+/**
+ * When a JetStream message was stored, read from its reply subject's `tm`
+ * token (`$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<tm>.<pending>`,
+ * or with a domain and an account hash after `ACK` and a random token at the
+ * end): nats.js' `info` would parse every field; this reads one.
+ */
+export const storedMillis = (reply: string | undefined): number | undefined => {
+  if (reply === undefined) return undefined
+  let dots = 0
+  for (let i = 0; i < reply.length; i++) if (reply.charCodeAt(i) === 46) dots++
+  // the token's index: the 8th of 9, or the 10th of 12
+  const index = dots === 8 ? 7 : dots === 11 ? 9 : -1
+  if (index < 0) return undefined
+  let start = 0
+  for (let seen = 0; seen < index; seen++) start = reply.indexOf(".", start) + 1
+  const nanos = Number(reply.slice(start, reply.indexOf(".", start)))
+  return Number.isFinite(nanos) ? nanos / 1e6 : undefined
+}
+
 /** Messages between two reports at most. */
 const REPORT_EVERY = 256
 
@@ -85,11 +104,9 @@ export class ProcessorMetrics {
 
   /** A message taken: its age (now - stored). */
   taken(msg: JsMsg, context: Context.Context<never>): void {
-    try {
-      this.age.updateUnsafe(Math.max(0, Date.now() - msg.info.timestampNanos / 1e6), context)
-    } catch {
-      // no JetStream info (not a JetStream message): nothing to measure
-    }
+    // nats.js' JsMsg has its reply subject, untyped
+    const stored = storedMillis((msg as unknown as { readonly reply?: string }).reply)
+    if (stored !== undefined) this.age.updateUnsafe(Math.max(0, Date.now() - stored), context)
   }
 
   /** A handler's duration. */
