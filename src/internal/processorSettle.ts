@@ -45,6 +45,8 @@ export interface SettleOptions<A, E, R> {
   readonly shuttingDown: () => boolean
   /** How a message's span relates to its producer's span (see `Processor`). */
   readonly traceParent: "child" | "link" | undefined
+  /** Whether a tracer is installed where the processor was made: messages get spans then. */
+  readonly tracing: boolean
 }
 
 /** A dead-letter publish is retried a few times before giving up on it for this delivery. */
@@ -213,33 +215,29 @@ export const makeSettler = <A, E, R>(options: SettleOptions<A, E, R>) => {
     return Effect.void
   }
 
-  /** The message's age when taken, and the handler's duration. */
-  const timed = <B, R2>(msg: JsMsg, handling: Effect.Effect<B, never, R2>): Effect.Effect<B, never, R2> => {
-    metrics.taken(msg, options.context)
-    const started = performance.now()
-    return Effect.map(handling, (result) => {
-      metrics.handled(performance.now() - started, options.context)
-      return result
-    })
-  }
-
   /** Decodes, handles and settles one message. Never fails. */
   const settle = (msg: JsMsg): Effect.Effect<void, never, R> => {
     const decoded = Decode.payload(options.codec, msg)
     if (Result.isFailure(decoded)) return deadLetter(msg, "decode", decoded.failure.message, "decode_failed")
     const envelope = envelopeOf(decoded.success, msg)
-    // a consumer span per message (the child of the producer's, when it sent one, or when a tracer is
-    // installed), the handler and the settlement inside it
-    return TraceContext.processWith(
-      `process ${msg.subject}`,
-      envelope.headers,
-      { kind: "consumer", attributes: () => jetStreamAttributes(envelope), relation: options.traceParent },
-      (traced) =>
-        Effect.flatMap(timed(msg, runHandler(options, envelope)), (failure) =>
-          failure === undefined
-            ? traced ? TraceContext.settle("ack", msg.subject, () => ack(envelope)) : ack(envelope)
-            : Effect.catch(onFailure(envelope, failure), (e) => couldNotSettle(msg, e)))
-    )
+    metrics.taken(msg, options.context)
+    const started = performance.now()
+    const handled = (traced: boolean) =>
+      Effect.flatMap(runHandler(options, envelope), (failure) => {
+        metrics.handled(performance.now() - started, options.context)
+        return failure === undefined
+          ? traced ? TraceContext.settle("ack", msg.subject, () => ack(envelope)) : ack(envelope)
+          : Effect.catch(onFailure(envelope, failure), (e) => couldNotSettle(msg, e))
+      })
+    // with a tracer installed: a consumer span per message (the child of the producer's when it sent
+    // one), the handler and the settlement inside it; without one, nothing (not even the headers read)
+    return options.tracing
+      ? TraceContext.processWith(`process ${msg.subject}`, envelope.headers, {
+        kind: "consumer",
+        attributes: () => jetStreamAttributes(envelope),
+        relation: options.traceParent
+      }, handled)
+      : handled(false)
   }
 
   /** A handler interrupted by the shutdown: back to the server (delayed: see `Processor`'s shutdown). */

@@ -138,8 +138,8 @@ export interface ProcessorOptions<A, E, R> {
   readonly deadLetter?: { readonly subject: string } | undefined
   /**
    * How each message's span (`process {subject}`, kind consumer, made when
-   * the message carries a producer's `traceparent` or a tracer is installed)
-   * relates to the producer's span: its child (default: one trace from the
+   * a tracer is installed where the processor is made) relates to the
+   * producer's span: its child (default: one trace from the
    * publish to the handler), or the root of a new trace linked to it.
    */
   readonly traceParent?: "child" | "link" | undefined
@@ -404,7 +404,8 @@ export const make = <A, E, R>(
       metrics,
       context: yield* Effect.context<never>(),
       shuttingDown: () => shuttingDown,
-      traceParent: options.traceParent
+      traceParent: options.traceParent,
+      tracing: yield* Effect.withFiber((fiber) => Effect.succeed(fiber.cache.tracer !== undefined))
     })
 
     const process = (msg: JsMsg): Effect.Effect<void, never, R> => {
