@@ -19,7 +19,8 @@ const examples: Record<string, () => Promise<{ readonly main: Effect.Effect<unkn
   "config-service": () => import("./config-service.ts"),
   "file-store": () => import("./file-store.ts"),
   "job-queue": () => import("./job-queue.ts"),
-  "trace-order": () => import("./trace-order.ts")
+  "trace-order": () => import("./trace-order.ts"),
+  observability: () => import("./observability.ts")
 }
 
 const name = process.argv[2]

@@ -9,10 +9,11 @@ import * as JsPullBatch from "../examples/jetstream-pull-batch.ts"
 import * as JsPushConsumer from "../examples/jetstream-push-consumer.ts"
 import * as JsSetup from "../examples/jetstream-setup.ts"
 import * as JobQueue from "../examples/job-queue.ts"
+import * as Observability from "../examples/observability.ts"
 import * as OrderProcessor from "../examples/order-processor.ts"
 import * as TraceOrder from "../examples/trace-order.ts"
 import type { ConnectionEvent } from "../src/index.ts"
-import { JetStreamManager, LocalNats } from "../src/index.ts"
+import { JetStream, JetStreamManager, LocalNats } from "../src/index.ts"
 
 const Env = JsSetup.JetStreamLayer.pipe(Layer.provideMerge(LocalNats.layer({ client: { logEvents: false } })))
 
@@ -188,6 +189,29 @@ describe("trace-order example", () => {
           1
         )
       }).pipe(Effect.provide(LocalNats.layer({ client: { logEvents: false } })), Effect.provide(Logger.layer([]))),
+    60_000
+  )
+})
+
+describe("observability example", () => {
+  it.live(
+    "Prometheus text at /metrics after the workload: effect-nats' counters, histograms and gauges",
+    () =>
+      Effect.gen(function*() {
+        const lines = yield* Effect.scoped(Observability.program)
+        const has = (prefix: string) => lines.some((line) => line.startsWith(prefix))
+        assert.isTrue(has(`effect_nats_processor_messages{outcome="acked",stream="OBS_ORDERS",consumer="billing"} 20`))
+        assert.isTrue(has(`effect_nats_messages_published{subject="obs.>"} 20`), lines.join("\n"))
+        assert.isTrue(has(`effect_nats_request_duration_ms_count{subject="obs.>"} 5`))
+        assert.isTrue(has(`effect_nats_processing_duration_ms_count{stream="OBS_ORDERS",consumer="billing"} 20`))
+        assert.isTrue(has(`effect_nats_message_age_ms_count{stream="OBS_ORDERS",consumer="billing"} 20`))
+        assert.isTrue(has(`effect_nats_consumer_pending{stream="OBS_ORDERS",consumer="billing"}`))
+      }).pipe(
+        Effect.provide(Layer.mergeAll(JetStream.JetStream.layer, JetStreamManager.JetStreamManager.layer)),
+        Effect.provide(Observability.PrometheusLive(0)),
+        Effect.provide(LocalNats.layer({ client: { logEvents: false } })),
+        Effect.provide(Logger.layer([]))
+      ),
     60_000
   )
 })
