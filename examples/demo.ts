@@ -5,6 +5,7 @@
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Console, Deferred, Effect, Fiber, Layer, Ref, References, Schedule, Stream } from "effect"
+import { PrometheusMetrics } from "effect/observability"
 import { KeyValue, LocalNats, NatsClient, NatsServer, Rpc } from "../src/index.ts"
 import * as ConfigService from "./config-service.ts"
 import * as Connection from "./connection.ts"
@@ -205,6 +206,12 @@ const story = Effect.gen(function*() {
     "an HTTP handler publishes; the billing service's Processor (its own connection) charges and acks:"
   )
   for (const line of trace.lines) yield* Console.log(`  ${line}`)
+  // the same workload's metrics, as Prometheus would scrape them (counts and sums; buckets left out)
+  const metrics = (yield* PrometheusMetrics.format()).split("\n").filter((line) =>
+    line.startsWith("effect_nats_") && !line.includes("_bucket{") && /SHOP|shop\./.test(line)
+  )
+  yield* Console.log("its metrics (effect/observability's Prometheus format):")
+  for (const line of metrics) yield* Console.log(`  ${line}`)
 
   yield* chapter("Done")
   yield* Console.log("releasing: subscriptions drain, the connection closes, the server stops and its store is removed")
