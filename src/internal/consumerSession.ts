@@ -14,13 +14,14 @@
  */
 import type { ConsumerMessages, ConsumerNotification, JsMsg } from "@nats-io/jetstream"
 import type { Fiber, Scope } from "effect"
-import { Cause, Effect, Exit, Queue, Stream } from "effect"
+import { Cause, Effect, Exit, Metric, Queue, Stream } from "effect"
 import type * as NatsError from "../schemas/NatsError.ts"
 import type { ConsumerStatus } from "../services/Consumer.ts"
 import type { ConsumerContext } from "./consumerErrors.ts"
 import { consumerFromUnknown, stalled } from "./consumerErrors.ts"
 import * as ConsumerStatuses from "./consumerStatus.ts"
 import { connectionClosed, unknown } from "./errors.ts"
+import * as Metrics from "./metrics.ts"
 
 /** An open pull. */
 interface Session {
@@ -111,6 +112,8 @@ export interface SessionOptions {
   readonly operation: string
   /** The consumer, for errors (its current name). */
   readonly context: () => ConsumerContext
+  /** The `consumer` attribute of its metrics (the durable's name; `ordered` for an ordered consumer). */
+  readonly metricsConsumer: string
   /** Opens the nats.js pull; `deliver` is given when nats.js may deliver through its callback. */
   readonly open: (deliver: ((msg: JsMsg) => void) | undefined) => Promise<ConsumerMessages>
   /** Whether nats.js may deliver through its callback (the server bounds what is in flight). Default no. */
@@ -219,7 +222,13 @@ export const stream = (options: SessionOptions): Stream.Stream<JsMsg, NatsError.
       const runFork = Effect.runForkWith(yield* Effect.context<never>())
       pump(session, iterator, queue, options.onReceive, ended, runFork, activity).catch((cause) => fail(failed(cause)))
     }
-    return Stream.fromQueue(queue)
+    // counted a chunk at a time, as the Stream takes them
+    const context = yield* Effect.context<never>()
+    const received = Metric.withAttributes(Metrics.consumed, { stream: ctx.stream, consumer: options.metricsConsumer })
+    return Stream.fromQueue(queue).pipe(Stream.mapArray((chunk) => {
+      received.updateUnsafe(chunk.length, context)
+      return chunk
+    }))
   }))
 
 /** Opens the pull in the current scope; the release stops it and shuts the queue down. */

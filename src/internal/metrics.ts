@@ -39,6 +39,12 @@ export const receivedBytes = Metric.counter("effect_nats_received_bytes", {
   incremental: true
 })
 
+export const consumed = Metric.counter("effect_nats_consumer_messages_received", {
+  description:
+    "JetStream messages received by effect-nats consumers (consume, fetch, next, processors), by stream and consumer",
+  incremental: true
+})
+
 export const requestDuration = Metric.histogram("effect_nats_request_duration_ms", {
   description: "Request/reply round trips of effect-nats, in milliseconds, by subject family",
   boundaries: latencyBoundaries

@@ -719,7 +719,7 @@ const callbackMode = async (c: JsConsumer | PushConsumer): Promise<boolean> => {
 type Raw = JsConsumer | PushConsumer
 
 /** Options of a session that the handle fills in itself. */
-type OwnSessionOptions = "context" | "onStatus" | "sessions" | "connectionClosed"
+type OwnSessionOptions = "context" | "metricsConsumer" | "onStatus" | "sessions" | "connectionClosed"
 
 /**
  * A live handle: the consumer it reads now (replaced when it is recovered),
@@ -804,6 +804,8 @@ class Handle {
     return Session.stream({
       ...options,
       context: () => this.context(options.operation),
+      // an ordered consumer's name is made per replay: its messages are counted under "ordered"
+      metricsConsumer: this.binding.kind === "ordered" ? "ordered" : this.name,
       onStatus: this.onStatus,
       sessions: this.sessions,
       connectionClosed: () => this.env.core.connection.isClosed()

@@ -88,6 +88,7 @@ describe("Metrics", () => {
         const attributes = { stream: "MJS", consumer: "w" }
         assert.strictEqual(yield* reaches(count(Metrics.processingDuration, attributes), 5), 5)
         assert.strictEqual(yield* count(Metrics.messageAge, attributes), 5)
+        assert.strictEqual(yield* count(Metrics.consumed, attributes), 5)
         // the lag, read every 100 ms: nothing left, nothing waiting for its ack
         assert.strictEqual(yield* reaches(gauge(Metrics.consumerPending, attributes), 0), 0)
         assert.strictEqual(yield* reaches(gauge(Metrics.consumerAckPending, attributes), 0), 0)
