@@ -19,6 +19,8 @@ export interface EndedSpan {
   readonly spanId: string
   readonly parentSpanId: string | undefined
   readonly millis: number
+  readonly attributes: Record<string, unknown>
+  readonly links: ReadonlyArray<{ readonly traceId: string; readonly spanId: string }>
 }
 
 /** A tracer that keeps every ended span in memory. */
@@ -37,7 +39,9 @@ export const memoryTracer = () => {
           traceId: span.traceId,
           spanId: span.spanId,
           parentSpanId: Option.getOrUndefined(span.parent)?.spanId,
-          millis: status._tag === "Ended" ? Number(status.endTime - status.startTime) / 1e6 : 0
+          millis: status._tag === "Ended" ? Number(status.endTime - status.startTime) / 1e6 : 0,
+          attributes: Object.fromEntries(span.attributes),
+          links: span.links.map((l) => ({ traceId: l.span.traceId, spanId: l.span.spanId }))
         })
       }
       return span

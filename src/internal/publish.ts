@@ -170,22 +170,17 @@ export const make = (core: NatsCore): Publisher => {
       const flushed = Effect.sync(() => tally.flush())
       // no span in the caller: no span here, no header added
       if (fiber.cache.span === undefined) return Effect.onError(run(messages, flushEvery, plain, tally), () => flushed)
-      return Effect.useSpan("publish", {
-        kind: "producer",
-        attributes: {
-          "messaging.system": "nats",
-          "messaging.operation.type": "send",
-          "messaging.operation.name": "publish"
-        }
-      }, (span) =>
+      return Effect.useSpan("publish", { kind: "producer", attributes: TraceContext.batchAttributes }, (span) =>
         Effect.onError(
           run(
             messages,
             flushEvery,
-            (m) => publishNow(m.subject, m.payload, { ...m, headers: TraceContext.withSpan(m.headers, span) }),
+            (m) =>
+              publishNow(m.subject, m.payload, { ...m, headers: TraceContext.withSpan(m.headers, span) }),
             tally
           ),
-          () => flushed
+          () =>
+            flushed
         ))
     })
 

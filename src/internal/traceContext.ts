@@ -68,18 +68,22 @@ export const withSpan = (
  * with `scope`): its `traceparent`, for every message; `undefined` when the
  * caller has no span.
  */
-export const batchTraceparent = (
-  scope: Scope.Scope,
-  attributes: Record<string, unknown>
-): Effect.Effect<string | undefined> =>
+export const batchTraceparent = (scope: Scope.Scope): Effect.Effect<string | undefined> =>
   Effect.withFiber((fiber) =>
     fiber.cache.span === undefined
       ? Effect.succeed(undefined)
       : Effect.map(
-        Scope.provide(Effect.makeSpanScoped("publish", { kind: "producer", attributes }), scope),
+        Scope.provide(Effect.makeSpanScoped("publish", { kind: "producer", attributes: batchAttributes }), scope),
         format
       )
   )
+
+/** The attributes of a `publishAll` batch span. */
+export const batchAttributes: Record<string, unknown> = {
+  "messaging.system": "nats",
+  "messaging.operation.type": "send",
+  "messaging.operation.name": "publish"
+}
 
 /** `headers` (made when there are none) with `traceparent` unless they have one. */
 export const addTraceparent = (headers: MsgHdrs | undefined, traceparent: string): MsgHdrs => {

@@ -321,6 +321,19 @@ const retrying = <A>(
     Effect.flatMap((a) => a instanceof Final ? Effect.fail(a.error) : Effect.succeed(a))
   )
 
+/** A publish counted in the metrics once the stream stored it. */
+const countedOnceStored = <E>(
+  subject: string,
+  payload: Payload | undefined,
+  sent: Effect.Effect<PubAck, E>
+): Effect.Effect<PubAck, E> =>
+  Effect.withFiber((fiber) =>
+    Effect.map(sent, (ack) => {
+      Metrics.countPublished(subject, Metrics.sizeOf(payload), fiber.context)
+      return ack
+    })
+  )
+
 /**
  * Builds the service in the current context, from the `NatsClient`.
  *
@@ -391,14 +404,7 @@ export const make: (options?: JetStreamOptions) => Effect.Effect<JetStreamShape,
             (result) => resume(Effect.fromResult(result))
           ))
         )
-        const sent = options?.retry === undefined ? once : retrying(once, options.retry)
-        // counted once stored
-        return Effect.withFiber((fiber) =>
-          Effect.map(sent, (ack) => {
-            Metrics.countPublished(subject, Metrics.sizeOf(payload), fiber.context)
-            return ack
-          })
-        )
+        return countedOnceStored(subject, payload, options?.retry === undefined ? once : retrying(once, options.retry))
       })
 
     /** The pipeline of `publishAll` / `sink`, its options checked. */
@@ -416,11 +422,7 @@ export const make: (options?: JetStreamOptions) => Effect.Effect<JetStreamShape,
           ? defaultTimeout
           : Validation.timeoutMillis(operation, options.timeout)
         if (typeof timeoutMillis !== "number") return yield* timeoutMillis
-        const traceparent = yield* TraceContext.batchTraceparent(scope, {
-          "messaging.system": "nats",
-          "messaging.operation.type": "send",
-          "messaging.operation.name": "publish"
-        })
+        const traceparent = yield* TraceContext.batchTraceparent(scope)
         return yield* Pipeline.make(upstream, scope, {
           traceparent,
           context: yield* Effect.context<never>(),

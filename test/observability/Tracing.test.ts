@@ -5,7 +5,8 @@
  * connections (two processes' worth of clients), with an in-memory tracer.
  */
 import { assert, describe, layer } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Layer, Option, Schedule, Schema, Scope, Stream, Tracer } from "effect"
+import { Deferred, Effect, Fiber, Layer, Option, Schedule, Schema, Scope, Stream } from "effect"
+import { type EndedSpan, memoryTracer } from "../../examples/trace-order.ts"
 import {
   Consumer,
   JetStream,
@@ -17,40 +18,10 @@ import {
   Tracing
 } from "../../src/index.ts"
 
-interface Recorded {
-  readonly name: string
-  readonly kind: Tracer.SpanKind
-  readonly traceId: string
-  readonly spanId: string
-  readonly parentSpanId: string | undefined
-  readonly attributes: Record<string, unknown>
-  readonly links: ReadonlyArray<{ readonly traceId: string; readonly spanId: string }>
-}
+type Recorded = EndedSpan
 
-/** A tracer that records every span when it ends. */
-const recordingTracer = () => {
-  const ended: Array<Recorded> = []
-  const tracer = Tracer.make({
-    span(options) {
-      const span = new Tracer.NativeSpan(options)
-      const end = span.end.bind(span)
-      span.end = (endTime, exit) => {
-        end(endTime, exit)
-        ended.push({
-          name: span.name,
-          kind: span.kind,
-          traceId: span.traceId,
-          spanId: span.spanId,
-          parentSpanId: Option.getOrUndefined(span.parent)?.spanId,
-          attributes: Object.fromEntries(span.attributes),
-          links: span.links.map((l) => ({ traceId: l.span.traceId, spanId: l.span.spanId }))
-        })
-      }
-      return span
-    }
-  })
-  return { tracer, ended }
-}
+/** A tracer that records every span when it ends (the trace-order example's). */
+const recordingTracer = memoryTracer
 
 const Order = Schema.Struct({ id: Schema.Int })
 
