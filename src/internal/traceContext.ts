@@ -8,8 +8,9 @@
  *
  * **Zero cost without a span.** A producer adds its span and the headers
  * only when the caller has a span (`fiber.cache.span`: one field read);
- * without one nothing is allocated and no header is added. A consumer reads
- * the headers only when the message has some.
+ * without one nothing is allocated and no header is added. A consumer makes
+ * a span only for a message that carries one or when a tracer is installed
+ * (the Processor: when a tracer is installed where it is made).
  *
  * @internal
  */
@@ -18,9 +19,8 @@ import { headers as natsHeaders } from "@nats-io/nats-core"
 import { Effect, Scope, Tracer } from "effect"
 import * as Headers from "../schemas/Headers.ts"
 
-/** The W3C header names. */
+/** The W3C header (a caller's `tracestate` header goes as it is). */
 export const TRACEPARENT = "traceparent"
-export const TRACESTATE = "tracestate"
 
 const traceparentPattern = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:-.*)?$/
 
