@@ -111,8 +111,13 @@ export const requestDurationOf = perFamily(requestDuration)
 export const droppedOf = perFamily(slowConsumerDropped)
 
 /** Counts one published message of `size` bytes. */
-export const countPublished = (subject: string, size: number, context: Context.Context<never>): void => {
-  const family = familyOf(subject)
+export const countPublished = (
+  subject: string,
+  size: number,
+  context: Context.Context<never>,
+  destination?: string | undefined
+): void => {
+  const family = destination ?? familyOf(subject)
   publishedOf(family).updateUnsafe(1, context)
   if (size > 0) publishedBytesOf(family).updateUnsafe(size, context)
 }
@@ -128,6 +133,7 @@ export const sizeOf = (payload: unknown): number =>
  */
 export class PublishTally {
   private subject: string | undefined
+  private destination: string | undefined
   private count = 0
   private bytes = 0
   private readonly context: Context.Context<never>
@@ -136,10 +142,11 @@ export class PublishTally {
     this.context = context
   }
 
-  add(subject: string, payload: unknown): void {
-    if (subject !== this.subject) {
+  add(subject: string, payload: unknown, destination: string | undefined): void {
+    if (subject !== this.subject || destination !== this.destination) {
       this.flush()
       this.subject = subject
+      this.destination = destination
     }
     this.count++
     this.bytes += sizeOf(payload)
@@ -147,7 +154,7 @@ export class PublishTally {
 
   flush(): void {
     if (this.count === 0 || this.subject === undefined) return
-    const family = familyOf(this.subject)
+    const family = this.destination ?? familyOf(this.subject)
     publishedOf(family).updateUnsafe(this.count, this.context)
     if (this.bytes > 0) publishedBytesOf(family).updateUnsafe(this.bytes, this.context)
     this.count = 0

@@ -121,7 +121,7 @@ export const make = (core: NatsCore): Publisher => {
   ): Effect.Effect<void, NatsError.NatsError | E, R> => {
     const one: PublishOne = (m) => {
       const failed = send(m)
-      if (failed === undefined) tally.add(m.subject, m.payload)
+      if (failed === undefined) tally.add(m.subject, m.payload, m.destination)
       return failed
     }
     // the counts go to the metrics at every checkpoint, and at the end whatever it is

@@ -91,6 +91,13 @@ export interface PublishOptions {
    * store the message twice.**
    */
   readonly retry?: Schedule.Schedule<unknown, NatsError.NatsError> | undefined
+  /**
+   * What spans and metrics call this message's destination: a template
+   * (`publishTyped` gives the typed subject's) or a family of subjects.
+   * Default: spans name the subject, metrics count it under its first token
+   * and `.>`.
+   */
+  readonly destination?: string | undefined
 }
 
 /**
@@ -325,11 +332,12 @@ const retrying = <A>(
 const countedOnceStored = <E>(
   subject: string,
   payload: Payload | undefined,
+  destination: string | undefined,
   sent: Effect.Effect<PubAck, E>
 ): Effect.Effect<PubAck, E> =>
   Effect.withFiber((fiber) =>
     Effect.map(sent, (ack) => {
-      Metrics.countPublished(subject, Metrics.sizeOf(payload), fiber.context)
+      Metrics.countPublished(subject, Metrics.sizeOf(payload), fiber.context, destination)
       return ack
     })
   )
@@ -372,7 +380,7 @@ export const make: (options?: JetStreamOptions) => Effect.Effect<JetStreamShape,
       payload?: Payload,
       options?: PublishOptions
     ): Effect.Effect<PubAck, NatsError.NatsError> =>
-      Effect.useSpan(`publish ${subject}`, {
+      Effect.useSpan(`publish ${options?.destination ?? subject}`, {
         kind: "producer",
         attributes: TraceContext.attributes(
           nats.connection,
@@ -404,7 +412,8 @@ export const make: (options?: JetStreamOptions) => Effect.Effect<JetStreamShape,
             (result) => resume(Effect.fromResult(result))
           ))
         )
-        return countedOnceStored(subject, payload, options?.retry === undefined ? once : retrying(once, options.retry))
+        const sent = options?.retry === undefined ? once : retrying(once, options.retry)
+        return countedOnceStored(subject, payload, options?.destination, sent)
       })
 
     /** The pipeline of `publishAll` / `sink`, its options checked. */
@@ -547,7 +556,7 @@ export const publishTyped = <A, P extends Params>(
     const encoded = encodeTyped(self, value, options?.params)
     return Result.isFailure(encoded)
       ? Effect.fail(encoded.failure)
-      : js.publish(encoded.success.subject, encoded.success.payload, options)
+      : js.publish(encoded.success.subject, encoded.success.payload, { ...options, destination: self.subject })
   })
 
 /**

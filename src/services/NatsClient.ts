@@ -114,6 +114,13 @@ export interface NatsClientOptions {
 export interface PublishOptions {
   readonly headers?: HeadersInit | undefined
   readonly reply?: string | undefined
+  /**
+   * What spans and metrics call this message's destination: a template
+   * (`TypedSubject` gives its own, `orders.{id}.created`) or a family of
+   * subjects. Default: spans name the subject, metrics count it under its
+   * first token and `.>` (`orders.>`).
+   */
+  readonly destination?: string | undefined
 }
 
 /**
@@ -448,17 +455,18 @@ export const make: (
           if (fiber.cache.span === undefined) {
             const failed = publishNow(subject, payload, options)
             if (failed !== undefined) return Effect.fail(failed)
-            Metrics.countPublished(subject, Metrics.sizeOf(payload), fiber.context)
+            Metrics.countPublished(subject, Metrics.sizeOf(payload), fiber.context, options?.destination)
             return Effect.void
           }
-          return Effect.useSpan(`publish ${subject}`, {
+          const destination = options?.destination ?? subject
+          return Effect.useSpan(`publish ${destination}`, {
             kind: "producer",
-            attributes: TraceContext.attributes(nc, subject, "send", "publish")
+            attributes: TraceContext.attributes(nc, destination, "send", "publish")
           }, (span) => {
             const traced = { ...options, headers: TraceContext.withSpan(options?.headers, span) }
             const failed = publishNow(subject, payload, traced)
             if (failed !== undefined) return Effect.fail(failed)
-            Metrics.countPublished(subject, Metrics.sizeOf(payload), fiber.context)
+            Metrics.countPublished(subject, Metrics.sizeOf(payload), fiber.context, options?.destination)
             return Effect.void
           })
         }),

@@ -171,7 +171,8 @@ export const publish = <A, P extends Params>(
     if (Result.isFailure(subject)) return Effect.fail(subject.failure)
     const payload = self.codec.encode(value)
     if (Result.isFailure(payload)) return Effect.fail(Codec.withSubject(payload.failure, subject.success))
-    return client.publish(subject.success, payload.success, options)
+    // spans and metrics name the typed subject (a template's own text, not each filled-in subject)
+    return client.publish(subject.success, payload.success, { ...options, destination: self.subject })
   })
 
 /**

@@ -3,7 +3,7 @@
  * this file's subjects is its own (`m*.>`), so the counts are this test's.
  */
 import { assert, describe, layer } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Layer, Metric, Schedule, Scope, Stream } from "effect"
+import { Deferred, Effect, Fiber, Layer, Metric, Schedule, Schema, Scope, Stream } from "effect"
 import {
   Codec,
   Consumer,
@@ -12,7 +12,9 @@ import {
   LocalNats,
   NatsClient,
   NatsServer,
-  Processor
+  Processor,
+  Subject,
+  TypedSubject
 } from "../../src/index.ts"
 import * as Metrics from "../../src/internal/metrics.ts"
 
@@ -47,6 +49,13 @@ describe("Metrics", () => {
         assert.strictEqual(yield* count(Metrics.publishedBytes, { subject: "mcore.>" }), 120)
         assert.strictEqual(yield* count(Metrics.received, { subject: "mcore.>" }), 12)
         assert.strictEqual(yield* count(Metrics.receivedBytes, { subject: "mcore.>" }), 120)
+        // a typed subject's template is its destination: one family, whatever the params
+        const OrderEvents = TypedSubject.make(
+          Subject.template("mtyped.{id}.created"),
+          Schema.Struct({ id: Schema.String })
+        )
+        for (const id of ["a", "b", "c"]) yield* TypedSubject.publish(OrderEvents, { id }, { params: { id } })
+        assert.strictEqual(yield* count(Metrics.published, { subject: "mtyped.{id}.created" }), 3)
         // request/reply
         const scope = yield* Effect.scope
         yield* other.serve("mreq.echo", (msg) => Effect.succeed(msg.data)).pipe(Scope.provide(scope))

@@ -15,7 +15,9 @@ import {
   NatsClient,
   NatsServer,
   Processor,
-  Tracing
+  Subject,
+  Tracing,
+  TypedSubject
 } from "../../src/index.ts"
 
 type Recorded = EndedSpan
@@ -163,6 +165,17 @@ describe("Tracing", () => {
         yield* nats.publish("traced.core", "user headers kept", { headers: { "X-Id": "7" } }).pipe(
           Effect.withSpan("job 2"),
           Effect.withTracer(tracer)
+        )
+        // a typed subject's span names its template
+        const Typed = TypedSubject.make(Subject.template("traced.{kind}.made"), Schema.String)
+        yield* TypedSubject.publish(Typed, "x", { params: { kind: "a" } }).pipe(
+          Effect.withSpan("typed"),
+          Effect.withTracer(tracer)
+        )
+        yield* ends(ended, "publish traced.{kind}.made")
+        assert.strictEqual(
+          named(ended, "publish traced.{kind}.made").attributes["messaging.destination.name"],
+          "traced.{kind}.made"
         )
         const msgs = yield* Fiber.join(received)
         const publish = named(ended, "publish traced.core")
