@@ -70,6 +70,10 @@ export const slowConsumerDropped = Metric.counter("effect_nats_slow_consumer_dro
   incremental: true
 })
 
+export const buffered = Metric.gauge("effect_nats_subscription_buffered", {
+  description: "Messages waiting in an effect-nats subscription's buffer, as last seen (when the Stream took a chunk, or a drop), by pattern"
+})
+
 export const consumerPending = Metric.gauge("effect_nats_consumer_pending", {
   description: "Messages of a JetStream consumer not yet delivered (num_pending), by stream and consumer"
 })
@@ -109,6 +113,7 @@ export const receivedOf = perFamily(received)
 export const receivedBytesOf = perFamily(receivedBytes)
 export const requestDurationOf = perFamily(requestDuration)
 export const droppedOf = perFamily(slowConsumerDropped)
+export const bufferedOf = perFamily(buffered)
 
 /** Counts one published message of `size` bytes. */
 export const countPublished = (

@@ -122,18 +122,21 @@ export const acquire = (
       // the metrics of the subscription's pattern, updated a chunk at a time
       const receivedCount = Metrics.receivedOf(subject)
       const receivedBytes = Metrics.receivedBytesOf(subject)
+      const buffered = Metrics.bufferedOf(subject)
       const messages = Stream.fromQueue(queue).pipe(Stream.mapArray((chunk) => {
         let size = 0
         for (const msg of chunk) size += msg.data.length
         bytes -= size
         receivedCount.updateUnsafe(chunk.length, context)
         if (size > 0) receivedBytes.updateUnsafe(size, context)
+        buffered.updateUnsafe(Queue.sizeUnsafe(queue), context)
         return chunk
       }))
       let confirmation: Promise<Error | undefined> = Promise.resolve(undefined)
       let droppedReported = 0
       const drops = new Drops(() => {
         Metrics.droppedOf(subject).updateUnsafe(drops.dropped - droppedReported, context)
+        buffered.updateUnsafe(Queue.sizeUnsafe(queue), context)
         droppedReported = drops.dropped
         hooks.onSlowConsumer(subject, drops.dropped, options.bufferSize)
       })

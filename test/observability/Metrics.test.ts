@@ -40,7 +40,11 @@ describe("Metrics", () => {
         const server = yield* NatsServer.NatsServer
         const other = yield* NatsClient.make({ servers: server.urls, logEvents: false })
         const ten = new Uint8Array(10)
-        const received = yield* other.subscribe("mcore.>").pipe(Stream.take(12), Stream.runCount, Effect.forkChild)
+        const received = yield* (yield* other.subscribeScoped("mcore.>")).pipe(
+          Stream.take(12),
+          Stream.runCount,
+          Effect.forkChild
+        )
         yield* other.flush
         for (let i = 0; i < 7; i++) yield* nats.publish("mcore.a", ten)
         yield* nats.publishAll(Array.from({ length: 5 }, () => ({ subject: "mcore.b", payload: ten })))
@@ -70,6 +74,8 @@ describe("Metrics", () => {
           yield* other.flush
         }))
         assert.strictEqual(yield* count(Metrics.slowConsumerDropped, { subject: "mdrop.x" }), 15)
+        // its buffer was full when it dropped
+        assert.strictEqual(yield* gauge(Metrics.buffered, { subject: "mdrop.x" }), 5)
       }))
 
     it.effect("JetStream: publishes counted once stored; the Processor's durations, ages and the consumer's lag", () =>

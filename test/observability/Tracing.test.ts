@@ -152,7 +152,11 @@ describe("Tracing", () => {
         const { ended, tracer } = recordingTracer()
         const nats = yield* NatsClient.NatsClient
         const other = yield* otherClient
-        const received = yield* other.subscribe("traced.core").pipe(Stream.take(4), Stream.runCollect, Effect.forkChild)
+        const received = yield* (yield* other.subscribeScoped("traced.core")).pipe(
+          Stream.take(4),
+          Stream.runCollect,
+          Effect.forkChild
+        )
         yield* other.flush
         yield* nats.publish("traced.core", "traced").pipe(Effect.withSpan("job"), Effect.withTracer(tracer))
         yield* nats.publish("traced.core", "untraced")
@@ -197,7 +201,11 @@ describe("Tracing", () => {
         const { ended, tracer } = recordingTracer()
         const nats = yield* NatsClient.NatsClient
         const other = yield* otherClient
-        const received = yield* other.subscribe("batch.core").pipe(Stream.take(4), Stream.runCollect, Effect.forkChild)
+        const received = yield* (yield* other.subscribeScoped("batch.core")).pipe(
+          Stream.take(4),
+          Stream.runCollect,
+          Effect.forkChild
+        )
         yield* other.flush
         const two = [{ subject: "batch.core", payload: "a" }, { subject: "batch.core", payload: "b" }]
         yield* nats.publishAll(two).pipe(Effect.withSpan("import"), Effect.withTracer(tracer))
@@ -238,7 +246,9 @@ describe("Tracing", () => {
         const nats = yield* NatsClient.NatsClient
         const other = yield* otherClient
         const done = yield* Deferred.make<void>()
-        yield* other.subscribe("orders.created").pipe(
+        // registered on the server before the publish
+        const orders = yield* other.subscribeScoped("orders.created")
+        yield* orders.pipe(
           Stream.runForEach((msg) =>
             Effect.andThen(Effect.log("charging"), Deferred.succeed(done, undefined)).pipe(Tracing.process(msg))
           ),
