@@ -71,7 +71,8 @@ export const slowConsumerDropped = Metric.counter("effect_nats_slow_consumer_dro
 })
 
 export const buffered = Metric.gauge("effect_nats_subscription_buffered", {
-  description: "Messages waiting in an effect-nats subscription's buffer, as last seen (when the Stream took a chunk, or a drop), by pattern"
+  description:
+    "Messages waiting in an effect-nats subscription's buffer, as last seen (when the Stream took a chunk, or a drop), by pattern"
 })
 
 export const consumerPending = Metric.gauge("effect_nats_consumer_pending", {
