@@ -7,6 +7,7 @@
  */
 import type { MsgHdrs, Payload } from "@nats-io/nats-core"
 import { InvalidArgumentError } from "@nats-io/nats-core"
+import type { Tracer } from "effect"
 import { Effect, Stream } from "effect"
 import * as NatsError from "../schemas/NatsError.ts"
 import type { OutgoingMessage, PublishAllOptions, PublishOptions } from "../services/NatsClient.ts"
@@ -155,6 +156,20 @@ export const make = (core: NatsCore): Publisher => {
     }).pipe(Effect.andThen(last))
   }
 
+  /**
+   * Publishes carrying the batch span: a message without headers shares one
+   * header block (nats.js encodes it, never changes it); one with headers
+   * gets a copy with the `traceparent` added.
+   */
+  const tracedPublish = (span: Tracer.Span): PublishOne => {
+    const shared = TraceContext.withSpan(undefined, span)
+    return (m) =>
+      publishNow(m.subject, m.payload, {
+        ...m,
+        headers: m.headers === undefined ? shared : TraceContext.withSpan(m.headers, span)
+      })
+  }
+
   const publishAll = <E = never, R = never>(
     messages: Iterable<OutgoingMessage> | Stream.Stream<OutgoingMessage, E, R>,
     options: PublishAllOptions | undefined
@@ -171,17 +186,8 @@ export const make = (core: NatsCore): Publisher => {
       // no span in the caller: no span here, no header added
       if (fiber.cache.span === undefined) return Effect.onError(run(messages, flushEvery, plain, tally), () => flushed)
       return Effect.useSpan("publish", { kind: "producer", attributes: TraceContext.batchAttributes }, (span) =>
-        Effect.onError(
-          run(
-            messages,
-            flushEvery,
-            (m) =>
-              publishNow(m.subject, m.payload, { ...m, headers: TraceContext.withSpan(m.headers, span) }),
-            tally
-          ),
-          () =>
-            flushed
-        ))
+        Effect.onError(run(messages, flushEvery, tracedPublish(span), tally), () =>
+          flushed))
     })
 
   return { publishNow, publishAll }
