@@ -605,7 +605,17 @@ export const fromConfig: (options: ConfigOptions) => Effect.Effect<ConsumerShape
               ? env.jsm.addConsumer(env.stream, config)
               : env.jsm.createOrUpdateConsumer(env.stream, config)
           ),
-          Effect.flatMap((info) => lookup(env, info.name, push, operation))
+          // just created on a cluster, a replicated consumer may not answer yet (no leader of its own):
+          // looked up again for a moment
+          Effect.flatMap((info) =>
+            lookup(env, info.name, push, operation).pipe(
+              Effect.retry({
+                schedule: Schedule.spaced("100 millis"),
+                times: 20,
+                while: (e) => e.reason._tag === "ConsumerNotFound"
+              })
+            )
+          )
         ),
       recreates: true,
       recovery: options.recovery ?? defaultRecovery
