@@ -35,10 +35,8 @@ export interface Source {
 /** Options of a read. */
 export interface ReadOptions {
   readonly headersOnly?: boolean | undefined
-  /** Messages pulled at a time. Default 100. Exclusive with `maxBytes`. */
+  /** Messages pulled at a time. Default 100. */
   readonly maxMessages?: number | undefined
-  /** Bytes pulled at a time, instead of a message count. */
-  readonly maxBytes?: number | undefined
   /** Messages buffered before the reader takes them. Default 256. */
   readonly bufferSize?: number | undefined
   /** How many times, and how soon, a failed read is opened again. */
@@ -77,7 +75,6 @@ const once = (
     }).pipe(Effect.provideService(JetStreamManager.JetStreamManager, source.manager))
     return consumer.consume({
       ...(options.maxMessages === undefined ? {} : { maxMessages: options.maxMessages }),
-      ...(options.maxBytes === undefined ? {} : { maxBytes: options.maxBytes }),
       ...(options.bufferSize === undefined ? {} : { bufferSize: options.bufferSize })
     }).pipe(Stream.interruptWhen(Deferred.await(dropped)))
   })).pipe(Stream.provideService(NatsClient, source.nats))

@@ -79,18 +79,21 @@ const decisionOf = <A, E, R>(
 }
 
 /** The conventions' attributes of a JetStream message being processed. */
-const jetStreamAttributes = (envelope: JsEnvelope.JsEnvelope<unknown>): Record<string, unknown> => ({
-  "messaging.system": "nats",
-  "messaging.destination.name": envelope.subject,
-  "messaging.operation.type": "process",
-  "messaging.operation.name": "process",
-  "messaging.consumer.group.name": envelope.consumer,
-  "messaging.message.body.size": envelope.msg.data.length,
-  "messaging.nats.stream": envelope.stream,
-  "messaging.nats.stream_sequence": envelope.streamSequence,
-  "messaging.nats.delivery_count": envelope.deliveryCount,
-  ...(envelope.headers?.get("Nats-Msg-Id") ? { "messaging.message.id": envelope.headers.get("Nats-Msg-Id") } : {})
-})
+const jetStreamAttributes = (envelope: JsEnvelope.JsEnvelope<unknown>): Record<string, unknown> => {
+  const msgId = envelope.headers?.get("Nats-Msg-Id")
+  return {
+    "messaging.system": "nats",
+    "messaging.destination.name": envelope.subject,
+    "messaging.operation.type": "process",
+    "messaging.operation.name": "process",
+    "messaging.consumer.group.name": envelope.consumer,
+    "messaging.message.body.size": envelope.msg.data.length,
+    "messaging.nats.stream": envelope.stream,
+    "messaging.nats.stream_sequence": envelope.streamSequence,
+    "messaging.nats.delivery_count": envelope.deliveryCount,
+    ...(msgId ? { "messaging.message.id": msgId } : {})
+  }
+}
 
 /** The handler's outcome: `undefined` for success, else why it did not succeed. */
 const runHandler = <A, E, R>(
