@@ -87,7 +87,7 @@ const sender = (options: PipelineOptions<unknown>, window: PublishWindow<Ack>) =
       const plain = JsPublish.headersOf(hdrs, msgId, msg.expect)
       const headers = traceparent === undefined ? plain : TraceContext.addTraceparent(plain, traceparent)
       JsPublish.send(target, subject, payload, headers, timeoutMillis, window.open(i, subject, msgId, payload, headers))
-      Metrics.countPublished(subject, Metrics.sizeOf(payload), options.context)
+      Metrics.countPublished(subject, Metrics.sizeOf(payload), options.context, msg.destination)
     } catch (cause) {
       window.reject(i, subject, msgId, cause)
     }

@@ -112,6 +112,11 @@ export interface OutgoingMessage {
   readonly msgId?: string | undefined
   readonly headers?: Headers.HeadersInit | undefined
   readonly expect?: Expect | undefined
+  /**
+   * What metrics call this message's destination: a template or a family of
+   * subjects. Default: its first token and `.>`.
+   */
+  readonly destination?: string | undefined
 }
 
 /**

@@ -88,6 +88,10 @@ describe("Metrics", () => {
         yield* js.publish("mjs.two", "b")
         yield* Stream.runDrain(js.publishAll([1, 2, 3].map((i) => ({ subject: "mjs.all", payload: `${i}` }))))
         assert.strictEqual(yield* count(Metrics.published, { subject: "mjs.>" }), 5)
+        // a message's destination names its family
+        yield* Stream.runDrain(js.publishAll([{ subject: "mjs.order.7", payload: "c", destination: "mjs.order.{id}" }]))
+        assert.strictEqual(yield* count(Metrics.published, { subject: "mjs.order.{id}" }), 1)
+        assert.strictEqual(yield* count(Metrics.published, { subject: "mjs.>" }), 5)
         const done = yield* Deferred.make<void>()
         let handled = 0
         yield* Effect.gen(function*() {
@@ -96,14 +100,14 @@ describe("Metrics", () => {
             consumer,
             codec: Codec.bytes,
             lagInterval: "100 millis",
-            handler: () => ++handled === 5 ? Deferred.succeed(done, undefined) : Effect.void
+            handler: () => ++handled === 6 ? Deferred.succeed(done, undefined) : Effect.void
           })
         }).pipe(Effect.provide(Layer.mergeAll(JetStream.JetStream.layer, JetStreamManager.JetStreamManager.layer)))
         yield* Deferred.await(done)
         const attributes = { stream: "MJS", consumer: "w" }
-        assert.strictEqual(yield* reaches(count(Metrics.processingDuration, attributes), 5), 5)
-        assert.strictEqual(yield* count(Metrics.messageAge, attributes), 5)
-        assert.strictEqual(yield* count(Metrics.consumed, attributes), 5)
+        assert.strictEqual(yield* reaches(count(Metrics.processingDuration, attributes), 6), 6)
+        assert.strictEqual(yield* count(Metrics.messageAge, attributes), 6)
+        assert.strictEqual(yield* count(Metrics.consumed, attributes), 6)
         // the lag, read every 100 ms: nothing left, nothing waiting for its ack
         assert.strictEqual(yield* reaches(gauge(Metrics.consumerPending, attributes), 0), 0)
         assert.strictEqual(yield* reaches(gauge(Metrics.consumerAckPending, attributes), 0), 0)
