@@ -10,6 +10,7 @@ import type { JsMsg } from "@nats-io/jetstream"
 import type { Context } from "effect"
 import { Effect, Metric } from "effect"
 import type { MessageOutcome, Outcome } from "../services/Processor.ts"
+import { storedMillis } from "./ackReply.ts"
 import * as Metrics from "./metrics.ts"
 
 /** Messages by outcome (attribute `outcome`). */
@@ -26,25 +27,6 @@ export const inFlight = Metric.gauge("effect_nats_processor_in_flight", {
 export type { Outcome }
 
 const outcomes: ReadonlyArray<Outcome> = ["acked", "retried", "dead_lettered", "termed", "decode_failed", "interrupted"]
-
-/**
- * When a JetStream message was stored, read from its reply subject's `tm`
- * token (`$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<tm>.<pending>`,
- * or with a domain and an account hash after `ACK` and a random token at the
- * end): nats.js' `info` would parse every field; this reads one.
- */
-export const storedMillis = (reply: string | undefined): number | undefined => {
-  if (reply === undefined) return undefined
-  let dots = 0
-  for (let i = 0; i < reply.length; i++) if (reply.charCodeAt(i) === 46) dots++
-  // the token's index: the 8th of 9, or the 10th of 12
-  const index = dots === 8 ? 7 : dots === 11 ? 9 : -1
-  if (index < 0) return undefined
-  let start = 0
-  for (let seen = 0; seen < index; seen++) start = reply.indexOf(".", start) + 1
-  const nanos = Number(reply.slice(start, reply.indexOf(".", start)))
-  return Number.isFinite(nanos) ? nanos / 1e6 : undefined
-}
 
 /** Messages between two reports at most. */
 const REPORT_EVERY = 256

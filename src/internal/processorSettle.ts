@@ -14,6 +14,7 @@ import type * as Codec from "../schemas/Codec.ts"
 import type { JetStreamShape } from "../services/JetStream.ts"
 import * as JsEnvelope from "../services/JsEnvelope.ts"
 import type { Decision, Failure } from "../services/Processor.ts"
+import * as AckReply from "./ackReply.ts"
 import { headersOf, msgIdOf, oneLine, where } from "./deadLetter.ts"
 import * as Decode from "./decode.ts"
 import type { Outcome, ProcessorMetrics } from "./processorMetrics.ts"
@@ -81,16 +82,18 @@ const decisionOf = <A, E, R>(
 /** The conventions' attributes of a JetStream message being processed. */
 const jetStreamAttributes = (envelope: JsEnvelope.JsEnvelope<unknown>): Record<string, unknown> => {
   const msgId = envelope.headers?.get("Nats-Msg-Id")
+  // from the reply subject, a field at a time (nats.js' `info` parses all of them)
+  const reply = (envelope.msg as unknown as { readonly reply?: string }).reply
   return {
     "messaging.system": "nats",
     "messaging.destination.name": envelope.subject,
     "messaging.operation.type": "process",
     "messaging.operation.name": "process",
-    "messaging.consumer.group.name": envelope.consumer,
+    "messaging.consumer.group.name": AckReply.text(reply, AckReply.Field.consumer),
     "messaging.message.body.size": envelope.msg.data.length,
-    "messaging.nats.stream": envelope.stream,
-    "messaging.nats.stream_sequence": envelope.streamSequence,
-    "messaging.nats.delivery_count": envelope.deliveryCount,
+    "messaging.nats.stream": AckReply.text(reply, AckReply.Field.stream),
+    "messaging.nats.stream_sequence": AckReply.number(reply, AckReply.Field.streamSequence),
+    "messaging.nats.delivery_count": AckReply.number(reply, AckReply.Field.delivered),
     ...(msgId ? { "messaging.message.id": msgId } : {})
   }
 }
