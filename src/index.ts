@@ -162,6 +162,27 @@ export * as Processor from "./services/Processor.ts"
 export * as Rpc from "./services/Rpc.ts"
 
 /**
+ * NATS services ("micro"): typed endpoints in queue groups, discovery on `$SRV.*`, exact stats, graceful stop.
+ *
+ * @since 0.1.0
+ */
+export * as Service from "./services/Service.ts"
+
+/**
+ * Discovery of NATS services: ping, info and stats of every instance as Streams.
+ *
+ * @since 0.1.0
+ */
+export * as ServiceClient from "./services/ServiceClient.ts"
+
+/**
+ * The discovery messages of NATS services (ping, info, stats), as Schemas.
+ *
+ * @since 0.1.0
+ */
+export * as ServiceInfo from "./schemas/ServiceInfo.ts"
+
+/**
  * Subjects, patterns, the wildcard matcher and subject templates.
  *
  * @since 0.1.0

@@ -170,6 +170,51 @@ const typedErrorReply = (payload: Uint8Array): Reply => {
 }
 
 /**
+ * The responder of an endpoint: decodes the request, runs the handler and
+ * encodes its reply or typed error; an undecodable request is answered with
+ * a 400 service error, an unencodable reply with a 500. Fails only with the
+ * handler's untyped causes (defects), which `serve` answers with a 500.
+ *
+ * @internal
+ */
+export const responder = <Req, Res, Err, R>(
+  endpoint: Endpoint<Req, Res, Err>,
+  handler: (request: Req, msg: Msg) => Effect.Effect<Res, Err, R>
+) => {
+  const what = `the handler of ${endpoint.subject}`
+  return (msg: Msg): Effect.Effect<Reply, Err, R> => {
+    const request = endpoint.request.decode(msg.data)
+    if (Result.isFailure(request)) {
+      return Effect.as(
+        Effect.logWarning(`nats: undecodable request on ${endpoint.subject}: ${request.failure.message}`),
+        serviceErrorReply(400, `undecodable request: ${request.failure.message}`)
+      )
+    }
+    return effectOf(what, () => handler(request.success, msg)).pipe(
+      Effect.matchCauseEffect({
+        onSuccess: (response) => {
+          const encoded = endpoint.response.encode(response)
+          return Result.isSuccess(encoded)
+            ? Effect.succeed<Reply>(encoded.success)
+            : Effect.as(
+              Effect.logError(`nats: could not encode the reply on ${endpoint.subject}`, encoded.failure),
+              serviceErrorReply(500, `could not encode the reply: ${encoded.failure.message}`)
+            )
+        },
+        onFailure: (cause) => {
+          const failure = Cause.findErrorOption(cause)
+          if (failure._tag === "Some" && endpoint.error !== undefined) {
+            const encoded = endpoint.error.encode(failure.value)
+            if (Result.isSuccess(encoded)) return Effect.succeed(typedErrorReply(encoded.success))
+          }
+          return Effect.failCause(cause)
+        }
+      })
+    )
+  }
+}
+
+/**
  * Serves an endpoint until the scope closes (see `NatsClient.serve` for queue
  * groups and concurrency). Returns once the responder is registered on the
  * server; the returned fiber fails if the responder stops.
@@ -187,36 +232,4 @@ export const serve = <Req, Res, Err, R>(
   handler: (request: Req, msg: Msg) => Effect.Effect<Res, Err, R>,
   options?: ServeOptions
 ): Effect.Effect<Fiber.Fiber<void, NatsError.NatsError>, NatsError.NatsError, NatsClient | Scope.Scope | R> =>
-  NatsClient.use((client) => {
-    const what = `the handler of ${endpoint.subject}`
-    return client.serve(endpoint.subject, (msg) => {
-      const request = endpoint.request.decode(msg.data)
-      if (Result.isFailure(request)) {
-        return Effect.as(
-          Effect.logWarning(`nats: undecodable request on ${endpoint.subject}: ${request.failure.message}`),
-          serviceErrorReply(400, `undecodable request: ${request.failure.message}`)
-        )
-      }
-      return effectOf(what, () => handler(request.success, msg)).pipe(
-        Effect.matchCauseEffect({
-          onSuccess: (response) => {
-            const encoded = endpoint.response.encode(response)
-            return Result.isSuccess(encoded)
-              ? Effect.succeed<Reply>(encoded.success)
-              : Effect.as(
-                Effect.logError(`nats: could not encode the reply on ${endpoint.subject}`, encoded.failure),
-                serviceErrorReply(500, `could not encode the reply: ${encoded.failure.message}`)
-              )
-          },
-          onFailure: (cause) => {
-            const failure = Cause.findErrorOption(cause)
-            if (failure._tag === "Some" && endpoint.error !== undefined) {
-              const encoded = endpoint.error.encode(failure.value)
-              if (Result.isSuccess(encoded)) return Effect.succeed(typedErrorReply(encoded.success))
-            }
-            return Effect.failCause(cause)
-          }
-        })
-      )
-    }, options)
-  })
+  NatsClient.use((client) => client.serve(endpoint.subject, responder(endpoint, handler), options))
