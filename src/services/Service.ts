@@ -300,7 +300,7 @@ export const make = Effect.fn("Service.make")(function*<R>(
   const queue = options.queue ?? "q"
   const metadata = { ...options.metadata }
   const identity = { name: options.name, id, version: options.version, metadata }
-  const counters = options.endpoints.map(() => new Counters())
+  const endpoints = options.endpoints.map((e) => ({ e, counters: new Counters() }))
   const endpointInfo = (e: Endpoint<R>) => ({
     name: e.name,
     subject: e.subject,
@@ -318,8 +318,7 @@ export const make = Effect.fn("Service.make")(function*<R>(
     type: ServiceInfo.ResponseType.stats,
     ...identity,
     started,
-    endpoints: options.endpoints.map((e, i) => {
-      const c = counters[i]!
+    endpoints: endpoints.map(({ counters: c, e }) => {
       return {
         ...endpointInfo(e),
         numRequests: c.requests,
@@ -338,8 +337,8 @@ export const make = Effect.fn("Service.make")(function*<R>(
       yield* client.serve(subject, () => Effect.sync(answer))
     }
   }
-  for (const [i, e] of options.endpoints.entries()) {
-    yield* client.serve(e.subject, counted(e, counters[i]!), {
+  for (const { counters, e } of endpoints) {
+    yield* client.serve(e.subject, counted(e, counters), {
       queue: e.options.queue ?? queue,
       concurrency: e.options.concurrency,
       bufferSize: e.options.bufferSize,
@@ -353,7 +352,7 @@ export const make = Effect.fn("Service.make")(function*<R>(
     ping,
     info,
     stats: Effect.sync(statsNow),
-    reset: Effect.sync(() => counters.forEach((c) => c.reset()))
+    reset: Effect.sync(() => endpoints.forEach(({ counters }) => counters.reset()))
   }
 })
 
