@@ -148,6 +148,13 @@ export * as NatsKeyValueStore from "./layers/NatsKeyValueStore.ts"
 export * as NatsPersistedQueue from "./layers/NatsPersistedQueue.ts"
 
 /**
+ * Effect RPC over NATS: `RpcServer` and `RpcClient` protocols, instances in a queue group, heartbeats, graceful stop.
+ *
+ * @since 0.1.0
+ */
+export * as NatsRpc from "./layers/NatsRpc.ts"
+
+/**
  * Runs a typed handler over a JetStream consumer: bounded concurrency, retry by Schedule, dead-letter, graceful shutdown.
  *
  * @since 0.1.0

@@ -26,6 +26,8 @@ import * as Validation from "./validation.ts"
 export interface NatsCore {
   /** The raw nats.js connection. */
   readonly connection: NatsConnection
+  /** The prefix of the connection's inboxes (the `inboxPrefix` option; nats.js' `_INBOX` when unset). */
+  readonly inboxPrefix: string | undefined
   /** Requests (and JetStream publishes) over the connection's shared inbox. */
   readonly requests: RequestMux.RequestMux
   /** Checks of subjects, patterns, queues, counts and message sizes. */
@@ -54,6 +56,7 @@ export const make = (connection: Connection): NatsCore => {
   connection.onDisconnected(requests.disconnected)
   return {
     connection: nc,
+    inboxPrefix: connection.inboxPrefix,
     requests,
     validation: Validation.make(() => nc.info?.max_payload ?? 1024 * 1024),
     bridge: {

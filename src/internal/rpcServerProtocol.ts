@@ -1,0 +1,229 @@
+/**
+ * The server side of Effect RPC over NATS: an `RpcServer.Protocol` whose
+ * clients are NATS inboxes. New requests arrive on the group's subject in a
+ * queue group (one instance each); their follow-ups on this instance's own
+ * subject, or on the subject of every instance (an interrupt sent before the
+ * client knew who had its request). Responses go to each request's reply
+ * subject; the first chunk of a stream names this instance.
+ *
+ * Liveness both ways: every `heartbeat`, each client with requests here is
+ * sent a heartbeat request listing them. The client answers; a client that
+ * is gone (no responders) or misses three is disconnected, which interrupts
+ * its handlers. The client, in turn, fails requests whose instance stopped
+ * beating.
+ *
+ * @internal
+ */
+import type { Msg } from "@nats-io/nats-core"
+import { headers as natsHeaders, nuid } from "@nats-io/nats-core"
+import { Effect, Queue, Schedule, Stream } from "effect"
+import type * as RpcMessage from "effect/rpc/RpcMessage"
+import * as RpcSerialization from "effect/rpc/RpcSerialization"
+import * as RpcServer from "effect/rpc/RpcServer"
+import type { NatsClientShape } from "../services/NatsClient.ts"
+import * as Wire from "./rpcWire.ts"
+import { acquire } from "./subscription.ts"
+
+export interface ServerOptions {
+  readonly subject: string
+  readonly queue: string
+  readonly heartbeatMillis: number
+  readonly bufferSize: number
+}
+
+interface Client {
+  readonly id: number
+  readonly inbox: string
+  readonly parser: RpcSerialization.Parser
+  /** Requests here, by id: their reply subjects. */
+  readonly requests: Map<string, string>
+  /** Streams whose first chunk (naming this instance) was sent. */
+  readonly announced: Set<string>
+  misses: number
+}
+
+/** The protocol, and `drain`: stop taking requests and wait (up to `millis`) for those here to end. */
+export const make = Effect.fnUntraced(function*(nats: NatsClientShape, options: ServerOptions) {
+  const serialization = yield* RpcSerialization.RpcSerialization
+  const scope = yield* Effect.scope
+  const nc = nats.core.connection
+  const direct = Wire.instanceSubject(options.subject, nuid.next())
+  const instanceHeaders = natsHeaders()
+  instanceHeaders.set(Wire.INSTANCE_HEADER, direct)
+  // one entry per client found gone, taken at once by the server
+  const disconnects = yield* Queue.unbounded<number>()
+  const clients = new Map<number, Client>()
+  const byInbox = new Map<string, Client>()
+  const interruptedEarly = new Wire.Recent(4096)
+  let nextId = 0
+
+  const clientOf = (inbox: string): Client => {
+    let client = byInbox.get(inbox)
+    if (client === undefined) {
+      client = {
+        id: nextId++,
+        inbox,
+        parser: serialization.makeUnsafe(),
+        requests: new Map(),
+        announced: new Set(),
+        misses: 0
+      }
+      byInbox.set(inbox, client)
+      clients.set(client.id, client)
+    }
+    return client
+  }
+  const forget = (client: Client) => {
+    clients.delete(client.id)
+    byInbox.delete(client.inbox)
+  }
+
+  const publish = (subject: string, response: unknown, parser: RpcSerialization.Parser, withInstance: boolean) => {
+    let encoded: string | Uint8Array | undefined
+    try {
+      encoded = parser.encode(response)
+    } catch (cause) {
+      encoded = parser.encode({ _tag: "Defect", defect: `could not encode the response: ${String(cause)}` })
+    }
+    if (encoded === undefined) return Effect.void
+    try {
+      nc.publish(subject, encoded, withInstance ? { headers: instanceHeaders } : undefined)
+      return Effect.void
+    } catch (cause) {
+      return Effect.logWarning(`nats rpc: could not send a response to ${subject}`, cause)
+    }
+  }
+
+  const send = (clientId: number, response: RpcMessage.FromServerEncoded): Effect.Effect<void> => {
+    const client = clients.get(clientId)
+    if (client === undefined) return Effect.void
+    if (!("requestId" in response)) return publish(Wire.clientSubject(client.inbox), response, client.parser, false)
+    const key = String(response.requestId)
+    const reply = client.requests.get(key)
+    if (reply === undefined) return Effect.void
+    let withInstance = false
+    if (response._tag === "Exit") {
+      client.requests.delete(key)
+      client.announced.delete(key)
+    } else if (!client.announced.has(key)) {
+      client.announced.add(key)
+      withInstance = true
+    }
+    return publish(reply, response, client.parser, withInstance)
+  }
+
+  // set by the protocol: the server's intake (it buffers until the server runs)
+  let writeRequest!: (clientId: number, message: RpcMessage.FromClientEncoded) => Effect.Effect<void>
+  const protocol = yield* RpcServer.Protocol.make((write) => {
+    writeRequest = write
+    return Effect.succeed({
+      disconnects,
+      send,
+      end: (clientId: number) =>
+        Effect.sync(() => {
+          const client = clients.get(clientId)
+          if (client !== undefined) forget(client)
+        }),
+      clientIds: Effect.sync((): ReadonlySet<number> => new Set(clients.keys())),
+      initialMessage: Effect.succeedNone,
+      supportsAck: true,
+      supportsTransferables: false,
+      supportsSpanPropagation: true,
+      supportsNotifications: false,
+      codecFor: serialization.codecFor
+    })
+  })
+
+  const route = (client: Client, message: RpcMessage.FromClientEncoded, reply: string): Effect.Effect<void> => {
+    switch (message._tag) {
+      case "Request": {
+        const key = String(message.id)
+        // interrupted by its client before it got here
+        if (interruptedEarly.take(`${client.inbox} ${key}`)) return Effect.void
+        client.requests.set(key, reply)
+        return writeRequest(client.id, message)
+      }
+      case "Interrupt": {
+        const key = String(message.requestId)
+        if (!client.requests.has(key)) {
+          interruptedEarly.add(`${client.inbox} ${key}`)
+          return Effect.void
+        }
+        return writeRequest(client.id, message)
+      }
+      default:
+        return writeRequest(client.id, message)
+    }
+  }
+
+  const onMessage = (msg: Msg): Effect.Effect<void> => {
+    const reply = msg.reply
+    const inbox = Wire.inboxOf(reply)
+    if (inbox === undefined || reply === undefined) return Effect.void
+    const client = clientOf(inbox)
+    let decoded: ReadonlyArray<unknown>
+    try {
+      decoded = client.parser.decode(msg.data)
+    } catch (cause) {
+      const defect = { _tag: "Defect", defect: `undecodable message: ${String(cause)}` }
+      return publish(Wire.clientSubject(inbox), defect, client.parser, false)
+    }
+    return Effect.forEach(decoded, (m) => route(client, m as RpcMessage.FromClientEncoded, reply), { discard: true })
+  }
+
+  // the subscriptions: new requests (queue group), this instance's and every instance's follow-ups
+  const subscribe = (subject: string, queue?: string) =>
+    acquire(nats.core, subject, {
+      queue,
+      bufferSize: options.bufferSize,
+      maxBytes: 64 * 1024 * 1024,
+      overflow: "dropNewest"
+    })
+  const intake = yield* subscribe(options.subject, options.queue)
+  const followUps = yield* subscribe(direct)
+  const everyone = yield* subscribe(Wire.allSubject(options.subject))
+  for (const s of [intake, followUps, everyone]) {
+    yield* s.confirmed
+    yield* Effect.forkIn(Stream.runForEach(s.messages, onMessage), scope)
+  }
+
+  // heartbeats to each client with requests here
+  const beat = (client: Client): Effect.Effect<void> => {
+    if (client.requests.size === 0) return Effect.void
+    const heartbeat = Wire.encodeHeartbeat({ instance: direct, requests: Array.from(client.requests.keys()) })
+    return nats.request(Wire.heartbeatSubject(client.inbox), heartbeat, { timeout: options.heartbeatMillis }).pipe(
+      Effect.matchEffect({
+        onSuccess: () => Effect.sync(() => void (client.misses = 0)),
+        onFailure: (error) =>
+          error.reason._tag === "NoResponders" || ++client.misses >= 3
+            ? Effect.suspend(() => {
+              forget(client)
+              return Queue.offer(disconnects, client.id)
+            })
+            : Effect.void
+      })
+    )
+  }
+  yield* Effect.suspend(() =>
+    Effect.forEach(Array.from(clients.values()), beat, { concurrency: "unbounded", discard: true })
+  ).pipe(
+    Effect.repeat(Schedule.spaced(options.heartbeatMillis)),
+    Effect.forkIn(scope)
+  )
+
+  const pending = () => {
+    let n = 0
+    for (const client of clients.values()) n += client.requests.size
+    return n
+  }
+  const drain = (millis: number) =>
+    Effect.gen(function*() {
+      intake.stop()
+      yield* Effect.sleep(10).pipe(
+        Effect.repeat({ until: () => pending() === 0, schedule: Schedule.spaced(20) }),
+        Effect.timeoutOption(millis)
+      )
+    })
+
+  return { protocol, drain, instance: direct }
+})
