@@ -11,6 +11,8 @@ import * as JsSetup from "../examples/jetstream-setup.ts"
 import * as JobQueue from "../examples/job-queue.ts"
 import * as Observability from "../examples/observability.ts"
 import * as OrderProcessor from "../examples/order-processor.ts"
+import * as PricingService from "../examples/pricing-service.ts"
+import * as RpcGroupExample from "../examples/rpc-group.ts"
 import * as TraceOrder from "../examples/trace-order.ts"
 import type { ConnectionEvent } from "../src/index.ts"
 import { JetStream, JetStreamManager, LocalNats } from "../src/index.ts"
@@ -214,4 +216,27 @@ describe("observability example", () => {
       ),
     60_000
   )
+})
+
+describe("pricing-service example", () => {
+  it.live("two instances discovered with their endpoint; the stats count every call and the error", () =>
+    Effect.gen(function*() {
+      const report = yield* Effect.scoped(PricingService.program)
+      assert.deepStrictEqual([...report.discovered].sort(), [...report.instances].sort())
+      assert.strictEqual(report.served, 21)
+      assert.strictEqual(report.errors, 1)
+    }).pipe(Effect.provide(LocalNats.layer({ client: { logEvents: false } })), Effect.provide(Logger.layer([]))))
+})
+
+describe("rpc-group example", () => {
+  it.live("an RpcGroup over NATS: three instances share the calls, a stream, a typed error, a graceful stop", () =>
+    Effect.gen(function*() {
+      const report = yield* Effect.scoped(RpcGroupExample.program).pipe(Effect.provide(RpcGroupExample.ClientProtocol))
+      assert.strictEqual(report.order.id, "o-7")
+      assert.strictEqual(report.missing, "OrderNotFound")
+      assert.strictEqual(report.streamed, 50)
+      assert.strictEqual(Object.values(report.spread).reduce((a, b) => a + b, 0), 30)
+      assert.isTrue(Object.keys(report.spread).length >= 2)
+      assert.isFalse(report.after.includes("east"))
+    }).pipe(Effect.provide(LocalNats.layer({ client: { logEvents: false } })), Effect.provide(Logger.layer([]))))
 })
