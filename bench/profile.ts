@@ -17,6 +17,7 @@ import { jetstreamScenarios, openJetStream } from "./scenarios/jetstream.ts"
 import { kvScenarios } from "./scenarios/kv.ts"
 import { memoryScenarios } from "./scenarios/memory.ts"
 import { objectStoreScenarios } from "./scenarios/objectStore.ts"
+import { rpcScenarios } from "./scenarios/rpc.ts"
 import { tracingScenarios } from "./scenarios/tracing.ts"
 
 const [name = "", side = "effect", runsText = "3"] = process.argv.slice(2)
@@ -35,6 +36,7 @@ try {
     ...kvScenarios(clients),
     ...objectStoreScenarios(clients),
     ...tracingScenarios(clients),
+    ...rpcScenarios(clients),
     ...memoryScenarios(clients)
   ]
   const scenario = all.find((s) => s.name === name)

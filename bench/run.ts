@@ -15,6 +15,7 @@ import { jetstreamScenarios, openJetStream, withOneByOne } from "./scenarios/jet
 import { kvScenarios } from "./scenarios/kv.ts"
 import { memoryScenarios } from "./scenarios/memory.ts"
 import { objectStoreScenarios } from "./scenarios/objectStore.ts"
+import { rpcScenarios } from "./scenarios/rpc.ts"
 import { tracingScenarios } from "./scenarios/tracing.ts"
 
 const args = process.argv.slice(2)
@@ -40,6 +41,7 @@ const scenarios: ReadonlyArray<Scenario> = [
   ...kvScenarios(clients),
   ...objectStoreScenarios(clients),
   ...tracingScenarios(clients),
+  ...rpcScenarios(clients),
   ...memoryScenarios(clients)
 ]
   .filter((s) => only === undefined || only.has(s.name))
