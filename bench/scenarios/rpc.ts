@@ -136,7 +136,8 @@ export const rpcScenarios = (clients: Clients): ReadonlyArray<Scenario> => {
   return [
     {
       name: "effect-rpc-nats",
-      description: "Effect RPC over NATS, sequential unary calls, 5,000 (raw: nats.js request + JSON to a callback responder)",
+      description:
+        "Effect RPC over NATS, sequential unary calls, 5,000 (raw: nats.js request + JSON to a callback responder)",
       metrics: ["p50_ms", "p99_ms"],
       targets: [{ metric: "p50_ms", ratio: 1.5, text: "<= 1.50x" }],
       raw: (ctx) => raw((call) => sequential(count(ctx, 5_000), call))(),
@@ -152,7 +153,8 @@ export const rpcScenarios = (clients: Clients): ReadonlyArray<Scenario> => {
     },
     {
       name: "effect-rpc-vs-socket",
-      description: "Effect RPC, sequential unary calls, 5,000: over NATS (effect) vs over its socket transport on loopback (raw)",
+      description:
+        "Effect RPC, sequential unary calls, 5,000: over NATS (effect) vs over its socket transport on loopback (raw)",
       metrics: ["p50_ms", "p99_ms"],
       // no target: a broker's round trip against none (raw nats.js' own request is ~6x the socket's)
       targets: [],
@@ -161,7 +163,8 @@ export const rpcScenarios = (clients: Clients): ReadonlyArray<Scenario> => {
     },
     {
       name: "effect-rpc-vs-socket-c16",
-      description: "Effect RPC, 20,000 unary calls, 16 in flight: over NATS (effect) vs over its socket transport (raw)",
+      description:
+        "Effect RPC, 20,000 unary calls, 16 in flight: over NATS (effect) vs over its socket transport (raw)",
       metrics: ["msgs/s"],
       targets: [],
       raw: (ctx) => withClient(overSocket, (call) => concurrent(count(ctx, 20_000), call)),
