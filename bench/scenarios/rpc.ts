@@ -12,6 +12,7 @@
  */
 import * as NodeSocket from "@effect/platform-node/NodeSocket"
 import * as NodeSocketServer from "@effect/platform-node/NodeSocketServer"
+import type { Scope } from "effect"
 import { Effect, Layer, Schema } from "effect"
 import * as Rpc from "effect/rpc/Rpc"
 import * as RpcClient from "effect/rpc/RpcClient"
@@ -89,7 +90,7 @@ export const rpcScenarios = (clients: Clients): ReadonlyArray<Scenario> => {
 
   /** Runs `measure` with a client of `Pricing` over `transport` (server and client built first, outside the timing). */
   const withClient = (
-    transport: Effect.Effect<PricingClient, unknown, import("effect").Scope.Scope>,
+    transport: Effect.Effect<PricingClient, unknown, Scope.Scope>,
     measure: (call: () => Promise<unknown>) => () => Promise<Measurement>
   ) =>
     Effect.runPromise(Effect.scoped(Effect.gen(function*() {
