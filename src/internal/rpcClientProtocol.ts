@@ -18,12 +18,12 @@
  */
 import type { Msg } from "@nats-io/nats-core"
 import { createInbox } from "@nats-io/nats-core"
-import { Effect, Schedule, Scope, Stream } from "effect"
+import type { Scope } from "effect"
+import { Effect, Schedule, Stream } from "effect"
 import * as RpcClient from "effect/rpc/RpcClient"
 import { RpcClientDefect, RpcClientError } from "effect/rpc/RpcClientError"
 import type * as RpcMessage from "effect/rpc/RpcMessage"
 import * as RpcSerialization from "effect/rpc/RpcSerialization"
-import type * as NatsError from "../schemas/NatsError.ts"
 import type { NatsClientShape } from "../services/NatsClient.ts"
 import { noResponders, timeout } from "./errors.ts"
 import * as Wire from "./rpcWire.ts"
@@ -34,6 +34,9 @@ export interface ClientOptions {
   readonly heartbeatMillis: number
   readonly bufferSize: number
 }
+
+const rpcError = (message: string, cause: unknown) =>
+  new RpcClientError({ reason: new RpcClientDefect({ message, cause }) })
 
 interface Pending {
   readonly clientId: number
@@ -47,33 +50,188 @@ interface Pending {
   done: ((error: RpcClientError | undefined) => void) | undefined
 }
 
-const rpcError = (message: string, cause: NatsError.NatsError | unknown) =>
-  new RpcClientError({ reason: new RpcClientDefect({ message, cause }) })
+/** The requests in flight: by id and by reply subject, with the instances' last heartbeats. */
+class Requests {
+  private readonly byId = new Map<string, Pending>()
+  private readonly byReply = new Map<string, Pending>()
+  private readonly lastHeard = new Map<string, number>()
+  private seq = 0
+  private readonly inbox: string
+
+  constructor(inbox: string) {
+    this.inbox = inbox
+  }
+
+  open(clientId: number, id: string | number): Pending {
+    const p: Pending = {
+      clientId,
+      key: String(id),
+      reply: `${this.inbox}.${this.seq++}`,
+      sentAt: Date.now(),
+      instance: undefined,
+      outcome: undefined,
+      done: undefined
+    }
+    this.byId.set(p.key, p)
+    this.byReply.set(p.reply, p)
+    return p
+  }
+
+  get(id: string | number): Pending | undefined {
+    return this.byId.get(String(id))
+  }
+
+  ofReply(reply: string): Pending | undefined {
+    return this.byReply.get(reply)
+  }
+
+  all(): ReadonlyArray<Pending> {
+    return Array.from(this.byId.values())
+  }
+
+  /** Ends a request: its waiting send succeeds, or fails with `error`. */
+  settle(p: Pending, error: RpcClientError | undefined): void {
+    this.byId.delete(p.key)
+    this.byReply.delete(p.reply)
+    const done = p.done
+    p.done = undefined
+    if (done !== undefined) done(error)
+    else p.outcome = error ?? "done"
+  }
+
+  /** The send of a request: waits until it ends. */
+  wait(p: Pending): Effect.Effect<void, RpcClientError> {
+    return Effect.callback<void, RpcClientError>((resume) => {
+      if (p.outcome !== undefined) return resume(p.outcome === "done" ? Effect.void : Effect.fail(p.outcome))
+      p.done = (error) => resume(error === undefined ? Effect.void : Effect.fail(error))
+      return Effect.sync(() => {
+        p.done = undefined
+      })
+    })
+  }
+
+  /** Heard from `instance` now; it handles `p` when given. */
+  heard(instance: string, p?: Pending): void {
+    this.lastHeard.set(instance, Date.now())
+    if (p !== undefined) p.instance = instance
+  }
+
+  /** A heartbeat: the instance is alive, and has these requests. */
+  claimed(heartbeat: Wire.Heartbeat): void {
+    this.heard(heartbeat.instance)
+    for (const key of heartbeat.requests) {
+      const p = this.byId.get(key)
+      if (p !== undefined) p.instance ??= heartbeat.instance
+    }
+  }
+
+  /** The requests given up on after `limit` ms: their instance silent, or never claimed. */
+  lost(limit: number): ReadonlyArray<{ readonly p: Pending; readonly claimed: boolean }> {
+    const now = Date.now()
+    const lost: Array<{ p: Pending; claimed: boolean }> = []
+    for (const p of this.byId.values()) {
+      if (p.instance !== undefined) {
+        if (now - (this.lastHeard.get(p.instance) ?? p.sentAt) > limit) lost.push({ p, claimed: true })
+      } else if (now - p.sentAt > limit) lost.push({ p, claimed: false })
+    }
+    return lost
+  }
+}
+
+interface Inbox {
+  readonly subject: string
+  readonly requests: Requests
+  readonly serialization: RpcSerialization.RpcSerialization["Service"]
+  readonly writeResponse: (clientId: number, response: RpcMessage.FromServerEncoded) => Effect.Effect<void>
+  readonly broadcast: (response: RpcMessage.FromServerEncoded) => Effect.Effect<void>
+}
+
+/** What the inbox receives: heartbeats (answered), messages outside any request, and each request's responses. */
+const inboxHandler = (inbox: string, self: Inbox) => {
+  const { requests } = self
+  const heartbeats = Wire.heartbeatSubject(inbox)
+  const control = Wire.clientSubject(inbox)
+  let decoder = self.serialization.makeUnsafe()
+
+  const route = (message: RpcMessage.FromServerEncoded): Effect.Effect<void> => {
+    if (!("requestId" in message)) {
+      // a defect ends every request of the client
+      if (message._tag === "Defect") { for (const p of requests.all()) requests.settle(p, undefined) }
+      return message._tag === "Pong" ? Effect.void : self.broadcast(message)
+    }
+    const p = requests.get(message.requestId)
+    if (p === undefined) return Effect.void
+    if (message._tag !== "Exit") return self.writeResponse(p.clientId, message)
+    return Effect.ensuring(self.writeResponse(p.clientId, message), Effect.sync(() => requests.settle(p, undefined)))
+  }
+
+  const decoded = (msg: Msg): Effect.Effect<void> => {
+    let messages: ReadonlyArray<unknown>
+    try {
+      messages = decoder.decode(msg.data)
+    } catch (cause) {
+      decoder = self.serialization.makeUnsafe()
+      return Effect.logWarning(`nats rpc: an undecodable message on ${msg.subject} was dropped`, cause)
+    }
+    return messages.length === 1
+      ? route(messages[0] as RpcMessage.FromServerEncoded)
+      : Effect.forEach(messages, (m) => route(m as RpcMessage.FromServerEncoded), { discard: true })
+  }
+
+  return (msg: Msg): Effect.Effect<void> => {
+    if (msg.subject === heartbeats) {
+      const heartbeat = Wire.decodeHeartbeat(msg)
+      if (heartbeat !== undefined) requests.claimed(heartbeat)
+      return Effect.sync(() => msg.respond())
+    }
+    if (msg.subject === control) return decoded(msg)
+    const p = requests.ofReply(msg.subject)
+    if (p === undefined) return Effect.void
+    if (Wire.isNoResponders(msg)) {
+      const error = rpcError(`nobody serves ${self.subject}`, noResponders("RpcClient", self.subject))
+      return Effect.sync(() => requests.settle(p, error))
+    }
+    const instance = msg.headers?.get(Wire.INSTANCE_HEADER)
+    if (instance) requests.heard(instance, p)
+    return decoded(msg)
+  }
+}
+
+/** Fails the requests that are lost, every heartbeat interval (until `scope` closes). */
+const watchdog = (requests: Requests, options: ClientOptions, interruptUnclaimed: (p: Pending) => void) => {
+  const limit = 3 * options.heartbeatMillis
+  return Effect.sync(() => {
+    for (const { claimed, p } of requests.lost(limit)) {
+      if (claimed) {
+        const silent = timeout("RpcClient", `no heartbeat from ${p.instance} for ${limit} ms`, { subject: p.instance })
+        requests.settle(p, rpcError("the instance handling the request stopped answering", silent))
+      } else {
+        interruptUnclaimed(p)
+        const unclaimed = timeout(
+          "RpcClient",
+          `no instance of ${options.subject} claimed the request within ${limit} ms`,
+          {
+            subject: options.subject
+          }
+        )
+        requests.settle(p, rpcError("no instance took the request", unclaimed))
+      }
+    }
+  }).pipe(Effect.repeat(Schedule.spaced(options.heartbeatMillis)))
+}
 
 export const make = (nats: NatsClientShape, options: ClientOptions) =>
   RpcClient.Protocol.make(Effect.fnUntraced(function*(writeResponse, clientIds) {
     const serialization = yield* RpcSerialization.RpcSerialization
-    const scope = yield* Effect.scope
+    const scope: Scope.Scope = yield* Effect.scope
     const nc = nats.core.connection
     const inbox = createInbox(nats.core.inboxPrefix)
     const all = Wire.allSubject(options.subject)
     const control = Wire.clientSubject(inbox)
-    const heartbeats = Wire.heartbeatSubject(inbox)
     const encoder = serialization.makeUnsafe()
-    let decoder = serialization.makeUnsafe()
-    const pending = new Map<string, Pending>()
-    const byReply = new Map<string, Pending>()
-    const lastHeard = new Map<string, number>()
-    let seq = 0
-
-    const settle = (p: Pending, error: RpcClientError | undefined) => {
-      pending.delete(p.key)
-      byReply.delete(p.reply)
-      const done = p.done
-      p.done = undefined
-      if (done !== undefined) done(error)
-      else p.outcome = error ?? "done"
-    }
+    const requests = new Requests(inbox)
+    const broadcast = (response: RpcMessage.FromServerEncoded) =>
+      Effect.forEach(Array.from(clientIds), (clientId) => writeResponse(clientId, response), { discard: true })
 
     /** Sends `message`; a failure to send (an oversize request, a closed connection) is the error. */
     const publish = (subject: string, message: RpcMessage.FromClientEncoded, reply: string) => {
@@ -85,60 +243,7 @@ export const make = (nats: NatsClientShape, options: ClientOptions) =>
         return rpcError(`could not send the request to ${subject}: ${String(cause)}`, cause)
       }
     }
-
-    const broadcast = (response: RpcMessage.FromServerEncoded) =>
-      Effect.forEach(Array.from(clientIds), (clientId) => writeResponse(clientId, response), { discard: true })
-
-    const route = (message: RpcMessage.FromServerEncoded): Effect.Effect<void> => {
-      if (!("requestId" in message)) {
-        if (message._tag === "Defect") { for (const p of Array.from(pending.values())) settle(p, undefined) }
-        return message._tag === "Pong" ? Effect.void : broadcast(message)
-      }
-      const p = pending.get(String(message.requestId))
-      if (p === undefined) return Effect.void
-      if (message._tag !== "Exit") return writeResponse(p.clientId, message)
-      return Effect.ensuring(writeResponse(p.clientId, message), Effect.sync(() => settle(p, undefined)))
-    }
-
-    const decodeAll = (msg: Msg): Effect.Effect<void> => {
-      let messages: ReadonlyArray<unknown>
-      try {
-        messages = decoder.decode(msg.data)
-      } catch (cause) {
-        decoder = serialization.makeUnsafe()
-        return Effect.logWarning(`nats rpc: an undecodable message on ${msg.subject} was dropped`, cause)
-      }
-      return Effect.forEach(messages, (m) => route(m as RpcMessage.FromServerEncoded), { discard: true })
-    }
-
-    const onMessage = (msg: Msg): Effect.Effect<void> => {
-      const now = Date.now()
-      if (msg.subject === heartbeats) {
-        const heartbeat = Wire.decodeHeartbeat(msg)
-        if (heartbeat !== undefined) {
-          lastHeard.set(heartbeat.instance, now)
-          for (const key of heartbeat.requests) {
-            const p = pending.get(key)
-            if (p !== undefined) p.instance ??= heartbeat.instance
-          }
-        }
-        return Effect.sync(() => msg.respond())
-      }
-      if (msg.subject === control) return decodeAll(msg)
-      const p = byReply.get(msg.subject)
-      if (p === undefined) return Effect.void
-      if (Wire.isNoResponders(msg)) {
-        return Effect.sync(() =>
-          settle(p, rpcError(`nobody serves ${options.subject}`, noResponders("RpcClient", options.subject)))
-        )
-      }
-      const instance = msg.headers?.get(Wire.INSTANCE_HEADER)
-      if (instance) {
-        p.instance = instance
-        lastHeard.set(instance, now)
-      }
-      return decodeAll(msg)
-    }
+    const sent = (failed: RpcClientError | undefined) => failed === undefined ? Effect.void : Effect.fail(failed)
 
     // the inbox; if it fails (its buffer overflowed, the connection closed for good), every request
     // fails with it, and so does every later one
@@ -149,101 +254,52 @@ export const make = (nats: NatsClientShape, options: ClientOptions) =>
       overflow: "fail"
     })
     yield* sub.confirmed
+    const onMessage = inboxHandler(inbox, {
+      subject: options.subject,
+      requests,
+      serialization,
+      writeResponse,
+      broadcast
+    })
     yield* Stream.runForEach(sub.messages, onMessage).pipe(
       Effect.catch((error) => {
         const failure = rpcError(`the inbox failed: ${error.message}`, error)
         broken = failure
-        for (const p of Array.from(pending.values())) settle(p, failure)
+        for (const p of requests.all()) requests.settle(p, failure)
         return broadcast({ _tag: "ClientProtocolError", error: failure })
       }),
       Effect.forkIn(scope)
     )
-
-    // requests whose instance went quiet, or that no instance claimed
-    const limit = 3 * options.heartbeatMillis
-    yield* Effect.sync(() => {
-      const now = Date.now()
-      for (const p of Array.from(pending.values())) {
-        if (p.instance !== undefined) {
-          if (now - (lastHeard.get(p.instance) ?? p.sentAt) > limit) {
-            settle(
-              p,
-              rpcError(
-                `the instance handling the request stopped answering`,
-                timeout("RpcClient", `no heartbeat from ${p.instance} for ${limit} ms`, { subject: p.instance })
-              )
-            )
-          }
-        } else if (now - p.sentAt > limit) {
-          publish(all, { _tag: "Interrupt", requestId: p.key }, control)
-          settle(
-            p,
-            rpcError(
-              `no instance took the request`,
-              timeout("RpcClient", `no instance of ${options.subject} claimed the request within ${limit} ms`, {
-                subject: options.subject
-              })
-            )
-          )
-        }
-      }
-    }).pipe(Effect.repeat(Schedule.spaced(options.heartbeatMillis)), Effect.forkIn(scope))
+    yield* Effect.forkIn(
+      watchdog(requests, options, (p) => publish(all, { _tag: "Interrupt", requestId: p.key }, control)),
+      scope
+    )
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        for (const p of requests.all()) requests.settle(p, rpcError("the client was closed", undefined))
+      })
+    )
 
     const send = (clientId: number, request: RpcMessage.FromClientEncoded): Effect.Effect<void, RpcClientError> => {
       if (broken !== undefined) return Effect.fail(broken)
       switch (request._tag) {
         case "Request": {
-          const key = String(request.id)
-          const p: Pending = {
-            clientId,
-            key,
-            reply: `${inbox}.${seq++}`,
-            sentAt: Date.now(),
-            instance: undefined,
-            outcome: undefined,
-            done: undefined
-          }
-          pending.set(key, p)
-          byReply.set(p.reply, p)
+          const p = requests.open(clientId, request.id)
           const failed = publish(options.subject, request, p.reply)
-          if (failed !== undefined) {
-            settle(p, failed)
-            return Effect.fail(failed)
-          }
+          if (failed !== undefined) requests.settle(p, failed)
           // as long as the request: it fails when the request is lost
-          return Effect.callback<void, RpcClientError>((resume) => {
-            if (p.outcome !== undefined) return resume(p.outcome === "done" ? Effect.void : Effect.fail(p.outcome))
-            p.done = (error) => resume(error === undefined ? Effect.void : Effect.fail(error))
-            return Effect.sync(() => {
-              p.done = undefined
-            })
-          })
+          return requests.wait(p)
         }
         case "Interrupt":
         case "Ack": {
-          const p = pending.get(String(request.requestId))
-          if (request._tag === "Interrupt" && p !== undefined) settle(p, undefined)
-          const failed = publish(p?.instance ?? all, request, control)
-          return failed === undefined ? Effect.void : Effect.fail(failed)
+          const p = requests.get(request.requestId)
+          if (request._tag === "Interrupt" && p !== undefined) requests.settle(p, undefined)
+          return sent(publish(p?.instance ?? all, request, control))
         }
-        default: {
-          const failed = publish(all, request, control)
-          return failed === undefined ? Effect.void : Effect.fail(failed)
-        }
+        default:
+          return sent(publish(all, request, control))
       }
     }
 
-    yield* Scope.addFinalizer(
-      scope,
-      Effect.sync(() => {
-        for (const p of Array.from(pending.values())) settle(p, rpcError("the client was closed", undefined))
-      })
-    )
-
-    return {
-      send,
-      supportsAck: true,
-      supportsTransferables: false,
-      codecFor: serialization.codecFor
-    }
+    return { send, supportsAck: true, supportsTransferables: false, codecFor: serialization.codecFor }
   }))

@@ -14,8 +14,9 @@
  *
  * @internal
  */
-import type { Msg } from "@nats-io/nats-core"
+import type { Msg, MsgHdrs } from "@nats-io/nats-core"
 import { headers as natsHeaders, nuid } from "@nats-io/nats-core"
+import type { Scope } from "effect"
 import { Effect, Queue, Schedule, Stream } from "effect"
 import type * as RpcMessage from "effect/rpc/RpcMessage"
 import * as RpcSerialization from "effect/rpc/RpcSerialization"
@@ -42,42 +43,62 @@ interface Client {
   misses: number
 }
 
-/** The protocol, and `drain`: stop taking requests and wait (up to `millis`) for those here to end. */
-export const make = Effect.fnUntraced(function*(nats: NatsClientShape, options: ServerOptions) {
-  const serialization = yield* RpcSerialization.RpcSerialization
-  const scope = yield* Effect.scope
-  const nc = nats.core.connection
-  const direct = Wire.instanceSubject(options.subject, nuid.next())
-  const instanceHeaders = natsHeaders()
-  instanceHeaders.set(Wire.INSTANCE_HEADER, direct)
-  // one entry per client found gone, taken at once by the server
-  const disconnects = yield* Queue.unbounded<number>()
-  const clients = new Map<number, Client>()
-  const byInbox = new Map<string, Client>()
-  const interruptedEarly = new Wire.Recent(4096)
-  let nextId = 0
+/** The clients with something here, by id and by inbox. */
+class Clients {
+  private readonly byId = new Map<number, Client>()
+  private readonly byInbox = new Map<string, Client>()
+  private nextId = 0
+  private readonly serialization: RpcSerialization.RpcSerialization["Service"]
 
-  const clientOf = (inbox: string): Client => {
-    let client = byInbox.get(inbox)
+  constructor(serialization: RpcSerialization.RpcSerialization["Service"]) {
+    this.serialization = serialization
+  }
+
+  of(inbox: string): Client {
+    let client = this.byInbox.get(inbox)
     if (client === undefined) {
       client = {
-        id: nextId++,
+        id: this.nextId++,
         inbox,
-        parser: serialization.makeUnsafe(),
+        parser: this.serialization.makeUnsafe(),
         requests: new Map(),
         announced: new Set(),
         misses: 0
       }
-      byInbox.set(inbox, client)
-      clients.set(client.id, client)
+      this.byInbox.set(inbox, client)
+      this.byId.set(client.id, client)
     }
     return client
   }
-  const forget = (client: Client) => {
-    clients.delete(client.id)
-    byInbox.delete(client.inbox)
+
+  get(id: number): Client | undefined {
+    return this.byId.get(id)
   }
 
+  forget(client: Client): void {
+    this.byId.delete(client.id)
+    this.byInbox.delete(client.inbox)
+  }
+
+  ids(): ReadonlySet<number> {
+    return new Set(this.byId.keys())
+  }
+
+  all(): ReadonlyArray<Client> {
+    return Array.from(this.byId.values())
+  }
+
+  /** Requests here, over every client. */
+  pending(): number {
+    let n = 0
+    for (const client of this.byId.values()) n += client.requests.size
+    return n
+  }
+}
+
+/** Sends what the server writes: a request's responses to its reply subject, the rest to the client's. */
+const sender = (nats: NatsClientShape, clients: Clients, instanceHeaders: MsgHdrs) => {
+  const nc = nats.core.connection
   const publish = (subject: string, response: unknown, parser: RpcSerialization.Parser, withInstance: boolean) => {
     let encoded: string | Uint8Array | undefined
     try {
@@ -93,7 +114,6 @@ export const make = Effect.fnUntraced(function*(nats: NatsClientShape, options: 
       return Effect.logWarning(`nats rpc: could not send a response to ${subject}`, cause)
     }
   }
-
   const send = (clientId: number, response: RpcMessage.FromServerEncoded): Effect.Effect<void> => {
     const client = clients.get(clientId)
     if (client === undefined) return Effect.void
@@ -111,8 +131,97 @@ export const make = Effect.fnUntraced(function*(nats: NatsClientShape, options: 
     }
     return publish(reply, response, client.parser, withInstance)
   }
+  return { publish, send }
+}
 
-  // set by the protocol: the server's intake (it buffers until the server runs)
+/** Decodes what clients send and hands it to the server. */
+const receiver = (
+  clients: Clients,
+  publish: ReturnType<typeof sender>["publish"],
+  writeRequest: () => (clientId: number, message: RpcMessage.FromClientEncoded) => Effect.Effect<void>
+) => {
+  const interruptedEarly = new Wire.Recent(4096)
+  const route = (client: Client, message: RpcMessage.FromClientEncoded, reply: string): Effect.Effect<void> => {
+    switch (message._tag) {
+      case "Request": {
+        const key = String(message.id)
+        // interrupted by its client before it got here
+        if (interruptedEarly.take(`${client.inbox} ${key}`)) return Effect.void
+        client.requests.set(key, reply)
+        return writeRequest()(client.id, message)
+      }
+      case "Interrupt": {
+        const key = String(message.requestId)
+        if (!client.requests.has(key)) {
+          interruptedEarly.add(`${client.inbox} ${key}`)
+          return Effect.void
+        }
+        return writeRequest()(client.id, message)
+      }
+      default:
+        return writeRequest()(client.id, message)
+    }
+  }
+  return (msg: Msg): Effect.Effect<void> => {
+    const reply = msg.reply
+    const inbox = Wire.inboxOf(reply)
+    if (inbox === undefined || reply === undefined) return Effect.void
+    const client = clients.of(inbox)
+    let decoded: ReadonlyArray<unknown>
+    try {
+      decoded = client.parser.decode(msg.data)
+    } catch (cause) {
+      const defect = { _tag: "Defect", defect: `undecodable message: ${String(cause)}` }
+      return publish(Wire.clientSubject(inbox), defect, client.parser, false)
+    }
+    return decoded.length === 1
+      ? route(client, decoded[0] as RpcMessage.FromClientEncoded, reply)
+      : Effect.forEach(decoded, (m) => route(client, m as RpcMessage.FromClientEncoded, reply), { discard: true })
+  }
+}
+
+/** Every interval, a heartbeat to each client with requests here; a client gone is disconnected. */
+const heartbeats = (
+  nats: NatsClientShape,
+  clients: Clients,
+  instance: string,
+  millis: number,
+  disconnects: Queue.Queue<number>
+) => {
+  const beat = (client: Client): Effect.Effect<void> => {
+    if (client.requests.size === 0) return Effect.void
+    const heartbeat = Wire.encodeHeartbeat({ instance, requests: Array.from(client.requests.keys()) })
+    return nats.request(Wire.heartbeatSubject(client.inbox), heartbeat, { timeout: millis }).pipe(
+      Effect.matchEffect({
+        onSuccess: () => Effect.sync(() => void (client.misses = 0)),
+        onFailure: (error) =>
+          error.reason._tag === "NoResponders" || ++client.misses >= 3
+            ? Effect.suspend(() => {
+              clients.forget(client)
+              return Queue.offer(disconnects, client.id)
+            })
+            : Effect.void
+      })
+    )
+  }
+  return Effect.suspend(() => Effect.forEach(clients.all(), beat, { concurrency: "unbounded", discard: true })).pipe(
+    Effect.repeat(Schedule.spaced(millis))
+  )
+}
+
+/** The protocol, and `drain`: stop taking requests and wait (up to `millis`) for those here to end. */
+export const make = Effect.fnUntraced(function*(nats: NatsClientShape, options: ServerOptions) {
+  const serialization = yield* RpcSerialization.RpcSerialization
+  const scope: Scope.Scope = yield* Effect.scope
+  const direct = Wire.instanceSubject(options.subject, nuid.next())
+  const instanceHeaders = natsHeaders()
+  instanceHeaders.set(Wire.INSTANCE_HEADER, direct)
+  // one entry per client found gone, taken at once by the server
+  const disconnects = yield* Queue.unbounded<number>()
+  const clients = new Clients(serialization)
+  const { publish, send } = sender(nats, clients, instanceHeaders)
+
+  // the server's intake, given by the protocol (it buffers until the server runs)
   let writeRequest!: (clientId: number, message: RpcMessage.FromClientEncoded) => Effect.Effect<void>
   const protocol = yield* RpcServer.Protocol.make((write) => {
     writeRequest = write
@@ -122,9 +231,9 @@ export const make = Effect.fnUntraced(function*(nats: NatsClientShape, options: 
       end: (clientId: number) =>
         Effect.sync(() => {
           const client = clients.get(clientId)
-          if (client !== undefined) forget(client)
+          if (client !== undefined) clients.forget(client)
         }),
-      clientIds: Effect.sync((): ReadonlySet<number> => new Set(clients.keys())),
+      clientIds: Effect.sync(() => clients.ids()),
       initialMessage: Effect.succeedNone,
       supportsAck: true,
       supportsTransferables: false,
@@ -133,45 +242,9 @@ export const make = Effect.fnUntraced(function*(nats: NatsClientShape, options: 
       codecFor: serialization.codecFor
     })
   })
+  const onMessage = receiver(clients, publish, () => writeRequest)
 
-  const route = (client: Client, message: RpcMessage.FromClientEncoded, reply: string): Effect.Effect<void> => {
-    switch (message._tag) {
-      case "Request": {
-        const key = String(message.id)
-        // interrupted by its client before it got here
-        if (interruptedEarly.take(`${client.inbox} ${key}`)) return Effect.void
-        client.requests.set(key, reply)
-        return writeRequest(client.id, message)
-      }
-      case "Interrupt": {
-        const key = String(message.requestId)
-        if (!client.requests.has(key)) {
-          interruptedEarly.add(`${client.inbox} ${key}`)
-          return Effect.void
-        }
-        return writeRequest(client.id, message)
-      }
-      default:
-        return writeRequest(client.id, message)
-    }
-  }
-
-  const onMessage = (msg: Msg): Effect.Effect<void> => {
-    const reply = msg.reply
-    const inbox = Wire.inboxOf(reply)
-    if (inbox === undefined || reply === undefined) return Effect.void
-    const client = clientOf(inbox)
-    let decoded: ReadonlyArray<unknown>
-    try {
-      decoded = client.parser.decode(msg.data)
-    } catch (cause) {
-      const defect = { _tag: "Defect", defect: `undecodable message: ${String(cause)}` }
-      return publish(Wire.clientSubject(inbox), defect, client.parser, false)
-    }
-    return Effect.forEach(decoded, (m) => route(client, m as RpcMessage.FromClientEncoded, reply), { discard: true })
-  }
-
-  // the subscriptions: new requests (queue group), this instance's and every instance's follow-ups
+  // new requests (queue group), this instance's follow-ups, every instance's
   const subscribe = (subject: string, queue?: string) =>
     acquire(nats.core, subject, {
       queue,
@@ -180,47 +253,17 @@ export const make = Effect.fnUntraced(function*(nats: NatsClientShape, options: 
       overflow: "dropNewest"
     })
   const intake = yield* subscribe(options.subject, options.queue)
-  const followUps = yield* subscribe(direct)
-  const everyone = yield* subscribe(Wire.allSubject(options.subject))
-  for (const s of [intake, followUps, everyone]) {
+  for (const s of [intake, yield* subscribe(direct), yield* subscribe(Wire.allSubject(options.subject))]) {
     yield* s.confirmed
     yield* Effect.forkIn(Stream.runForEach(s.messages, onMessage), scope)
   }
+  yield* Effect.forkIn(heartbeats(nats, clients, direct, options.heartbeatMillis, disconnects), scope)
 
-  // heartbeats to each client with requests here
-  const beat = (client: Client): Effect.Effect<void> => {
-    if (client.requests.size === 0) return Effect.void
-    const heartbeat = Wire.encodeHeartbeat({ instance: direct, requests: Array.from(client.requests.keys()) })
-    return nats.request(Wire.heartbeatSubject(client.inbox), heartbeat, { timeout: options.heartbeatMillis }).pipe(
-      Effect.matchEffect({
-        onSuccess: () => Effect.sync(() => void (client.misses = 0)),
-        onFailure: (error) =>
-          error.reason._tag === "NoResponders" || ++client.misses >= 3
-            ? Effect.suspend(() => {
-              forget(client)
-              return Queue.offer(disconnects, client.id)
-            })
-            : Effect.void
-      })
-    )
-  }
-  yield* Effect.suspend(() =>
-    Effect.forEach(Array.from(clients.values()), beat, { concurrency: "unbounded", discard: true })
-  ).pipe(
-    Effect.repeat(Schedule.spaced(options.heartbeatMillis)),
-    Effect.forkIn(scope)
-  )
-
-  const pending = () => {
-    let n = 0
-    for (const client of clients.values()) n += client.requests.size
-    return n
-  }
   const drain = (millis: number) =>
-    Effect.gen(function*() {
+    Effect.suspend(() => {
       intake.stop()
-      yield* Effect.sleep(10).pipe(
-        Effect.repeat({ until: () => pending() === 0, schedule: Schedule.spaced(20) }),
+      return Effect.sleep(10).pipe(
+        Effect.repeat({ until: () => clients.pending() === 0, schedule: Schedule.spaced(20) }),
         Effect.timeoutOption(millis)
       )
     })
