@@ -41,7 +41,12 @@ interface Client {
   /** Streams whose first chunk (naming this instance) was sent. */
   readonly announced: Set<string>
   misses: number
+  /** Since when it has had no request here (ms), when it has none. */
+  idleSince: number | undefined
 }
+
+/** A client without requests here for this many heartbeat intervals is forgotten (and the server told). */
+const IDLE_BEATS = 30
 
 /** The clients with something here, by id and by inbox. */
 class Clients {
@@ -63,7 +68,8 @@ class Clients {
         parser: this.serialization.makeUnsafe(),
         requests: new Map(),
         announced: new Set(),
-        misses: 0
+        misses: 0,
+        idleSince: undefined
       }
       this.byInbox.set(inbox, client)
       this.byId.set(client.id, client)
@@ -125,6 +131,7 @@ const sender = (nats: NatsClientShape, clients: Clients, instanceHeaders: MsgHdr
     if (response._tag === "Exit") {
       client.requests.delete(key)
       client.announced.delete(key)
+      if (client.requests.size === 0) client.idleSince = Date.now()
     } else if (!client.announced.has(key)) {
       client.announced.add(key)
       withInstance = true
@@ -148,6 +155,7 @@ const receiver = (
         // interrupted by its client before it got here
         if (interruptedEarly.take(`${client.inbox} ${key}`)) return Effect.void
         client.requests.set(key, reply)
+        client.idleSince = undefined
         return writeRequest()(client.id, message)
       }
       case "Interrupt": {
@@ -180,7 +188,11 @@ const receiver = (
   }
 }
 
-/** Every interval, a heartbeat to each client with requests here; a client gone is disconnected. */
+/**
+ * Every interval, a heartbeat to each client with requests here; a client
+ * gone is disconnected, and so is one idle for `IDLE_BEATS` intervals (a client that
+ * comes back is a new one: nothing is kept per client between requests).
+ */
 const heartbeats = (
   nats: NatsClientShape,
   clients: Clients,
@@ -188,19 +200,23 @@ const heartbeats = (
   millis: number,
   disconnects: Queue.Queue<number>
 ) => {
+  const disconnect = (client: Client) =>
+    Effect.suspend(() => {
+      clients.forget(client)
+      return Queue.offer(disconnects, client.id)
+    })
   const beat = (client: Client): Effect.Effect<void> => {
-    if (client.requests.size === 0) return Effect.void
+    if (client.requests.size === 0) {
+      return client.idleSince !== undefined && Date.now() - client.idleSince > IDLE_BEATS * millis
+        ? disconnect(client)
+        : Effect.void
+    }
     const heartbeat = Wire.encodeHeartbeat({ instance, requests: Array.from(client.requests.keys()) })
     return nats.request(Wire.heartbeatSubject(client.inbox), heartbeat, { timeout: millis }).pipe(
       Effect.matchEffect({
         onSuccess: () => Effect.sync(() => void (client.misses = 0)),
         onFailure: (error) =>
-          error.reason._tag === "NoResponders" || ++client.misses >= 3
-            ? Effect.suspend(() => {
-              clients.forget(client)
-              return Queue.offer(disconnects, client.id)
-            })
-            : Effect.void
+          error.reason._tag === "NoResponders" || ++client.misses >= 3 ? disconnect(client) : Effect.void
       })
     )
   }
@@ -268,5 +284,5 @@ export const make = Effect.fnUntraced(function*(nats: NatsClientShape, options: 
       )
     })
 
-  return { protocol, drain, instance: direct }
+  return { protocol, drain, instance: direct, clients: () => clients.ids().size }
 })

@@ -7,8 +7,10 @@ import { assert, describe, layer } from "@effect/vitest"
 import { Cause, Deferred, Effect, Exit, Fiber, Layer, Schedule, Scope, Stream, type Tracer } from "effect"
 import * as RpcClient from "effect/rpc/RpcClient"
 import * as RpcSerialization from "effect/rpc/RpcSerialization"
+import * as RpcServer from "effect/rpc/RpcServer"
 import { memoryTracer } from "../../examples/trace-order.ts"
 import { LocalNats, NatsClient, NatsRpc, NatsServer } from "../../src/index.ts"
+import * as ServerProtocol from "../../src/internal/rpcServerProtocol.ts"
 import { AuthClient, handlers, NotFound, Observed, User, Users } from "./fixtures.ts"
 
 const heartbeat = "200 millis"
@@ -215,6 +217,30 @@ describe("NatsRpc", () => {
         assert.strictEqual(clientSpan?.parentSpanId, caller?.spanId)
         assert.strictEqual(serverSpan?.traceId, caller?.traceId, "one trace")
         assert.strictEqual(serverSpan?.parentSpanId, clientSpan?.spanId, "the server span is the client span's child")
+      })))
+
+    it.effect("an instance forgets a client idle for 30 heartbeats, and serves it again as a new one", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const nats = yield* NatsClient.NatsClient
+        const subject = `rpc.users.${subjects++}`
+        const server = yield* ServerProtocol.make(nats, { subject, queue: "q", heartbeatMillis: 20, bufferSize: 1024 })
+          .pipe(
+            Effect.provide(RpcSerialization.layerJson)
+          )
+        yield* RpcServer.make(Users).pipe(
+          Effect.provideService(RpcServer.Protocol, server.protocol),
+          Effect.provide(handlers("idle", new Observed())),
+          Effect.forkScoped
+        )
+        const c = yield* client(subject)
+        assert.strictEqual(yield* c.WhoServes(), "idle")
+        assert.strictEqual(server.clients(), 1)
+        yield* Effect.sync(() => server.clients()).pipe(
+          Effect.repeat({ until: (n) => n === 0, schedule: Schedule.spaced("50 millis") }),
+          Effect.timeout("5 seconds")
+        )
+        assert.strictEqual(yield* c.WhoServes(), "idle")
+        assert.strictEqual(server.clients(), 1)
       })))
 
     it.effect("options are validated before anything is subscribed", () =>
