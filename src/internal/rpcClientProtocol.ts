@@ -25,7 +25,7 @@ import { RpcClientDefect, RpcClientError } from "effect/rpc/RpcClientError"
 import type * as RpcMessage from "effect/rpc/RpcMessage"
 import * as RpcSerialization from "effect/rpc/RpcSerialization"
 import type { NatsClientShape } from "../services/NatsClient.ts"
-import { noResponders, timeout } from "./errors.ts"
+import { fromUnknown, noResponders, timeout } from "./errors.ts"
 import * as Wire from "./rpcWire.ts"
 import { acquire } from "./subscription.ts"
 
@@ -45,6 +45,8 @@ interface Pending {
   readonly sentAt: number
   /** The instance's direct subject, once known. */
   instance: string | undefined
+  /** Since when its instance's heartbeats no longer list it (its Exit lost), if they do not. */
+  unlistedSince: number | undefined
   /** How it ended, when it ended before its send was waiting. */
   outcome: RpcClientError | "done" | undefined
   done: ((error: RpcClientError | undefined) => void) | undefined
@@ -69,6 +71,7 @@ class Requests {
       reply: `${this.inbox}.${this.seq++}`,
       sentAt: Date.now(),
       instance: undefined,
+      unlistedSince: undefined,
       outcome: undefined,
       done: undefined
     }
@@ -116,23 +119,38 @@ class Requests {
     if (p !== undefined) p.instance = instance
   }
 
-  /** A heartbeat: the instance is alive, and has these requests. */
+  /**
+   * A heartbeat: the instance is alive and has these requests; a request of
+   * that instance it does not list has lost its Exit (the instance ends a
+   * request only by sending it), unless the Exit is still on its way.
+   */
   claimed(heartbeat: Wire.Heartbeat): void {
-    this.heard(heartbeat.instance)
-    for (const key of heartbeat.requests) {
+    const now = Date.now()
+    this.lastHeard.set(heartbeat.instance, now)
+    const listed = new Set(heartbeat.requests)
+    for (const key of listed) {
       const p = this.byId.get(key)
       if (p !== undefined) p.instance ??= heartbeat.instance
     }
+    for (const p of this.byId.values()) {
+      if (p.instance !== heartbeat.instance) continue
+      if (listed.has(p.key)) p.unlistedSince = undefined
+      else p.unlistedSince ??= now
+    }
   }
 
-  /** The requests given up on after `limit` ms: their instance silent, or never claimed. */
-  lost(limit: number): ReadonlyArray<{ readonly p: Pending; readonly claimed: boolean }> {
+  /** The requests given up on after `limit` ms: their instance silent, their Exit lost, or never claimed. */
+  lost(limit: number): ReadonlyArray<{ readonly p: Pending; readonly why: "silent" | "unlisted" | "unclaimed" }> {
     const now = Date.now()
-    const lost: Array<{ p: Pending; claimed: boolean }> = []
+    const lost: Array<{ p: Pending; why: "silent" | "unlisted" | "unclaimed" }> = []
     for (const p of this.byId.values()) {
-      if (p.instance !== undefined) {
-        if (now - (this.lastHeard.get(p.instance) ?? p.sentAt) > limit) lost.push({ p, claimed: true })
-      } else if (now - p.sentAt > limit) lost.push({ p, claimed: false })
+      if (p.instance === undefined) {
+        if (now - p.sentAt > limit) lost.push({ p, why: "unclaimed" })
+      } else if (now - (this.lastHeard.get(p.instance) ?? p.sentAt) > limit) {
+        lost.push({ p, why: "silent" })
+      } else if (p.unlistedSince !== undefined && now - p.unlistedSince > limit) {
+        lost.push({ p, why: "unlisted" })
+      }
     }
     return lost
   }
@@ -144,12 +162,13 @@ interface Inbox {
   readonly serialization: RpcSerialization.RpcSerialization["Service"]
   readonly writeResponse: (clientId: number, response: RpcMessage.FromServerEncoded) => Effect.Effect<void>
   readonly broadcast: (response: RpcMessage.FromServerEncoded) => Effect.Effect<void>
+  /** Tells the instance of a request the client gave up on (every instance, when it is not known). */
+  readonly interrupt: (p: Pending) => void
 }
 
-/** What the inbox receives: heartbeats (answered), messages outside any request, and each request's responses. */
+/** What the inbox receives: messages outside any request, and each request's responses. */
 const inboxHandler = (inbox: string, self: Inbox) => {
   const { requests } = self
-  const heartbeats = Wire.heartbeatSubject(inbox)
   const control = Wire.clientSubject(inbox)
   let decoder = self.serialization.makeUnsafe()
 
@@ -179,11 +198,6 @@ const inboxHandler = (inbox: string, self: Inbox) => {
   }
 
   return (msg: Msg): Effect.Effect<void> => {
-    if (msg.subject === heartbeats) {
-      const heartbeat = Wire.decodeHeartbeat(msg)
-      if (heartbeat !== undefined) requests.claimed(heartbeat)
-      return Effect.sync(() => msg.respond())
-    }
     if (msg.subject === control) return decoded(msg)
     const p = requests.ofReply(msg.subject)
     if (p === undefined) return Effect.void
@@ -197,28 +211,46 @@ const inboxHandler = (inbox: string, self: Inbox) => {
   }
 }
 
-/** Fails the requests that are lost, every heartbeat interval (until `scope` closes). */
-const watchdog = (requests: Requests, options: ClientOptions, interruptUnclaimed: (p: Pending) => void) => {
+/** Fails the requests that are lost, every heartbeat interval, and tells their instance. */
+const watchdog = (requests: Requests, options: ClientOptions, interrupt: (p: Pending) => void) => {
   const limit = 3 * options.heartbeatMillis
+  const why: Record<"silent" | "unlisted" | "unclaimed", (p: Pending) => readonly [string, string]> = {
+    silent: (
+      p
+    ) => ["the instance handling the request stopped answering", `no heartbeat from ${p.instance} for ${limit} ms`],
+    unlisted: (p) => [
+      "the instance handling the request no longer has it (its response was lost)",
+      `${p.instance} has not listed the request for ${limit} ms`
+    ],
+    unclaimed:
+      () => ["no instance took the request", `no instance of ${options.subject} claimed the request within ${limit} ms`]
+  }
   return Effect.sync(() => {
-    for (const { claimed, p } of requests.lost(limit)) {
-      if (claimed) {
-        const silent = timeout("RpcClient", `no heartbeat from ${p.instance} for ${limit} ms`, { subject: p.instance })
-        requests.settle(p, rpcError("the instance handling the request stopped answering", silent))
-      } else {
-        interruptUnclaimed(p)
-        const unclaimed = timeout(
-          "RpcClient",
-          `no instance of ${options.subject} claimed the request within ${limit} ms`,
-          {
-            subject: options.subject
-          }
-        )
-        requests.settle(p, rpcError("no instance took the request", unclaimed))
-      }
+    for (const { p, why: reason } of requests.lost(limit)) {
+      const [message, detail] = why[reason](p)
+      interrupt(p)
+      requests.settle(p, rpcError(message, timeout("RpcClient", detail, { subject: p.instance ?? options.subject })))
     }
   }).pipe(Effect.repeat(Schedule.spaced(options.heartbeatMillis)))
 }
+
+/** Answers the instances' heartbeats at once, on nats.js' callback (never behind a slow reader), until the scope closes. */
+const answerHeartbeats = (nats: NatsClientShape, inbox: string, requests: Requests) =>
+  Effect.acquireRelease(
+    Effect.try({
+      try: () =>
+        nats.core.connection.subscribe(Wire.heartbeatSubject(inbox), {
+          callback: (err, msg) => {
+            if (err !== null) return
+            const heartbeat = Wire.decodeHeartbeat(msg)
+            if (heartbeat !== undefined) requests.claimed(heartbeat)
+            msg.respond()
+          }
+        }),
+      catch: (cause) => fromUnknown(cause, { operation: "RpcClient", subject: Wire.heartbeatSubject(inbox) })
+    }),
+    (sub) => Effect.sync(() => sub.unsubscribe())
+  )
 
 export const make = (nats: NatsClientShape, options: ClientOptions) =>
   RpcClient.Protocol.make(Effect.fnUntraced(function*(writeResponse, clientIds) {
@@ -254,12 +286,15 @@ export const make = (nats: NatsClientShape, options: ClientOptions) =>
       overflow: "fail"
     })
     yield* sub.confirmed
+    const interrupt = (p: Pending) => void publish(p.instance ?? all, { _tag: "Interrupt", requestId: p.key }, control)
+    yield* answerHeartbeats(nats, inbox, requests)
     const onMessage = inboxHandler(inbox, {
       subject: options.subject,
       requests,
       serialization,
       writeResponse,
-      broadcast
+      broadcast,
+      interrupt
     })
     yield* Stream.runForEach(sub.messages, onMessage).pipe(
       Effect.catch((error) => {
@@ -270,13 +305,11 @@ export const make = (nats: NatsClientShape, options: ClientOptions) =>
       }),
       Effect.forkIn(scope)
     )
-    yield* Effect.forkIn(
-      watchdog(requests, options, (p) => publish(all, { _tag: "Interrupt", requestId: p.key }, control)),
-      scope
-    )
+    yield* Effect.forkIn(watchdog(requests, options, interrupt), scope)
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
-        for (const p of requests.all()) requests.settle(p, rpcError("the client was closed", undefined))
+        broken = rpcError("the client was closed", undefined)
+        for (const p of requests.all()) requests.settle(p, broken)
       })
     )
 

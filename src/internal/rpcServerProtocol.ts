@@ -69,7 +69,7 @@ class Clients {
         requests: new Map(),
         announced: new Set(),
         misses: 0,
-        idleSince: undefined
+        idleSince: Date.now()
       }
       this.byInbox.set(inbox, client)
       this.byId.set(client.id, client)
@@ -81,9 +81,19 @@ class Clients {
     return this.byId.get(id)
   }
 
+  /** The client of `inbox`, if it has talked to this instance. */
+  find(inbox: string): Client | undefined {
+    return this.byInbox.get(inbox)
+  }
+
   forget(client: Client): void {
     this.byId.delete(client.id)
     this.byInbox.delete(client.inbox)
+  }
+
+  /** A parser for a message from a client not known yet. */
+  parserFor(): RpcSerialization.Parser {
+    return this.serialization.makeUnsafe()
   }
 
   ids(): ReadonlySet<number> {
@@ -105,86 +115,106 @@ class Clients {
 /** Sends what the server writes: a request's responses to its reply subject, the rest to the client's. */
 const sender = (nats: NatsClientShape, clients: Clients, instanceHeaders: MsgHdrs) => {
   const nc = nats.core.connection
-  const publish = (subject: string, response: unknown, parser: RpcSerialization.Parser, withInstance: boolean) => {
+  /** Publishes `response`; whether it was sent (an oversize one is not: the caller decides). */
+  const publish = (
+    subject: string,
+    response: unknown,
+    parser: RpcSerialization.Parser,
+    withInstance: boolean
+  ): unknown | undefined => {
     let encoded: string | Uint8Array | undefined
     try {
       encoded = parser.encode(response)
     } catch (cause) {
       encoded = parser.encode({ _tag: "Defect", defect: `could not encode the response: ${String(cause)}` })
     }
-    if (encoded === undefined) return Effect.void
+    if (encoded === undefined) return undefined
     try {
       nc.publish(subject, encoded, withInstance ? { headers: instanceHeaders } : undefined)
-      return Effect.void
+      return undefined
     } catch (cause) {
-      return Effect.logWarning(`nats rpc: could not send a response to ${subject}`, cause)
+      return cause
     }
+  }
+  const toClient = (client: Client, response: unknown): Effect.Effect<void> => {
+    const failed = publish(Wire.clientSubject(client.inbox), response, client.parser, false)
+    return failed === undefined ? Effect.void : Effect.logWarning(`nats rpc: could not send to ${client.inbox}`, failed)
   }
   const send = (clientId: number, response: RpcMessage.FromServerEncoded): Effect.Effect<void> => {
     const client = clients.get(clientId)
     if (client === undefined) return Effect.void
-    if (!("requestId" in response)) return publish(Wire.clientSubject(client.inbox), response, client.parser, false)
+    if (!("requestId" in response)) {
+      // a defect ends every request of the client (its client gives up on them all)
+      if (response._tag === "Defect") {
+        client.requests.clear()
+        client.announced.clear()
+        client.idleSince = Date.now()
+      }
+      return toClient(client, response)
+    }
     const key = String(response.requestId)
     const reply = client.requests.get(key)
     if (reply === undefined) return Effect.void
-    let withInstance = false
+    const first = response._tag !== "Exit" && !client.announced.has(key)
+    const failed = publish(reply, response, client.parser, first)
+    // not sent (too large for the server's max_payload, say): the server fails the request with a defect
+    if (failed !== undefined) return Effect.die(failed)
     if (response._tag === "Exit") {
       client.requests.delete(key)
       client.announced.delete(key)
       if (client.requests.size === 0) client.idleSince = Date.now()
-    } else if (!client.announced.has(key)) {
+    } else if (first) {
       client.announced.add(key)
-      withInstance = true
     }
-    return publish(reply, response, client.parser, withInstance)
+    return Effect.void
   }
-  return { publish, send }
+  return { toClient, send }
 }
 
 /** Decodes what clients send and hands it to the server. */
 const receiver = (
   clients: Clients,
-  publish: ReturnType<typeof sender>["publish"],
+  toClient: (client: Client, response: unknown) => Effect.Effect<void>,
   writeRequest: () => (clientId: number, message: RpcMessage.FromClientEncoded) => Effect.Effect<void>
 ) => {
   const interruptedEarly = new Wire.Recent(4096)
-  const route = (client: Client, message: RpcMessage.FromClientEncoded, reply: string): Effect.Effect<void> => {
-    switch (message._tag) {
-      case "Request": {
-        const key = String(message.id)
-        // interrupted by its client before it got here
-        if (interruptedEarly.take(`${client.inbox} ${key}`)) return Effect.void
+  const route = (inbox: string, message: RpcMessage.FromClientEncoded, reply: string): Effect.Effect<void> => {
+    if (message._tag === "Request") {
+      const client = clients.of(inbox)
+      const key = String(message.id)
+      // interrupted by its client before it got here
+      if (interruptedEarly.take(`${inbox} ${key}`)) return Effect.void
+      // a notification is never answered: nothing to keep for it
+      if (message.isNotification !== true) {
         client.requests.set(key, reply)
         client.idleSince = undefined
-        return writeRequest()(client.id, message)
       }
-      case "Interrupt": {
-        const key = String(message.requestId)
-        if (!client.requests.has(key)) {
-          interruptedEarly.add(`${client.inbox} ${key}`)
-          return Effect.void
-        }
-        return writeRequest()(client.id, message)
-      }
-      default:
-        return writeRequest()(client.id, message)
+      return writeRequest()(client.id, message)
     }
+    // the rest is about requests here: from a client that has none, there is nothing to do
+    const client = clients.find(inbox)
+    if (message._tag === "Interrupt" && (client === undefined || !client.requests.has(String(message.requestId)))) {
+      interruptedEarly.add(`${inbox} ${String(message.requestId)}`)
+      return Effect.void
+    }
+    return client === undefined ? Effect.void : writeRequest()(client.id, message)
   }
   return (msg: Msg): Effect.Effect<void> => {
     const reply = msg.reply
     const inbox = Wire.inboxOf(reply)
     if (inbox === undefined || reply === undefined) return Effect.void
-    const client = clients.of(inbox)
+    const parser = clients.find(inbox)?.parser ?? clients.parserFor()
     let decoded: ReadonlyArray<unknown>
     try {
-      decoded = client.parser.decode(msg.data)
+      decoded = parser.decode(msg.data)
     } catch (cause) {
+      const client = clients.find(inbox)
       const defect = { _tag: "Defect", defect: `undecodable message: ${String(cause)}` }
-      return publish(Wire.clientSubject(inbox), defect, client.parser, false)
+      return client === undefined ? Effect.void : toClient(client, defect)
     }
     return decoded.length === 1
-      ? route(client, decoded[0] as RpcMessage.FromClientEncoded, reply)
-      : Effect.forEach(decoded, (m) => route(client, m as RpcMessage.FromClientEncoded, reply), { discard: true })
+      ? route(inbox, decoded[0] as RpcMessage.FromClientEncoded, reply)
+      : Effect.forEach(decoded, (m) => route(inbox, m as RpcMessage.FromClientEncoded, reply), { discard: true })
   }
 }
 
@@ -220,7 +250,9 @@ const heartbeats = (
       })
     )
   }
+  // a round every interval, whatever the previous one still waits for (a dead client's timeout)
   return Effect.suspend(() => Effect.forEach(clients.all(), beat, { concurrency: "unbounded", discard: true })).pipe(
+    Effect.forkChild,
     Effect.repeat(Schedule.spaced(millis))
   )
 }
@@ -235,7 +267,7 @@ export const make = Effect.fnUntraced(function*(nats: NatsClientShape, options: 
   // one entry per client found gone, taken at once by the server
   const disconnects = yield* Queue.unbounded<number>()
   const clients = new Clients(serialization)
-  const { publish, send } = sender(nats, clients, instanceHeaders)
+  const { send, toClient } = sender(nats, clients, instanceHeaders)
 
   // the server's intake, given by the protocol (it buffers until the server runs)
   let writeRequest!: (clientId: number, message: RpcMessage.FromClientEncoded) => Effect.Effect<void>
@@ -258,7 +290,7 @@ export const make = Effect.fnUntraced(function*(nats: NatsClientShape, options: 
       codecFor: serialization.codecFor
     })
   })
-  const onMessage = receiver(clients, publish, () => writeRequest)
+  const onMessage = receiver(clients, toClient, () => writeRequest)
 
   // new requests (queue group), this instance's follow-ups, every instance's
   const subscribe = (subject: string, queue?: string) =>

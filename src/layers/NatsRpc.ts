@@ -21,10 +21,14 @@
  * them, and the client answers. A request whose instance has been silent
  * for three heartbeats, or that no instance claimed within three, fails
  * with an `RpcClientError` (a stream fails, a call fails): in about three
- * seconds by default, not never. A request to a subject nobody serves fails
- * at once. The other way, an instance disconnects a client that stopped
- * answering (no responders, or three missed heartbeats), which interrupts
- * that client's handlers.
+ * seconds by default, not never. So does a request its instance's
+ * heartbeats have stopped listing for three (its response was lost, in a
+ * reconnect say). A request to a subject nobody serves fails at once; a
+ * response too large to send fails its call with a defect. The other way,
+ * an instance disconnects a client that stopped answering (no responders,
+ * or three missed heartbeats), which interrupts that client's handlers,
+ * and forgets a client idle for 30 heartbeats. Heartbeats are answered on
+ * nats.js' callback, so a slow reader of a stream never looks dead.
  *
  * The protocol needs real time (heartbeats): run it on the live `Clock`.
  *
@@ -98,6 +102,11 @@ export interface LayerServerOptions extends ServerOptions {
   /** When the layer is released, how long requests already taken may still finish. Default 10 seconds. */
   readonly gracePeriod?: Duration.Input | undefined
   readonly concurrency?: number | "unbounded" | undefined
+  /**
+   * Whether a handler's defect ends only its own call (default `true`), or,
+   * as `RpcServer`'s own default, every call of its client.
+   */
+  readonly disableFatalDefects?: boolean | undefined
   readonly disableTracing?: boolean | undefined
   readonly spanPrefix?: string | undefined
 }
@@ -169,6 +178,7 @@ export const layerServer = <Rpcs extends Rpc.Any>(
     const serverScope = yield* Scope.fork(yield* Effect.scope)
     yield* RpcServer.make(group, {
       concurrency: options.concurrency,
+      disableFatalDefects: options.disableFatalDefects ?? true,
       disableTracing: options.disableTracing,
       spanPrefix: options.spanPrefix
     }).pipe(

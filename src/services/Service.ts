@@ -26,8 +26,8 @@
  */
 import type { Msg } from "@nats-io/nats-core"
 import { nuid } from "@nats-io/nats-core"
-import type { Duration, Scope } from "effect"
-import { Cause, Effect, Exit, Layer, Schema } from "effect"
+import type { Duration } from "effect"
+import { Cause, Effect, Exit, Layer, Schema, Scope } from "effect"
 import { invalidArgument } from "../internal/errors.ts"
 import * as Headers from "../schemas/Headers.ts"
 import type * as NatsError from "../schemas/NatsError.ts"
@@ -43,7 +43,7 @@ import * as Rpc from "./Rpc.ts"
  * @since 0.1.0
  */
 export interface EndpointOptions {
-  /** The subject (plain endpoints; default: the endpoint's name, under its group's prefix). */
+  /** The subject (plain endpoints; default: the endpoint's name; under its group's prefix, if any). */
   readonly subject?: string | undefined
   /** Queue group. Default: the service's. */
   readonly queue?: string | undefined
@@ -64,7 +64,7 @@ export interface EndpointOptions {
 export interface Endpoint<R> {
   readonly name: string
   readonly subject: string
-  /** Whether `group` prefixes the subject (plain endpoints without an explicit subject). */
+  /** Whether `group` prefixes the subject (plain endpoints; a typed endpoint keeps its `Rpc` subject). */
   readonly relative: boolean
   readonly options: EndpointOptions
   /** Answers one request; `typedError` records a typed failure's message in the stats. */
@@ -90,7 +90,7 @@ export const endpoint = <E, R>(
 ): Endpoint<R> => ({
   name,
   subject: options?.subject ?? name,
-  relative: options?.subject === undefined,
+  relative: true,
   options: options ?? {},
   handle: handler
 })
@@ -127,8 +127,9 @@ export const rpc = <Req, Res, Err, R>(
 
 /**
  * Plain endpoints under a subject prefix (`group("pricing", [endpoint("lookup", ...)])`
- * serves `pricing.lookup`), with the group's queue group unless an
- * endpoint names its own. Groups nest.
+ * serves `pricing.lookup`; an endpoint's own `subject` goes under the prefix
+ * too, as with nats.js' groups), with the group's queue group unless an
+ * endpoint names its own. Groups nest; typed endpoints keep their subject.
  *
  * @category constructors
  * @since 0.1.0
@@ -181,7 +182,7 @@ export interface Service {
   readonly info: ServiceInfo.Info
   /** The counters now. */
   readonly stats: Effect.Effect<ServiceInfo.Stats>
-  /** Zeroes the counters. */
+  /** Zeroes the counters (and `started` becomes now). */
   readonly reset: Effect.Effect<void>
 }
 
@@ -296,7 +297,7 @@ export const make = Effect.fn("Service.make")(function*<R>(
   if (invalid !== undefined) return yield* invalid
   const client = yield* NatsClient
   const id = nuid.next()
-  const started = new Date().toISOString()
+  let started = new Date().toISOString()
   const queue = options.queue ?? "q"
   const metadata = { ...options.metadata }
   const identity = { name: options.name, id, version: options.version, metadata }
@@ -337,13 +338,22 @@ export const make = Effect.fn("Service.make")(function*<R>(
       yield* client.serve(subject, () => Effect.sync(answer))
     }
   }
+  // each endpoint in a scope of its own, all closed at once: intake stops everywhere together, and
+  // the grace period is the service's, not one per endpoint
+  const scope = yield* Effect.scope
+  const scopes: Array<Scope.Closeable> = []
+  yield* Effect.addFinalizer((exit) =>
+    Effect.forEach(scopes, (s) => Scope.close(s, exit), { concurrency: "unbounded" })
+  )
   for (const { counters, e } of endpoints) {
+    const own = yield* Scope.fork(scope)
+    scopes.push(own)
     yield* client.serve(e.subject, counted(e, counters), {
       queue: e.options.queue ?? queue,
       concurrency: e.options.concurrency,
       bufferSize: e.options.bufferSize,
       gracePeriod: options.gracePeriod
-    })
+    }).pipe(Scope.provide(own))
   }
   return {
     id,
@@ -352,7 +362,11 @@ export const make = Effect.fn("Service.make")(function*<R>(
     ping,
     info,
     stats: Effect.sync(statsNow),
-    reset: Effect.sync(() => endpoints.forEach(({ counters }) => counters.reset()))
+    reset: Effect.sync(() => {
+      // as nats.js: the counters start again, from now
+      started = new Date().toISOString()
+      endpoints.forEach(({ counters }) => counters.reset())
+    })
   }
 })
 

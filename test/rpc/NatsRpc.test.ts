@@ -103,6 +103,30 @@ describe("NatsRpc", () => {
         )
       })))
 
+    it.effect("a slow reader of a stream is not taken for dead: heartbeats are answered while it reads", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const { client } = yield* three
+        // each element read takes longer than the three heartbeats after which a silent side is given up
+        const slow = yield* client.Ticks().pipe(
+          Stream.tap(() => Effect.sleep(700)),
+          Stream.take(3),
+          Stream.runCollect,
+          Effect.forkChild
+        )
+        assert.strictEqual(typeof (yield* client.WhoServes()), "string")
+        assert.deepStrictEqual(Array.from(yield* Fiber.join(slow)), [0, 1, 2])
+      })))
+
+    it.effect("a response too large to send fails its call with a defect; the instance serves on", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const { client } = yield* three
+        const started = Date.now()
+        const exit = yield* Effect.exit(Stream.runCollect(client.Big({ bytes: 2 * 1024 * 1024 })))
+        assert.isTrue(Exit.isFailure(exit) && Cause.hasDies(exit.cause), String(exit))
+        assert.isTrue(Date.now() - started < 1_000, "at once, not by a heartbeat timeout")
+        assert.strictEqual(typeof (yield* client.WhoServes()), "string")
+      })))
+
     it.effect("the queue group shares calls over the instances", () =>
       Effect.scoped(Effect.gen(function*() {
         const { client } = yield* three

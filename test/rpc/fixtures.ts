@@ -26,7 +26,8 @@ export const Users = RpcGroup.make(
   Rpc.make("Ticks", { success: Schema.Int, stream: true }),
   Rpc.make("Never"),
   Rpc.make("Boom"),
-  Rpc.make("WhoServes", { success: Schema.String })
+  Rpc.make("WhoServes", { success: Schema.String }),
+  Rpc.make("Big", { payload: { bytes: Schema.Int }, success: Schema.String, stream: true })
 ).middleware(Auth)
 
 /** What the handlers of one instance did. */
@@ -75,7 +76,8 @@ export const handlers = (instance: string, observed: Observed) =>
           Effect.onInterrupt(() => Deferred.succeed(observed.interrupted, undefined))
         ),
       Boom: () => Effect.die("boom"),
-      WhoServes: () => Effect.succeed(instance)
+      WhoServes: () => Effect.succeed(instance),
+      Big: ({ bytes }) => Stream.make("x".repeat(bytes))
     }),
     AuthServer
   )

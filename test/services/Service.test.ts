@@ -70,8 +70,11 @@ describe("Service", () => {
         // the typed error's message is the last error when it comes last
         yield* Effect.flip(Rpc.call(PriceLookup, { sku: "plum" }))
         assert.strictEqual((yield* service.stats).endpoints[0]?.lastError, "UnknownSku")
+        const resetAt = new Date().toISOString()
         yield* service.reset
-        assert.strictEqual((yield* service.stats).endpoints[0]?.numRequests, 0)
+        const after = yield* service.stats
+        assert.strictEqual(after.endpoints[0]?.numRequests, 0)
+        assert.isTrue(after.started >= resetAt, "the counters start again from the reset")
       })))
 
     it.effect("discovery: every instance, one service's, one instance's; info lists the endpoints", () =>
