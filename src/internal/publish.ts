@@ -16,6 +16,7 @@ import { fromUnknown, invalidArgument } from "./errors.ts"
 import * as Metrics from "./metrics.ts"
 import * as TraceContext from "./traceContext.ts"
 import { headers as checkedHeaders } from "./validation.ts"
+import { WireBatch } from "./wireBatch.ts"
 
 /** Default messages between two checkpoints of `publishAll`. */
 const FLUSH_EVERY = 16_384
@@ -114,16 +115,50 @@ export const make = (core: NatsCore): Publisher => {
     return undefined
   }
 
+  /**
+   * The messages a batch can carry go into it (see `WireBatch`); any other
+   * is published on its own, after what the batch holds (the order kept).
+   */
+  const batched = (batch: WireBatch, alone: PublishOne): PublishOne => (m) => {
+    const payload = m.payload
+    if (
+      m.reply !== undefined || m.headers !== undefined ||
+      !(payload === undefined || typeof payload === "string" || payload instanceof Uint8Array) ||
+      batch.refused(nc)
+    ) {
+      batch.send()
+      return alone(m)
+    }
+    const invalid = validSubject(m.subject, "publish")
+    if (invalid !== undefined) return invalid
+    const written = batch.add(m.subject, payload)
+    if (written > (nc.info?.max_payload ?? 1024 * 1024)) {
+      // refused as nats.js would (the error says by how much)
+      batch.undo(written)
+      batch.send()
+      return alone(m)
+    }
+    return undefined
+  }
+
   const run = <E, R>(
     messages: Iterable<OutgoingMessage> | Stream.Stream<OutgoingMessage, E, R>,
     flushEvery: number,
     send: PublishOne,
-    tally: Metrics.PublishTally
+    tally: Metrics.PublishTally,
+    batch: WireBatch | undefined
   ): Effect.Effect<void, NatsError.NatsError | E, R> => {
+    const publishOne = batch === undefined ? send : batched(batch, send)
     const one: PublishOne = (m) => {
-      const failed = send(m)
+      const failed = publishOne(m)
       if (failed === undefined) tally.add(m.subject, m.payload, m.destination)
       return failed
+    }
+    // what the batch holds goes out before each checkpoint (its flush confirms it) and at a failure
+    const sendBatch = batch === undefined ? () => {} : () => batch.send()
+    const failing = (error: NatsError.NatsError) => {
+      sendBatch()
+      return Effect.fail(error)
     }
     // the counts go to the metrics at every checkpoint, and at the end whatever it is
     const counted = <A, E2, R2>(effect: Effect.Effect<A, E2, R2>) =>
@@ -137,10 +172,14 @@ export const make = (core: NatsCore): Publisher => {
       const loop: Effect.Effect<void, NatsError.NatsError> = Effect.suspend(() => {
         for (let i = 0; i < flushEvery; i++) {
           const next = iterator.next()
-          if (next.done === true) return last
+          if (next.done === true) {
+            sendBatch()
+            return last
+          }
           const failed = one(next.value)
-          if (failed !== undefined) return Effect.fail(failed)
+          if (failed !== undefined) return failing(failed)
         }
+        sendBatch()
         return Effect.andThen(checkpoint, loop)
       })
       return loop
@@ -148,7 +187,9 @@ export const make = (core: NatsCore): Publisher => {
     let sinceFlush = 0
     return Stream.runForEachArray(messages, (chunk) => {
       const failed = publishBatch(chunk, one)
-      if (failed !== undefined) return Effect.fail(failed)
+      if (failed !== undefined) return failing(failed)
+      // a chunk at a time to the socket: the next chunk may take a while
+      sendBatch()
       sinceFlush += chunk.length
       if (sinceFlush < flushEvery) return Effect.void
       sinceFlush = 0
@@ -161,8 +202,7 @@ export const make = (core: NatsCore): Publisher => {
    * header block (nats.js encodes it, never changes it); one with headers
    * gets a copy with the `traceparent` added.
    */
-  const tracedPublish = (span: Tracer.Span): PublishOne => {
-    const shared = TraceContext.withSpan(undefined, span)
+  const tracedPublish = (span: Tracer.Span, shared: MsgHdrs): PublishOne => {
     return (m) =>
       publishNow(m.subject, m.payload, {
         ...m,
@@ -184,10 +224,15 @@ export const make = (core: NatsCore): Publisher => {
       const tally = new Metrics.PublishTally(fiber.context)
       const flushed = Effect.sync(() => tally.flush())
       // no span in the caller: no span here, no header added
-      if (fiber.cache.span === undefined) return Effect.onError(run(messages, flushEvery, plain, tally), () => flushed)
-      return Effect.useSpan("publish", { kind: "producer", attributes: TraceContext.batchAttributes }, (span) =>
-        Effect.onError(run(messages, flushEvery, tracedPublish(span), tally), () =>
-          flushed))
+      if (fiber.cache.span === undefined) {
+        return Effect.onError(run(messages, flushEvery, plain, tally, WireBatch.of(nc)), () => flushed)
+      }
+      return Effect.useSpan("publish", { kind: "producer", attributes: TraceContext.batchAttributes }, (span) => {
+        // the messages without headers of a traced batch share one header block: encoded once
+        const shared = TraceContext.withSpan(undefined, span) as MsgHdrs
+        const batch = WireBatch.of(nc, (shared as unknown as { encode(): Uint8Array }).encode())
+        return Effect.onError(run(messages, flushEvery, tracedPublish(span, shared), tally, batch), () => flushed)
+      })
     })
 
   return { publishNow, publishAll }
