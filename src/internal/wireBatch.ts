@@ -86,22 +86,14 @@ export class WireBatch {
     this.buffer = grown
   }
 
+  /** Writes `n` (a non-negative integer) as decimal digits. */
   private digits(n: number) {
-    if (n === 0) {
-      this.buffer[this.length++] = 48
-      return
+    let count = 1
+    for (let t = n; t >= 10; t = Math.floor(t / 10)) count++
+    for (let i = count - 1, rest = n; i >= 0; i--, rest = Math.floor(rest / 10)) {
+      this.buffer[this.length + i] = 48 + (rest % 10)
     }
-    let start = this.length
-    while (n > 0) {
-      this.buffer[this.length++] = 48 + (n % 10)
-      n = Math.floor(n / 10)
-    }
-    // written backwards: reverse them
-    for (let end = this.length - 1; start < end; start++, end--) {
-      const t = this.buffer[start]!
-      this.buffer[start] = this.buffer[end]!
-      this.buffer[end] = t
-    }
+    this.length += count
   }
 
   /**

@@ -55,8 +55,8 @@ const receive = (sub: NatsClient.NatsClientShape, n: number) =>
 
 const agree = (got: ReadonlyArray<Msg>, sent: ReadonlyArray<Outgoing>, traced: boolean) => {
   assert.strictEqual(got.length, sent.length)
-  sent.forEach((o, i) => {
-    const m = got[i]!
+  got.forEach((m, i) => {
+    const o = sent[i] as Outgoing
     assert.strictEqual(m.subject, o.subject, `subject of ${i}`)
     assert.deepStrictEqual(Array.from(m.data), Array.from(bytes(o.payload)), `payload of ${i} (${text(o.payload)})`)
     assert.strictEqual(
