@@ -61,6 +61,8 @@ export class WireBatch {
     if (protocol === undefined || typeof protocol.sendCommand !== "function" || typeof protocol.outMsgs !== "number") {
       return undefined
     }
+    // a server without headers: nats.js refuses such messages, and says why
+    if (headerBlock !== undefined && nc.info !== undefined && nc.info.headers !== true) return undefined
     return new WireBatch(protocol as Protocol, headerBlock)
   }
 
@@ -146,9 +148,15 @@ export class WireBatch {
   /** Hands what was added to nats.js' outbound queue (in order with every other publish). */
   send(): void {
     if (this.length === 0) return
-    // the buffer becomes nats.js': a new one for what comes next
-    const out = this.buffer.subarray(0, this.length)
-    this.buffer = new Uint8Array(Math.max(64 * 1024, this.length))
+    // what is sent becomes nats.js' (it keeps it until written): a little is copied out, a lot is
+    // handed over with the buffer, and a new buffer takes what comes next
+    let out: Uint8Array
+    if (this.length < 16 * 1024) {
+      out = this.buffer.slice(0, this.length)
+    } else {
+      out = this.buffer.subarray(0, this.length)
+      this.buffer = new Uint8Array(Math.max(64 * 1024, this.length))
+    }
     this.length = 0
     this.protocol.outMsgs += this.messages
     this.protocol.outBytes += this.bytes
