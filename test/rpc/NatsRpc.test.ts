@@ -11,6 +11,7 @@ import * as RpcServer from "effect/rpc/RpcServer"
 import { memoryTracer } from "../../examples/trace-order.ts"
 import { LocalNats, NatsClient, NatsRpc, NatsServer } from "../../src/index.ts"
 import * as ServerProtocol from "../../src/internal/rpcServerProtocol.ts"
+import * as FaultProxy from "../support/faultProxy.ts"
 import { AuthClient, handlers, NotFound, Observed, User, Users } from "./fixtures.ts"
 
 const heartbeat = "200 millis"
@@ -178,6 +179,33 @@ describe("NatsRpc", () => {
         yield* Effect.promise(() => nats.core.connection.close())
         yield* Deferred.await(served.observed.interrupted).pipe(Effect.timeout("3 seconds"))
         yield* Scope.close(clientScope, Exit.void)
+      })))
+
+    it.effect("a response lost while the client was away fails its call with RpcClientError, not never", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const subject = `rpc.users.${subjects++}`
+        const served = yield* instance("gated", subject)
+        yield* Effect.addFinalizer(() => Scope.close(served.scope, Exit.void))
+        const server = yield* NatsServer.NatsServer
+        const proxy = yield* FaultProxy.make(server.url)
+        const nats = yield* NatsClient.make({
+          servers: proxy.url,
+          reconnectSchedule: Schedule.spaced("50 millis"),
+          logEvents: false
+        })
+        const c = yield* client(subject).pipe(Effect.provideService(NatsClient.NatsClient, nats))
+        const call = yield* Effect.forkChild(Effect.flip(c.Gate()))
+        yield* Deferred.await(served.observed.started).pipe(Effect.timeout("3 seconds"))
+        // the connection drops; the handler answers meanwhile: its response is lost
+        yield* proxy.cut()
+        yield* Deferred.succeed(served.observed.gate, undefined)
+        const error = yield* Fiber.join(call).pipe(Effect.timeout("5 seconds"))
+        assert.strictEqual(error._tag, "RpcClientError")
+        // the client is back, and calls again
+        assert.strictEqual(
+          yield* c.WhoServes().pipe(Effect.retry({ times: 20, schedule: Schedule.spaced("50 millis") })),
+          "gated"
+        )
       })))
 
     it.effect("a call to a subject nobody serves fails at once with RpcClientError", () =>

@@ -27,7 +27,8 @@ export const Users = RpcGroup.make(
   Rpc.make("Never"),
   Rpc.make("Boom"),
   Rpc.make("WhoServes", { success: Schema.String }),
-  Rpc.make("Big", { payload: { bytes: Schema.Int }, success: Schema.String, stream: true })
+  Rpc.make("Big", { payload: { bytes: Schema.Int }, success: Schema.String, stream: true }),
+  Rpc.make("Gate", { success: Schema.String })
 ).middleware(Auth)
 
 /** What the handlers of one instance did. */
@@ -35,6 +36,8 @@ export class Observed {
   emitted = 0
   readonly started = Deferred.makeUnsafe<void>()
   readonly interrupted = Deferred.makeUnsafe<void>()
+  /** What `Gate` waits for. */
+  readonly gate = Deferred.makeUnsafe<void>()
 }
 
 /** The server side of `Auth`: the caller's name from the `name` header. */
@@ -77,7 +80,12 @@ export const handlers = (instance: string, observed: Observed) =>
         ),
       Boom: () => Effect.die("boom"),
       WhoServes: () => Effect.succeed(instance),
-      Big: ({ bytes }) => Stream.make("x".repeat(bytes))
+      Big: ({ bytes }) => Stream.make("x".repeat(bytes)),
+      Gate: () =>
+        Deferred.succeed(observed.started, undefined).pipe(
+          Effect.andThen(Deferred.await(observed.gate)),
+          Effect.as(instance)
+        )
     }),
     AuthServer
   )
