@@ -63,6 +63,104 @@ const checkpoints = (core: NatsCore) => {
   }
 }
 
+type PublishOne = (m: OutgoingMessage) => NatsError.NatsError | undefined
+
+const publishBatch = (messages: Iterable<OutgoingMessage>, one: PublishOne): NatsError.NatsError | undefined => {
+  for (const m of messages) {
+    const failed = one(m)
+    if (failed !== undefined) return failed
+  }
+  return undefined
+}
+
+/**
+ * The messages a batch can carry go into it (see `WireBatch`); any other
+ * is published on its own, after what the batch holds (the order kept).
+ */
+const batched = (core: NatsCore, batch: WireBatch, alone: PublishOne): PublishOne => {
+  const nc = core.connection
+  const validSubject = core.validation.subject
+  return (m) => {
+    const payload = m.payload
+    if (
+      m.reply !== undefined || m.headers !== undefined ||
+      !(payload === undefined || typeof payload === "string" || payload instanceof Uint8Array) ||
+      batch.refused(nc)
+    ) {
+      batch.send()
+      return alone(m)
+    }
+    const invalid = validSubject(m.subject, "publish")
+    if (invalid !== undefined) return invalid
+    const written = batch.add(m.subject, payload)
+    if (written > (nc.info?.max_payload ?? 1024 * 1024)) {
+      // refused as nats.js would (the error says by how much)
+      batch.undo(written)
+      batch.send()
+      return alone(m)
+    }
+    return undefined
+  }
+}
+
+/** Publishes `messages`: a checkpoint every `flushEvery`, the batch (when there is one) sent before each. */
+const run = <E, R>(
+  core: NatsCore,
+  messages: Iterable<OutgoingMessage> | Stream.Stream<OutgoingMessage, E, R>,
+  flushEvery: number,
+  send: PublishOne,
+  tally: Metrics.PublishTally,
+  batch: WireBatch | undefined
+): Effect.Effect<void, NatsError.NatsError | E, R> => {
+  const publishOne = batch === undefined ? send : batched(core, batch, send)
+  const one: PublishOne = (m) => {
+    const failed = publishOne(m)
+    if (failed === undefined) tally.add(m.subject, m.payload, m.destination)
+    return failed
+  }
+  // what the batch holds goes out before each checkpoint (its flush confirms it) and at a failure
+  const sendBatch = batch === undefined ? () => {} : () => batch.send()
+  const failing = (error: NatsError.NatsError) => {
+    sendBatch()
+    return Effect.fail(error)
+  }
+  // the counts go to the metrics at every checkpoint, and at the end whatever it is
+  const counted = <A, E2, R2>(effect: Effect.Effect<A, E2, R2>) =>
+    Effect.ensuring(effect, Effect.sync(() => tally.flush()))
+  const points = checkpoints(core)
+  const checkpoint = counted(points.checkpoint)
+  const last = counted(points.last)
+  if (!Stream.isStream(messages)) {
+    const iterator = messages[Symbol.iterator]()
+    // up to flushEvery messages, then a checkpoint
+    const loop: Effect.Effect<void, NatsError.NatsError> = Effect.suspend(() => {
+      for (let i = 0; i < flushEvery; i++) {
+        const next = iterator.next()
+        if (next.done === true) {
+          sendBatch()
+          return last
+        }
+        const failed = one(next.value)
+        if (failed !== undefined) return failing(failed)
+      }
+      sendBatch()
+      return Effect.andThen(checkpoint, loop)
+    })
+    return loop
+  }
+  let sinceFlush = 0
+  return Stream.runForEachArray(messages, (chunk) => {
+    const failed = publishBatch(chunk, one)
+    if (failed !== undefined) return failing(failed)
+    // a chunk at a time to the socket: the next chunk may take a while
+    sendBatch()
+    sinceFlush += chunk.length
+    if (sinceFlush < flushEvery) return Effect.void
+    sinceFlush = 0
+    return checkpoint
+  }).pipe(Effect.andThen(last))
+}
+
 /** The publisher of a connection (its parts bound once: the hot path reads no object per message). */
 export const make = (core: NatsCore): Publisher => {
   const nc = core.connection
@@ -104,98 +202,7 @@ export const make = (core: NatsCore): Publisher => {
     }
   }
 
-  type PublishOne = (m: OutgoingMessage) => NatsError.NatsError | undefined
   const plain: PublishOne = (m) => publishNow(m.subject, m.payload, m)
-
-  const publishBatch = (messages: Iterable<OutgoingMessage>, one: PublishOne): NatsError.NatsError | undefined => {
-    for (const m of messages) {
-      const failed = one(m)
-      if (failed !== undefined) return failed
-    }
-    return undefined
-  }
-
-  /**
-   * The messages a batch can carry go into it (see `WireBatch`); any other
-   * is published on its own, after what the batch holds (the order kept).
-   */
-  const batched = (batch: WireBatch, alone: PublishOne): PublishOne => (m) => {
-    const payload = m.payload
-    if (
-      m.reply !== undefined || m.headers !== undefined ||
-      !(payload === undefined || typeof payload === "string" || payload instanceof Uint8Array) ||
-      batch.refused(nc)
-    ) {
-      batch.send()
-      return alone(m)
-    }
-    const invalid = validSubject(m.subject, "publish")
-    if (invalid !== undefined) return invalid
-    const written = batch.add(m.subject, payload)
-    if (written > (nc.info?.max_payload ?? 1024 * 1024)) {
-      // refused as nats.js would (the error says by how much)
-      batch.undo(written)
-      batch.send()
-      return alone(m)
-    }
-    return undefined
-  }
-
-  const run = <E, R>(
-    messages: Iterable<OutgoingMessage> | Stream.Stream<OutgoingMessage, E, R>,
-    flushEvery: number,
-    send: PublishOne,
-    tally: Metrics.PublishTally,
-    batch: WireBatch | undefined
-  ): Effect.Effect<void, NatsError.NatsError | E, R> => {
-    const publishOne = batch === undefined ? send : batched(batch, send)
-    const one: PublishOne = (m) => {
-      const failed = publishOne(m)
-      if (failed === undefined) tally.add(m.subject, m.payload, m.destination)
-      return failed
-    }
-    // what the batch holds goes out before each checkpoint (its flush confirms it) and at a failure
-    const sendBatch = batch === undefined ? () => {} : () => batch.send()
-    const failing = (error: NatsError.NatsError) => {
-      sendBatch()
-      return Effect.fail(error)
-    }
-    // the counts go to the metrics at every checkpoint, and at the end whatever it is
-    const counted = <A, E2, R2>(effect: Effect.Effect<A, E2, R2>) =>
-      Effect.ensuring(effect, Effect.sync(() => tally.flush()))
-    const points = checkpoints(core)
-    const checkpoint = counted(points.checkpoint)
-    const last = counted(points.last)
-    if (!Stream.isStream(messages)) {
-      const iterator = messages[Symbol.iterator]()
-      // up to flushEvery messages, then a checkpoint
-      const loop: Effect.Effect<void, NatsError.NatsError> = Effect.suspend(() => {
-        for (let i = 0; i < flushEvery; i++) {
-          const next = iterator.next()
-          if (next.done === true) {
-            sendBatch()
-            return last
-          }
-          const failed = one(next.value)
-          if (failed !== undefined) return failing(failed)
-        }
-        sendBatch()
-        return Effect.andThen(checkpoint, loop)
-      })
-      return loop
-    }
-    let sinceFlush = 0
-    return Stream.runForEachArray(messages, (chunk) => {
-      const failed = publishBatch(chunk, one)
-      if (failed !== undefined) return failing(failed)
-      // a chunk at a time to the socket: the next chunk may take a while
-      sendBatch()
-      sinceFlush += chunk.length
-      if (sinceFlush < flushEvery) return Effect.void
-      sinceFlush = 0
-      return checkpoint
-    }).pipe(Effect.andThen(last))
-  }
 
   /**
    * Publishes carrying the batch span: a message without headers shares one
@@ -225,13 +232,13 @@ export const make = (core: NatsCore): Publisher => {
       const flushed = Effect.sync(() => tally.flush())
       // no span in the caller: no span here, no header added
       if (fiber.cache.span === undefined) {
-        return Effect.onError(run(messages, flushEvery, plain, tally, WireBatch.of(nc)), () => flushed)
+        return Effect.onError(run(core, messages, flushEvery, plain, tally, WireBatch.of(nc)), () => flushed)
       }
       return Effect.useSpan("publish", { kind: "producer", attributes: TraceContext.batchAttributes }, (span) => {
         // the messages without headers of a traced batch share one header block: encoded once
         const shared = TraceContext.withSpan(undefined, span) as MsgHdrs
         const batch = WireBatch.of(nc, (shared as unknown as { encode(): Uint8Array }).encode())
-        return Effect.onError(run(messages, flushEvery, tracedPublish(span, shared), tally, batch), () => flushed)
+        return Effect.onError(run(core, messages, flushEvery, tracedPublish(span, shared), tally, batch), () => flushed)
       })
     })
 
