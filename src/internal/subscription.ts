@@ -36,7 +36,7 @@ export interface BridgeOptions {
 export interface Acquired {
   /** The messages; ends after `stop` once the buffer is drained. */
   readonly messages: Stream.Stream<Msg, NatsError.NatsError>
-  /** Unsubscribes and ends the stream after what is already buffered. */
+  /** Stops intake (a drain: messages already on their way still arrive) and ends the stream after them. */
   readonly stop: () => void
   /**
    * The server took the subscription: a round trip after the `SUB`. Fails
@@ -145,10 +145,12 @@ export const acquire = (
         (refused) =>
           refused === undefined ? Effect.void : Effect.fail(fromUnknown(refused, { operation: "subscribe", subject }))
       )
+      // drained, not dropped: the server stops sending, what it sent before still arrives (nats.js
+      // confirms by a round trip), then the Stream ends after it (when the subscription closes)
       const stop = () => {
         unsubscribed = true
-        sub?.unsubscribe()
-        Queue.endUnsafe(queue)
+        if (sub === undefined || sub.isClosed()) return Queue.endUnsafe(queue)
+        sub.drain().catch(() => Queue.endUnsafe(queue))
       }
       return Effect.as(
         Effect.acquireRelease(

@@ -21,6 +21,7 @@ import * as Auth from "../../src/schemas/Auth.ts"
 import type { ConnectionEvent } from "../../src/schemas/ConnectionEvent.ts"
 import type * as E from "../../src/schemas/NatsError.ts"
 import * as NatsClient from "../../src/services/NatsClient.ts"
+import * as FaultProxy from "../support/faultProxy.ts"
 
 // ---------------------------------------------------------------------------
 // helpers
@@ -195,6 +196,30 @@ layer(NatsServer.layer({ jetstream: false }), { excludeTestServices: true })("Na
       assert.isTrue(Exit.isSuccess(yield* Fiber.await(responder)))
       const after = yield* Effect.flip(nc.request("graceful.rpc", "b", { timeout: "1 second" }))
       assert.strictEqual(reasonOf(after), "NoResponders")
+    }))
+
+  it.effect("closing a serve scope answers the requests already on their way to it (a drain, not a drop)", () =>
+    Effect.gen(function*() {
+      const server = yield* NatsServer.NatsServer
+      const caller = yield* client(server.url)
+      // the responder's connection goes through a proxy, stalled while the requests are on their way
+      const proxy = yield* FaultProxy.make(server.url)
+      const responderConnection = yield* client(proxy.url)
+      const scope = yield* Scope.make()
+      yield* responderConnection.serve("drain.echo", (msg) => Effect.succeed(msg.data)).pipe(Scope.provide(scope))
+      yield* proxy.stall()
+      const calls = yield* Effect.forkChild(Effect.forEach(
+        ["1", "2", "3"],
+        (text) => Effect.map(caller.request("drain.echo", text, { timeout: "5 seconds" }), (m) => m.string()),
+        { concurrency: 3 }
+      ))
+      // the server has them (and has sent them into the stalled proxy)
+      yield* caller.flush
+      const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
+      yield* Effect.yieldNow
+      yield* proxy.resume()
+      assert.deepStrictEqual(yield* Fiber.join(calls), ["1", "2", "3"])
+      yield* Fiber.join(closing)
     }))
 
   it.effect("events are logged through the caller's Logger", () =>
