@@ -203,6 +203,9 @@ export const make = (core: NatsCore): Publisher => {
   }
 
   const plain: PublishOne = (m) => publishNow(m.subject, m.payload, m)
+  // one batch for every untraced publishAll of the connection (its subjects' bytes kept): each run
+  // empties it before it yields, so runs never share what it holds
+  const untraced = WireBatch.of(nc)
 
   /**
    * Publishes carrying the batch span: a message without headers shares one
@@ -232,7 +235,7 @@ export const make = (core: NatsCore): Publisher => {
       const flushed = Effect.sync(() => tally.flush())
       // no span in the caller: no span here, no header added
       if (fiber.cache.span === undefined) {
-        return Effect.onError(run(core, messages, flushEvery, plain, tally, WireBatch.of(nc)), () => flushed)
+        return Effect.onError(run(core, messages, flushEvery, plain, tally, untraced), () => flushed)
       }
       return Effect.useSpan("publish", { kind: "producer", attributes: TraceContext.batchAttributes }, (span) => {
         // the messages without headers of a traced batch share one header block: encoded once

@@ -40,7 +40,7 @@ const SPACE = 32
 const MAX_SUBJECTS = 1024
 
 export class WireBatch {
-  private buffer = new Uint8Array(64 * 1024)
+  private buffer = new Uint8Array(4 * 1024)
   private length = 0
   private messages = 0
   private bytes = 0
@@ -155,7 +155,8 @@ export class WireBatch {
       out = this.buffer.slice(0, this.length)
     } else {
       out = this.buffer.subarray(0, this.length)
-      this.buffer = new Uint8Array(Math.max(64 * 1024, this.length))
+      // the next batch is likely the size of this one
+      this.buffer = new Uint8Array(this.length)
     }
     this.length = 0
     this.protocol.outMsgs += this.messages

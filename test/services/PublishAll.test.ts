@@ -93,6 +93,30 @@ describe("publishAll", () => {
       { arbitrary: { runs: 25 }, timeout: 60_000 }
     )
 
+    it.effect("concurrent publishAll runs on one connection interleave by chunk, each in its own order", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const nats = yield* NatsClient.NatsClient
+        const sub = yield* other
+        const received = yield* receive(sub, 3 * 500)
+        const run = (subject: string) =>
+          nats.publishAll(
+            Stream.range(0, 499).pipe(
+              Stream.map((i) => ({ subject, payload: String(i) })),
+              Stream.rechunk(3),
+              Stream.tap(() => Effect.yieldNow)
+            )
+          )
+        yield* Effect.all([run("pa.a"), run("pa.b.c"), run("pa.ü")], { concurrency: "unbounded" })
+        const got = yield* Fiber.join(received)
+        for (const subject of ["pa.a", "pa.b.c", "pa.ü"]) {
+          const mine = got.filter((m) => m.subject === subject).map((m) => Number(m.string()))
+          assert.deepStrictEqual(mine, Array.from({ length: 500 }, (_, i) => i), subject)
+        }
+        // interleaved, not one run after the other
+        const firstSubjects = new Set(got.slice(0, 60).map((m) => m.subject))
+        assert.isTrue(firstSubjects.size > 1, "the runs interleave")
+      })))
+
     it.effect("an oversize message fails with MaxPayloadExceeded; the messages before it arrive, none after", () =>
       Effect.scoped(Effect.gen(function*() {
         const nats = yield* NatsClient.NatsClient
