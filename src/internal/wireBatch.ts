@@ -44,6 +44,8 @@ export class WireBatch {
   private length = 0
   private messages = 0
   private bytes = 0
+  /** Where the message added last begins (for `undo`). */
+  private lastStart = 0
   /** `PUB <subject> ` (or `HPUB <subject> `), encoded. */
   private readonly prefixes = new Map<string, Uint8Array>()
   private readonly protocol: Protocol
@@ -135,8 +137,6 @@ export class WireBatch {
     this.lastStart = start
     return hlen + dataLength
   }
-
-  private lastStart = 0
 
   /** Takes the message just added back out (it was refused). */
   undo(size: number): void {

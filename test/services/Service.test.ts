@@ -2,7 +2,7 @@ import { assert, describe, layer } from "@effect/vitest"
 import type { NatsConnection } from "@nats-io/nats-core"
 import { Svcm } from "@nats-io/services"
 import { connect } from "@nats-io/transport-node"
-import { Deferred, Effect, Fiber, Schema, Scope, Stream } from "effect"
+import { Deferred, Effect, Exit, Fiber, Schema, Scope, Stream } from "effect"
 import { LocalNats, NatsClient, NatsServer, Rpc, Service, ServiceClient } from "../../src/index.ts"
 
 class UnknownSku extends Schema.TaggedError<UnknownSku>()("UnknownSku", { sku: Schema.String }) {}
@@ -182,7 +182,7 @@ describe("Service", () => {
         }).pipe(Scope.provide(scope))
         const call = yield* Effect.forkChild(Rpc.call(SlowEcho, "in flight", { timeout: "10 seconds" }))
         yield* Deferred.await(started)
-        const closing = yield* Effect.forkChild(Scope.close(scope, Effect.void as never))
+        const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
         // still discoverable while it finishes
         assert.strictEqual((yield* collect(ServiceClient.ping({ name: "stopping", stall: "200 millis" }))).length, 1)
         // a new request is not taken
