@@ -317,8 +317,12 @@ export interface ConsumerShape {
   readonly kind: "durable" | "config" | "ordered"
   /** The consumer's current name (it changes when an ephemeral or ordered consumer is recreated). */
   readonly name: Effect.Effect<string, NatsError.NatsError>
-  /** The current raw nats.js consumer (escape hatch). */
-  readonly raw: Effect.Effect<JsConsumer | PushConsumer>
+  /**
+   * The current raw nats.js consumer (escape hatch). An ordered handle's own
+   * consumer (the one `fetch`, `next` and `info` use) is made at its first
+   * use, so this can fail.
+   */
+  readonly raw: Effect.Effect<JsConsumer | PushConsumer, NatsError.NatsError>
   /** Whether this is a push consumer (`consume` only; `fetch` and `next` fail with `InvalidArgument`). */
   readonly push: boolean
   /** The consumer's info from the server. */
@@ -740,15 +744,54 @@ class Handle {
   readonly env: Env
   readonly binding: Binding
   readonly hub: PubSub.PubSub<ConsumerStatus>
-  current: Raw
+  /** Absent for an ordered handle until its own consumer is made (see `consumer`). */
+  current: Raw | undefined
+  /** An ordered handle's own consumer, being made or made. */
+  private own: Promise<Raw> | undefined
   name: string
 
-  constructor(env: Env, binding: Binding, hub: PubSub.PubSub<ConsumerStatus>, current: Raw, name: string) {
+  constructor(
+    env: Env,
+    binding: Binding,
+    hub: PubSub.PubSub<ConsumerStatus>,
+    current: Raw | undefined,
+    name: string
+  ) {
     this.env = env
     this.binding = binding
     this.hub = hub
     this.current = current
     this.name = name
+  }
+
+  /**
+   * The raw consumer. An ordered handle makes its own (for `fetch`, `next`,
+   * `info`) at the first call: each `consume` replays with a fresh one, and
+   * making one may cost the server a scan of the stream (last value per
+   * subject of a large bucket: tens of milliseconds).
+   */
+  consumer(): Promise<Raw> {
+    if (this.current !== undefined) return Promise.resolve(this.current)
+    const replay = this.binding.replay
+    if (replay === undefined) return Promise.reject(new Error(`consumer ${this.name} is not bound`))
+    this.own ??= replay().then(
+      (c) =>
+        c.info(true).then((info) => {
+          this.current = c
+          this.name = info.name
+          return c
+        }),
+      (cause) => {
+        this.own = undefined
+        throw cause
+      }
+    )
+    return this.own
+  }
+
+  /** Deletes an ordered handle's own consumer (the server keeps it for its 5 minute inactive threshold otherwise). */
+  deleteOwn(): void {
+    void this.own?.then((c) => c.delete()).catch(() => undefined)
   }
 
   context(operation: string): ConsumerContext {
@@ -867,13 +910,13 @@ class Handle {
       this.session({
         ...common,
         afterStall,
-        open: (deliver) => {
-          const c = this.current
-          return c.isPushConsumer()
-            ? (c as PushConsumer).consume({ abort_on_missing_resource: true })
-            : (c as JsConsumer).consume(deliver === undefined ? natsOptions : { ...natsOptions, callback: deliver })
-        },
-        callbackMode: () => callbackMode(this.current),
+        open: (deliver) =>
+          this.consumer().then((c) =>
+            c.isPushConsumer()
+              ? (c as PushConsumer).consume({ abort_on_missing_resource: true })
+              : (c as JsConsumer).consume(deliver === undefined ? natsOptions : { ...natsOptions, callback: deliver })
+          ),
+        callbackMode: () => this.consumer().then(callbackMode),
         // a push consumer's heartbeats are its config's, and nats.js watches them
         heartbeatMillis: this.binding.push ? undefined : natsOptions.idle_heartbeat,
         // two heartbeats: the server has dropped the closed pull's requests by then
@@ -899,17 +942,17 @@ class Handle {
     const once = () =>
       this.session({
         operation,
-        open: () => {
-          const c = this.current
-          return c.isPushConsumer()
-            ? Promise.reject(
-              invalidArgument(
-                operation,
-                `${this.name} is a push consumer: use consume (fetch and next need a pull consumer)`
+        open: () =>
+          this.consumer().then((c) =>
+            c.isPushConsumer()
+              ? Promise.reject(
+                invalidArgument(
+                  operation,
+                  `${this.name} is a push consumer: use consume (fetch and next need a pull consumer)`
+                )
               )
-            )
-            : (c as JsConsumer).fetch(natsOptions)
-        },
+              : (c as JsConsumer).fetch(natsOptions)
+          ),
         bufferSize: Math.max(1, Math.min(options.batch, 1024)),
         continuous: false,
         releaseNakDelayMillis: this.binding.replay === undefined ? 1000 : undefined
@@ -927,16 +970,25 @@ class Handle {
     })
   }
 
+  raw(operation: string): Effect.Effect<Raw, NatsError.NatsError> {
+    return Effect.tryPromise({
+      try: () => this.consumer(),
+      catch: (cause) => consumerFromUnknown(cause, this.context(operation))
+    })
+  }
+
   shape(): ConsumerShape {
     return {
       stream: this.env.stream,
       kind: this.binding.kind,
-      name: Effect.suspend(() => nameOf(this.current, this.env.stream, "Consumer.name")),
-      raw: Effect.sync(() => this.current),
+      name: this.raw("Consumer.name").pipe(
+        Effect.flatMap((c) => nameOf(c, this.env.stream, "Consumer.name"))
+      ),
+      raw: this.raw("Consumer.raw"),
       push: this.binding.push,
       info: Effect.suspend(() =>
         Effect.tryPromise({
-          try: (): Promise<ConsumerInfo> => this.current.info(),
+          try: (): Promise<ConsumerInfo> => this.consumer().then((c) => c.info()),
           catch: (cause) => consumerFromUnknown(cause, this.context("Consumer.info"))
         })
       ),
@@ -966,15 +1018,17 @@ const nameOf = (c: Raw, stream: string, operation: string): Effect.Effect<string
 
 /** A handle in the current scope: closing it stops every session (and deletes an ordered handle's consumer). */
 const handle = Effect.fnUntraced(function*(env: Env, binding: Binding) {
-  const current = yield* binding.resolve("Consumer.make")
-  const name = yield* nameOf(current, env.stream, "Consumer.make")
+  // an ordered handle's own consumer is made at its first use (`Handle.consumer`); its stream must exist
+  const current = binding.replay === undefined ? yield* binding.resolve("Consumer.make") : undefined
+  if (current === undefined) {
+    yield* env.jsm.streamInfo(env.stream)
+  }
+  const name = current === undefined ? "(ordered)" : yield* nameOf(current, env.stream, "Consumer.make")
   const self = new Handle(env, binding, yield* PubSub.sliding<ConsumerStatus>(1024), current, name)
   yield* Effect.addFinalizer(() =>
     Effect.sync(() => {
       self.sessions.closeAll()
-      // the handle's own ordered consumer (used by fetch / next) lives on the
-      // server for its 5 minute inactive threshold otherwise
-      if (binding.replay !== undefined) void self.current.delete().catch(() => undefined)
+      self.deleteOwn()
     })
   )
   return self.shape()

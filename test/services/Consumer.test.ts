@@ -235,6 +235,43 @@ describe("Consumer", () => {
         assert.deepStrictEqual(again, [5, 6])
       }))
 
+    it.effect("an ordered handle makes no consumer on the server until it is used, and leaves none", () =>
+      Effect.gen(function*() {
+        const jsm = yield* makeStream("lazyorder")
+        yield* publishMany("lazyorder.a", 5)
+        const consumers = Effect.promise(() => jsm.consumers.list("lazyorder").next()).pipe(
+          Effect.map((list) => list.length)
+        )
+        const scope = yield* Scope.make()
+        const consumer = yield* Consumer.make({ stream: "lazyorder", ordered: {} }).pipe(Scope.provide(scope))
+        assert.strictEqual(yield* consumers, 0)
+        assert.strictEqual(yield* consumer.name, (yield* consumer.info).name)
+        assert.strictEqual(yield* consumers, 1)
+        // a consume replays with a consumer of its own, deleted when it ends
+        const seen = yield* consumer.consume({ codec: Codec.string }).pipe(
+          Stream.take(5),
+          Stream.tap(() => Effect.flatMap(consumers, (n) => Effect.sync(() => assert.strictEqual(n, 2)))),
+          Stream.map((m) => m.value),
+          Stream.runCollect
+        )
+        assert.deepStrictEqual(seen, ["0", "1", "2", "3", "4"])
+        const first = yield* consumer.next({ maxWait: "2 seconds", codec: Codec.string })
+        assert.strictEqual(Option.getOrUndefined(first)?.value, "0")
+        yield* Scope.close(scope, Exit.void)
+        yield* Effect.promise(async () => {
+          for (let i = 0; i < 100 && (await jsm.consumers.list("lazyorder").next()).length > 0; i++) {
+            await new Promise((resolve) => setTimeout(resolve, 20))
+          }
+        })
+        assert.strictEqual(yield* consumers, 0)
+      }))
+
+    it.effect("an ordered handle on a stream that does not exist fails at once with StreamNotFound", () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(Consumer.make({ stream: "nosuchstream", ordered: {} }))
+        assert.strictEqual(error.reason._tag, "StreamNotFound")
+      }))
+
     it.effect("ackAck waits for the server's confirmation; a second one fails", () =>
       Effect.gen(function*() {
         const jsm = yield* makeStream("ackacks")
