@@ -18,6 +18,7 @@ import * as AckReply from "./ackReply.ts"
 import { headersOf, msgIdOf, oneLine, where } from "./deadLetter.ts"
 import * as Decode from "./decode.ts"
 import type { Outcome, ProcessorMetrics } from "./processorMetrics.ts"
+import * as RawHeaders from "./rawHeaders.ts"
 import { nthStep } from "./scheduleStep.ts"
 import * as TraceContext from "./traceContext.ts"
 import { effectOf } from "./userCode.ts"
@@ -81,7 +82,7 @@ const decisionOf = <A, E, R>(
 
 /** The conventions' attributes of a JetStream message being processed. */
 const jetStreamAttributes = (envelope: JsEnvelope.JsEnvelope<unknown>): Record<string, unknown> => {
-  const msgId = envelope.headers?.get("Nats-Msg-Id")
+  const msgId = RawHeaders.get(envelope.msg, "Nats-Msg-Id")
   // from the reply subject, a field at a time (nats.js' `info` parses all of them)
   const reply = (envelope.msg as unknown as { readonly reply?: string }).reply
   return {
@@ -238,7 +239,7 @@ export const makeSettler = <A, E, R>(options: SettleOptions<A, E, R>) => {
     // with a tracer installed: a consumer span per message (the child of the producer's when it sent
     // one), the handler and the settlement inside it; without one, nothing (not even the headers read)
     return options.tracing
-      ? TraceContext.processWith(`process ${msg.subject}`, envelope.headers, {
+      ? TraceContext.processWith(`process ${msg.subject}`, msg, {
         kind: "consumer",
         attributes: () => jetStreamAttributes(envelope),
         relation: options.traceParent

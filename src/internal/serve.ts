@@ -50,7 +50,7 @@ const respond = <E, R>(
     answer(
       msg,
       subject,
-      TraceContext.process(`process ${msg.subject}`, msg.headers, {
+      TraceContext.process(`process ${msg.subject}`, msg, {
         kind: "server",
         attributes: () =>
           TraceContext.attributes(core.connection, msg.subject, "process", "process", {

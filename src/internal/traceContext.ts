@@ -18,6 +18,7 @@ import type { MsgHdrs } from "@nats-io/nats-core"
 import { headers as natsHeaders } from "@nats-io/nats-core"
 import { Effect, Scope, Tracer } from "effect"
 import * as Headers from "../schemas/Headers.ts"
+import * as RawHeaders from "./rawHeaders.ts"
 
 /** The W3C header (a caller's `tracestate` header goes as it is). */
 export const TRACEPARENT = "traceparent"
@@ -38,9 +39,9 @@ export const parse = (value: string | undefined): Tracer.ExternalSpan | undefine
   return Tracer.externalSpan({ traceId, spanId, sampled: (Number.parseInt(flags, 16) & 1) === 1 })
 }
 
-/** The producer's span a message carries, if any. */
-export const fromHeaders = (headers: MsgHdrs | undefined): Tracer.ExternalSpan | undefined =>
-  headers === undefined ? undefined : parse(headers.get(TRACEPARENT) || undefined)
+/** The producer's span a message carries, if any (read from its raw headers: see `rawHeaders`). */
+export const fromMessage = (message: RawHeaders.Carrier): Tracer.ExternalSpan | undefined =>
+  parse(RawHeaders.get(message, TRACEPARENT))
 
 /**
  * The message's headers with the span's `traceparent` (the caller's other
@@ -112,20 +113,20 @@ export interface ProcessOptions {
  */
 export const process = <A, E, R>(
   name: string,
-  headers: MsgHdrs | undefined,
+  message: RawHeaders.Carrier,
   options: ProcessOptions,
   effect: Effect.Effect<A, E, R>
-): Effect.Effect<A, E, R> => processWith(name, headers, options, () => effect)
+): Effect.Effect<A, E, R> => processWith(name, message, options, () => effect)
 
 /** `process`, the handling told whether it runs in a span (to add spans of its own, such as the ack's). */
 export const processWith = <A, E, R>(
   name: string,
-  headers: MsgHdrs | undefined,
+  message: RawHeaders.Carrier,
   options: ProcessOptions,
   handling: (traced: boolean) => Effect.Effect<A, E, R>
 ): Effect.Effect<A, E, R> =>
   Effect.withFiber((fiber) => {
-    const producer = fromHeaders(headers)
+    const producer = fromMessage(message)
     if (producer === undefined && fiber.cache.tracer === undefined) return handling(false)
     const attributes = options.attributes()
     // no stack trace captured: a span per message

@@ -50,7 +50,7 @@ export interface ProcessOptions {
  * @since 0.1.0
  */
 export const producerSpan = (message: Traced): Option.Option<Tracer.ExternalSpan> =>
-  Option.fromNullishOr(TraceContext.fromHeaders(message.headers))
+  Option.fromNullishOr(TraceContext.fromMessage(message))
 
 /**
  * Runs `effect` as the processing of `message`: in a `process {subject}`
@@ -70,7 +70,7 @@ export const producerSpan = (message: Traced): Option.Option<Tracer.ExternalSpan
  */
 export const process =
   (message: Traced, options?: ProcessOptions) => <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-    TraceContext.process(`process ${message.subject}`, message.headers, {
+    TraceContext.process(`process ${message.subject}`, message, {
       kind: "consumer",
       attributes: () => ({
         "messaging.system": "nats",

@@ -1,0 +1,95 @@
+/**
+ * One header of a received message, read from its raw header block without
+ * nats.js decoding the block. nats.js' `msg.headers` decodes all of it at
+ * the first read (the block as text, split into lines, every header
+ * validated and added, each `get` a scan of every key): several times what
+ * a traced consumer's `traceparent` and `Nats-Msg-Id` are worth, on every
+ * message. Here the block is searched for the header's line, as nats.js
+ * would find it (the name matched exactly, the value trimmed, the first of
+ * several); the block is decoded only when the user reads `headers`.
+ *
+ * nats.js' received message keeps the block in fields its types do not
+ * show (`_msg.hdr`, its length, and `_rdata`); any other message, or one
+ * whose headers were decoded already, is read through `headers`.
+ *
+ * @internal
+ */
+import type { MsgHdrs } from "@nats-io/nats-core"
+
+/** Something that carries headers: a nats.js message, a JetStream message, an envelope. */
+export interface Carrier {
+  readonly headers?: MsgHdrs | undefined
+}
+
+/** nats.js' received message, as far as its raw header block goes. */
+interface RawMsg {
+  readonly _msg: { readonly hdr: number }
+  readonly _rdata: Uint8Array
+  readonly _headers: MsgHdrs | undefined
+}
+
+const isRaw = (u: unknown): u is RawMsg => {
+  if (typeof u !== "object" || u === null) return false
+  const m = u as Partial<RawMsg>
+  return typeof m._msg?.hdr === "number" && m._rdata instanceof Uint8Array
+}
+
+/** The nats.js message under a carrier: itself, or the one an envelope or a JetStream message wraps. */
+const rawOf = (carrier: Carrier): RawMsg | undefined => {
+  let u: unknown = carrier
+  for (let depth = 0; depth < 3; depth++) {
+    if (isRaw(u)) return u
+    if (typeof u !== "object" || u === null || !("msg" in u)) return undefined
+    u = (u as { readonly msg: unknown }).msg
+  }
+  return undefined
+}
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+/** `\r\n<name>:` for each name asked for (a handful: the ones the library reads). */
+const patterns = new Map<string, Uint8Array>()
+
+const patternOf = (name: string): Uint8Array => {
+  let pattern = patterns.get(name)
+  if (pattern === undefined) {
+    pattern = encoder.encode(`\r\n${name}:`)
+    if (patterns.size < 64) patterns.set(name, pattern)
+  }
+  return pattern
+}
+
+const isSpace = (b: number | undefined) => b === 32 || b === 9
+
+/** The value of the first line of `block` that starts `pattern`; `undefined` when none does. */
+const find = (block: Uint8Array, pattern: Uint8Array): string | undefined => {
+  const last = block.length - pattern.length
+  const first = pattern[0]
+  outer: for (let i = 0; i <= last; i++) {
+    if (block[i] !== first) continue
+    for (let j = 1; j < pattern.length; j++) if (block[i + j] !== pattern[j]) continue outer
+    let start = i + pattern.length
+    let end = start
+    while (end < block.length && block[end] !== 13) end++
+    while (start < end && isSpace(block[start])) start++
+    while (end > start && isSpace(block[end - 1])) end--
+    return decoder.decode(block.subarray(start, end))
+  }
+  return undefined
+}
+
+/**
+ * The first value of header `name` (matched exactly, as nats.js' `get`);
+ * `undefined` when the message has no such header.
+ */
+export const get = (carrier: Carrier, name: string): string | undefined => {
+  const raw = rawOf(carrier)
+  if (raw === undefined || raw._headers !== undefined) {
+    return carrier.headers?.has(name)
+      ? carrier.headers.get(name)
+      : undefined
+  }
+  const length = raw._msg.hdr
+  if (length < 0) return undefined
+  return find(raw._rdata.subarray(0, length), patternOf(name))
+}
