@@ -44,7 +44,8 @@ describe("RawHeaders", () => {
         if (value !== undefined) assert.strictEqual(value, decoded.get(name), name)
       }
       // through a JetStream message and an envelope around it
-      assert.strictEqual(RawHeaders.get({ msg: { msg } }, "a"), decoded.has("a") ? decoded.get("a") : undefined)
+      const envelope: RawHeaders.Carrier & { readonly msg: unknown } = { msg: { msg } }
+      assert.strictEqual(RawHeaders.get(envelope, "a"), decoded.has("a") ? decoded.get("a") : undefined)
     }
   )
 
