@@ -17,7 +17,7 @@
 import type { Msg, MsgHdrs } from "@nats-io/nats-core"
 import { headers as natsHeaders, nuid } from "@nats-io/nats-core"
 import type { Scope } from "effect"
-import { Effect, Queue, Schedule, Stream } from "effect"
+import { Effect, Fiber, Queue, Schedule, Stream } from "effect"
 import type * as RpcMessage from "effect/rpc/RpcMessage"
 import * as RpcSerialization from "effect/rpc/RpcSerialization"
 import * as RpcServer from "effect/rpc/RpcServer"
@@ -89,7 +89,41 @@ class Clients {
   forget(client: Client): void {
     this.byId.delete(client.id)
     this.byInbox.delete(client.inbox)
+    this.settled()
   }
+
+  /** A request of `client` ended (its Exit was sent). */
+  end(client: Client, key: string): void {
+    client.requests.delete(key)
+    client.announced.delete(key)
+    if (client.requests.size === 0) client.idleSince = Date.now()
+    this.settled()
+  }
+
+  /** Every request of `client` ended (a defect ends them all). */
+  endAll(client: Client): void {
+    client.requests.clear()
+    client.announced.clear()
+    client.idleSince = Date.now()
+    this.settled()
+  }
+
+  /** Waiting for no request to be left (a drain). */
+  private readonly idleWaiters = new Set<() => void>()
+
+  private settled(): void {
+    if (this.idleWaiters.size === 0 || this.pending() > 0) return
+    for (const resume of this.idleWaiters) resume()
+    this.idleWaiters.clear()
+  }
+
+  /** Done when no request is left here. */
+  readonly idle: Effect.Effect<void> = Effect.callback<void>((resume) => {
+    if (this.pending() === 0) return resume(Effect.void)
+    const waiter = () => resume(Effect.void)
+    this.idleWaiters.add(waiter)
+    return Effect.sync(() => void this.idleWaiters.delete(waiter))
+  })
 
   /** A parser for a message from a client not known yet. */
   parserFor(): RpcSerialization.Parser {
@@ -145,11 +179,7 @@ const sender = (nats: NatsClientShape, clients: Clients, instanceHeaders: MsgHdr
     if (client === undefined) return Effect.void
     if (!("requestId" in response)) {
       // a defect ends every request of the client (its client gives up on them all)
-      if (response._tag === "Defect") {
-        client.requests.clear()
-        client.announced.clear()
-        client.idleSince = Date.now()
-      }
+      if (response._tag === "Defect") clients.endAll(client)
       return toClient(client, response)
     }
     const key = String(response.requestId)
@@ -160,9 +190,7 @@ const sender = (nats: NatsClientShape, clients: Clients, instanceHeaders: MsgHdr
     // not sent (too large for the server's max_payload, say): the server fails the request with a defect
     if (failed !== undefined) return Effect.die(failed)
     if (response._tag === "Exit") {
-      client.requests.delete(key)
-      client.announced.delete(key)
-      if (client.requests.size === 0) client.idleSince = Date.now()
+      clients.end(client, key)
     } else if (first) {
       client.announced.add(key)
     }
@@ -300,20 +328,21 @@ export const make = Effect.fnUntraced(function*(nats: NatsClientShape, options: 
       maxBytes: 64 * 1024 * 1024,
       overflow: "dropNewest"
     })
-  const intake = yield* subscribe(options.subject, options.queue)
-  for (const s of [intake, yield* subscribe(direct), yield* subscribe(Wire.allSubject(options.subject))]) {
+  const serve = Effect.fnUntraced(function*(subject: string, queue?: string) {
+    const s = yield* subscribe(subject, queue)
     yield* s.confirmed
-    yield* Effect.forkIn(Stream.runForEach(s.messages, onMessage), scope)
-  }
+    return { stop: s.stop, handled: yield* Effect.forkIn(Stream.runForEach(s.messages, onMessage), scope) }
+  })
+  const intake = yield* serve(options.subject, options.queue)
+  yield* serve(direct)
+  yield* serve(Wire.allSubject(options.subject))
   yield* Effect.forkIn(heartbeats(nats, clients, direct, options.heartbeatMillis, disconnects), scope)
 
+  // the intake drained (what was on its way handed to the server), then every request here ended
   const drain = (millis: number) =>
     Effect.suspend(() => {
       intake.stop()
-      return Effect.sleep(10).pipe(
-        Effect.repeat({ until: () => clients.pending() === 0, schedule: Schedule.spaced(20) }),
-        Effect.timeoutOption(millis)
-      )
+      return Fiber.await(intake.handled).pipe(Effect.andThen(clients.idle), Effect.timeoutOption(millis))
     })
 
   return { protocol, drain, instance: direct, clients: () => clients.ids().size }
