@@ -34,6 +34,8 @@ export interface Connection {
   readonly closed: Deferred.Deferred<void, NatsError.NatsError>
   /** Whether the client itself is closing the connection (release or `drain`). */
   readonly isReleasing: () => boolean
+  /** Whether the connection is up (false from a `Disconnected` event to the `Reconnected` that ends it). */
+  readonly isConnected: () => boolean
   /** Drains and closes now. */
   readonly drain: Effect.Effect<void, NatsError.NatsError>
   /**
@@ -192,8 +194,13 @@ export const connect = Effect.fnUntraced(function*(options: NatsClientOptions) {
   )
   const onEvent = options.onEvent === undefined ? undefined : ConnectionEvents.handler(options.onEvent)
   const disconnected = listeners<[]>()
+  let up = true
   const emit = (event: ConnectionEvent) => {
-    if (event._tag === "Disconnected") disconnected.call()
+    if (event._tag === "Disconnected") {
+      up = false
+      disconnected.call()
+    }
+    if (event._tag === "Reconnected") up = true
     if (event._tag === "Reconnected") runFork(Metric.update(Metrics.reconnects, 1))
     PubSub.publishUnsafe(events, event)
     if (logEvents) runFork(ConnectionEvents.log(event))
@@ -292,6 +299,7 @@ export const connect = Effect.fnUntraced(function*(options: NatsClientOptions) {
     emit,
     closed,
     isReleasing: () => releasing,
+    isConnected: () => up,
     drain,
     onPublishRefused: refused.add,
     onDisconnected: disconnected.add

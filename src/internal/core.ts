@@ -62,7 +62,8 @@ export const make = (connection: Connection): NatsCore => {
     bridge: {
       onSlowConsumer: (subject, dropped, bufferSize) =>
         connection.emit({ _tag: "SlowConsumer", subject, dropped, bufferSize }),
-      isReleasing: connection.isReleasing
+      isReleasing: connection.isReleasing,
+      isConnected: connection.isConnected
     },
     flush: Effect.tryPromise({
       try: () => nc.flush(),

@@ -10,7 +10,9 @@
  *
  * nats.js' received message keeps the block in fields its types do not
  * show (`_msg.hdr`, its length, and `_rdata`); any other message, or one
- * whose headers were decoded already, is read through `headers`.
+ * whose headers were decoded already, is read through `headers`. A block
+ * nats.js would refuse to decode (a header name with a character it does
+ * not allow) is still searched: `headers` fails on it later, as before.
  *
  * @internal
  */
@@ -34,12 +36,16 @@ const isRaw = (u: unknown): u is RawMsg => {
   return typeof m._msg?.hdr === "number" && m._rdata instanceof Uint8Array
 }
 
-/** The nats.js message under a carrier: itself, or the one an envelope or a JetStream message wraps. */
+/**
+ * The nats.js message under a carrier: itself, or the one a JetStream
+ * message or an envelope wraps (their `headers` are a getter reading the
+ * wrapped message's; an object with `headers` of its own is read as it is).
+ */
 const rawOf = (carrier: Carrier): RawMsg | undefined => {
   let u: unknown = carrier
   for (let depth = 0; depth < 3; depth++) {
     if (isRaw(u)) return u
-    if (typeof u !== "object" || u === null || !("msg" in u)) return undefined
+    if (typeof u !== "object" || u === null || Object.hasOwn(u, "headers") || !("msg" in u)) return undefined
     u = (u as { readonly msg: unknown }).msg
   }
   return undefined
@@ -59,21 +65,20 @@ const patternOf = (name: string): Uint8Array => {
   return pattern
 }
 
-const isSpace = (b: number | undefined) => b === 32 || b === 9
-
-/** The value of the first line of `block` that starts `pattern`; `undefined` when none does. */
+/**
+ * The value of the first line of `block` that starts `pattern` (up to the
+ * line's `\r\n`, trimmed as nats.js trims it); `undefined` when none does.
+ */
 const find = (block: Uint8Array, pattern: Uint8Array): string | undefined => {
   const last = block.length - pattern.length
   const first = pattern[0]
   outer: for (let i = 0; i <= last; i++) {
     if (block[i] !== first) continue
     for (let j = 1; j < pattern.length; j++) if (block[i + j] !== pattern[j]) continue outer
-    let start = i + pattern.length
+    const start = i + pattern.length
     let end = start
-    while (end < block.length && block[end] !== 13) end++
-    while (start < end && isSpace(block[start])) start++
-    while (end > start && isSpace(block[end - 1])) end--
-    return decoder.decode(block.subarray(start, end))
+    while (end < block.length && !(block[end] === 13 && block[end + 1] === 10)) end++
+    return decoder.decode(block.subarray(start, end)).trim()
   }
   return undefined
 }

@@ -50,6 +50,8 @@ export interface BridgeHooks {
   readonly onSlowConsumer: (subject: string, dropped: number, bufferSize: number) => void
   /** True when the connection closes because the client itself released it. */
   readonly isReleasing: () => boolean
+  /** Whether the connection is up (a drain needs the server's answer). */
+  readonly isConnected: () => boolean
 }
 
 /**
@@ -146,10 +148,16 @@ export const acquire = (
           refused === undefined ? Effect.void : Effect.fail(fromUnknown(refused, { operation: "subscribe", subject }))
       )
       // drained, not dropped: the server stops sending, what it sent before still arrives (nats.js
-      // confirms by a round trip), then the Stream ends after it (when the subscription closes)
+      // confirms by a round trip), then the Stream ends after it (when the subscription closes).
+      // Disconnected, nothing more can arrive and the round trip would wait for a reconnect: it ends
+      // at once, after what is buffered.
       const stop = () => {
         unsubscribed = true
         if (sub === undefined || sub.isClosed()) return Queue.endUnsafe(queue)
+        if (!hooks.isConnected()) {
+          sub.unsubscribe()
+          return Queue.endUnsafe(queue)
+        }
         sub.drain().catch(() => Queue.endUnsafe(queue))
       }
       return Effect.as(

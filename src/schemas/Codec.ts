@@ -264,14 +264,18 @@ guarded.add(bytes)
  * compiled, the interpreter is used throughout.
  *
  * It applies to the Schema itself (Effect keeps one compiled form per
- * Schema): every decoder made of it afterwards is compiled too, and those
- * made before keep what they had. `SchemaJITCompiler` is marked unstable in
- * Effect 4.1.
+ * Schema), once: every decoder made of it afterwards is compiled too (a
+ * codec made with `{ compile: false }` of a Schema compiled already
+ * included), and those made before keep what they had.
+ * `SchemaJITCompiler` is marked unstable in Effect 4.1.
  *
  * @category codecs
  * @since 0.1.0
  */
 export const compile = (schema: Schema.Top): void => {
+  // once per Schema: enabling again would make Effect generate its code again at the next decode
+  if (compiled.has(schema.ast)) return
+  compiled.add(schema.ast)
   try {
     SchemaJITCompiler.enable(schema.ast)
     SchemaJITCompiler.enable(SchemaAST.flip(schema.ast))
@@ -279,6 +283,8 @@ export const compile = (schema: Schema.Top): void => {
     // not compiled: the interpreter decodes it
   }
 }
+
+const compiled = new WeakSet<SchemaAST.AST>()
 
 /**
  * JSON text validated by a Schema (`application/json`).

@@ -774,6 +774,10 @@ class Handle {
     if (this.current !== undefined) return Promise.resolve(this.current)
     const replay = this.binding.replay
     if (replay === undefined) return Promise.reject(new Error(`consumer ${this.name} is not bound`))
+    // closed: nothing is made that nobody would delete
+    if (this.sessions.closing && this.own === undefined) {
+      return Promise.reject(invalidArgument("Consumer", "the consumer handle was used after its scope closed"))
+    }
     this.own ??= replay().then(
       (c) =>
         c.info(true).then((info) => {
@@ -1021,7 +1025,11 @@ const handle = Effect.fnUntraced(function*(env: Env, binding: Binding) {
   // an ordered handle's own consumer is made at its first use (`Handle.consumer`); its stream must exist
   const current = binding.replay === undefined ? yield* binding.resolve("Consumer.make") : undefined
   if (current === undefined) {
-    yield* env.jsm.streamInfo(env.stream)
+    yield* Effect.tryPromise({
+      try: () => env.jsm.manager.streams.info(env.stream),
+      catch: (cause) =>
+        consumerFromUnknown(cause, { operation: "Consumer.make", stream: env.stream, consumer: "(ordered)" })
+    })
   }
   const name = current === undefined ? "(ordered)" : yield* nameOf(current, env.stream, "Consumer.make")
   const self = new Handle(env, binding, yield* PubSub.sliding<ConsumerStatus>(1024), current, name)

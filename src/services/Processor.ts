@@ -245,8 +245,11 @@ export const DeadLetterHeaders = DeadLetter.DeadLetterHeaders
 const settingsOf = Effect.fnUntraced(function*<A, E, R>(options: ProcessorOptions<A, E, R>) {
   const operation = "Processor.make"
   const { consumer } = options
+  if (consumer.kind === "ordered") {
+    return yield* invalidArgument(operation, "a processor needs a consumer with explicit acks, not an ordered one")
+  }
   const info = yield* consumer.info
-  if (consumer.kind === "ordered" || info.config.ack_policy !== "explicit") {
+  if (info.config.ack_policy !== "explicit") {
     return yield* invalidArgument(
       operation,
       `a processor needs a consumer with explicit acks (consumer ${info.name} has ack policy ${info.config.ack_policy})`

@@ -49,6 +49,26 @@ describe("RawHeaders", () => {
     }
   )
 
+  it("blocks written by other clients: any whitespace trimmed as nats.js trims; a lone CR ends no line", () => {
+    const block = new TextEncoder().encode("NATS/1.0\r\na:\u00a0\u000b x y \f\r\nb:\t\r\n\r\n")
+    const decoded = MsgHdrsImpl.decode(block)
+    assert.strictEqual(RawHeaders.get(received(block), "a"), decoded.get("a"))
+    assert.strictEqual(RawHeaders.get(received(block), "a"), "x y")
+    assert.strictEqual(RawHeaders.get(received(block), "b"), "")
+    // nats.js refuses to decode this block (a CR in a value); the line still ends at its CRLF
+    const loneCr = new TextEncoder().encode("NATS/1.0\r\na: x\ry\r\n\r\n")
+    assert.strictEqual(RawHeaders.get(received(loneCr), "a"), "x\ry")
+  })
+
+  it("a carrier with headers of its own is read through them, not through the message it holds", () => {
+    const own = natsHeaders()
+    own.set("traceparent", "mine")
+    const inner = natsHeaders()
+    inner.set("traceparent", "theirs")
+    const carrier = { headers: own, msg: received((inner as MsgHdrsImpl).encode()) }
+    assert.strictEqual(RawHeaders.get(carrier, "traceparent"), "mine")
+  })
+
   it("a message without headers, and a carrier that is not nats.js', read through headers", () => {
     assert.isUndefined(RawHeaders.get(received(undefined), "traceparent"))
     const h = natsHeaders()

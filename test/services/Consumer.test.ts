@@ -16,7 +16,15 @@ import {
   Scope,
   Stream
 } from "effect"
-import { Codec, JetStreamManager as Jsm, LocalNats, NatsClient, NatsServer } from "../../src/index.ts"
+import {
+  Codec,
+  JetStream,
+  JetStreamManager as Jsm,
+  LocalNats,
+  NatsClient,
+  NatsServer,
+  Processor
+} from "../../src/index.ts"
 import * as ConsumerConfig from "../../src/schemas/ConsumerConfig.ts"
 import * as Consumer from "../../src/services/Consumer.ts"
 
@@ -245,6 +253,15 @@ describe("Consumer", () => {
         const scope = yield* Scope.make()
         const consumer = yield* Consumer.make({ stream: "lazyorder", ordered: {} }).pipe(Scope.provide(scope))
         assert.strictEqual(yield* consumers, 0)
+        // a Processor refuses it before asking the server anything
+        const refused = yield* Effect.flip(
+          Processor.make({ consumer, codec: Codec.string, handler: () => Effect.void }).pipe(
+            Effect.provide(JetStream.JetStream.layer),
+            Scope.provide(scope)
+          )
+        )
+        assert.strictEqual(refused.reason._tag, "InvalidArgument")
+        assert.strictEqual(yield* consumers, 0)
         assert.strictEqual(yield* consumer.name, (yield* consumer.info).name)
         assert.strictEqual(yield* consumers, 1)
         // a consume replays with a consumer of its own, deleted when it ends
@@ -258,6 +275,11 @@ describe("Consumer", () => {
         const first = yield* consumer.next({ maxWait: "2 seconds", codec: Codec.string })
         assert.strictEqual(Option.getOrUndefined(first)?.value, "0")
         yield* Scope.close(scope, Exit.void)
+        // a handle used for the first time after its scope closed: refused, nothing made
+        const unusedScope = yield* Scope.make()
+        const unused = yield* Consumer.make({ stream: "lazyorder", ordered: {} }).pipe(Scope.provide(unusedScope))
+        yield* Scope.close(unusedScope, Exit.void)
+        assert.strictEqual((yield* Effect.flip(unused.info)).reason._tag, "InvalidArgument")
         yield* Effect.promise(async () => {
           for (let i = 0; i < 100 && (await jsm.consumers.list("lazyorder").next()).length > 0; i++) {
             await new Promise((resolve) => setTimeout(resolve, 20))

@@ -222,6 +222,31 @@ layer(NatsServer.layer({ jetstream: false }), { excludeTestServices: true })("Na
       yield* Fiber.join(closing)
     }))
 
+  it.effect("a responder stopped while the connection is down ends at once, and so does the connection's release", () =>
+    Effect.gen(function*() {
+      const server = yield* NatsServer.NatsServer
+      const proxy = yield* FaultProxy.make(server.url)
+      const connectionScope = yield* Scope.make()
+      const responderConnection = yield* client(proxy.url, { reconnectSchedule: Schedule.spaced("30 seconds") }).pipe(
+        Scope.provide(connectionScope)
+      )
+      const events = yield* recordEvents(responderConnection)
+      const scope = yield* Scope.make()
+      const responder = yield* responderConnection.serve("outage.echo", (msg) => Effect.succeed(msg.data)).pipe(
+        Scope.provide(scope)
+      )
+      // down, and its redials hang (accepted, never answered)
+      yield* proxy.stall()
+      yield* proxy.cut()
+      yield* events.waitFor((e) => e._tag === "Disconnected")
+      const started = Date.now()
+      yield* Scope.close(scope, Exit.void)
+      assert.isTrue(Exit.isSuccess(yield* Fiber.await(responder)))
+      // nothing left to drain: the subscription was dropped, not left waiting for the server's answer
+      yield* Scope.close(connectionScope, Exit.void)
+      assert.isBelow(Date.now() - started, 2000)
+    }))
+
   it.effect("events are logged through the caller's Logger", () =>
     Effect.gen(function*() {
       const server = yield* NatsServer.NatsServer
