@@ -266,11 +266,16 @@ describe("Codec.compile (Effect's SchemaJITCompiler, on by default)", () => {
     withFunction(counting, () => {
       assert.isTrue(Result.isSuccess(Codec.json(Rich(), { compile: false }).decode(input)))
       assert.strictEqual(made, 0)
+      const schema = Rich()
       assert.deepStrictEqual(
-        Codec.json(Rich()).decode(input),
+        Codec.json(schema).decode(input),
         Result.succeed({ id: "x", n: 1, kind: "a", at: 2, tags: [], inner: null })
       )
       assert.isAbove(made, 0)
+      // compiled once per Schema: more codecs of it (one per fetch, say) generate nothing more
+      const once = made
+      for (let i = 0; i < 3; i++) assert.isTrue(Result.isSuccess(Codec.json(schema).decode(input)))
+      assert.strictEqual(made, once)
     })
   })
 
