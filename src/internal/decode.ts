@@ -19,7 +19,7 @@ import { effectOf } from "./userCode.ts"
  * with its error (after emitting the messages decoded before it); a function
  * handles it (log, term, dead-letter...) and the stream goes on.
  */
-export type Policy<M, R> = "fail" | ((error: Codec.DecodeError, msg: M) => Effect.Effect<void, never, R>)
+export type Policy<M, R, F = Codec.DecodeError> = "fail" | ((error: F, msg: M) => Effect.Effect<void, never, R>)
 
 /** A message to decode: nats.js core and JetStream messages both are. */
 export interface Message {
@@ -39,9 +39,10 @@ export const payload = <A>(codec: Codec.Codec<A>, msg: Message): Result.Result<A
 
 /**
  * Decodes a Stream of raw messages into values (envelopes), a chunk at a
- * time: no Effect per message unless one fails to decode.
+ * time: no Effect per message unless one fails to decode. (Any check of a
+ * message that may fail it is a decode: an ordered read's, say.)
  */
-export const decodeStream = <M, A, E, R, R2>(
+export const decodeStream = <M, A, E, R, R2, F = Codec.DecodeError>(
   messages: Stream.Stream<M, E, R>,
   options: {
     /**
@@ -49,15 +50,15 @@ export const decodeStream = <M, A, E, R, R2>(
      * returns its failure instead (nothing is allocated per message but the
      * value).
      */
-    readonly decode: (msg: M, out: Array<A>) => Codec.DecodeError | undefined
-    readonly policy: Policy<M, R2>
+    readonly decode: (msg: M, out: Array<A>) => F | undefined
+    readonly policy: Policy<M, R2, F>
   }
-): Stream.Stream<A, E | Codec.DecodeError, R | R2> => {
+): Stream.Stream<A, E | F, R | R2> => {
   const { decode, policy } = options
   return Stream.transformPull(messages, (pull) => {
     // with "fail": the error to fail with once the values before it were emitted
-    let pending: Codec.DecodeError | undefined
-    const next: Pull.Pull<Arr.NonEmptyReadonlyArray<A>, E | Codec.DecodeError, void, R2> = Effect.gen(function*() {
+    let pending: F | undefined
+    const next: Pull.Pull<Arr.NonEmptyReadonlyArray<A>, E | F, void, R2> = Effect.gen(function*() {
       if (pending !== undefined) return yield* Effect.fail(pending)
       while (true) {
         const chunk = yield* pull

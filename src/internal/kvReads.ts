@@ -17,9 +17,9 @@ import { Effect, Option, Stream } from "effect"
 import * as ConsumerConfig from "../schemas/ConsumerConfig.ts"
 import type * as NatsError from "../schemas/NatsError.ts"
 import type * as JetStreamManager from "../services/JetStreamManager.ts"
-import type { JsEnvelope } from "../services/JsEnvelope.ts"
 import type { NatsClient } from "../services/NatsClient.ts"
 import * as Ordered from "./orderedRead.ts"
+import * as RawHeaders from "./rawHeaders.ts"
 
 /** A write of a bucket, as stored. */
 export interface RawEntry {
@@ -39,8 +39,8 @@ export interface Bucket {
 
 const streamOf = (b: Bucket) => `KV_${b.bucket}`
 
-const operationOf = (msg: JsEnvelope<Uint8Array>): RawEntry["operation"] => {
-  const op = msg.headers?.get("KV-Operation")
+const operationOf = (msg: Ordered.Delivery): RawEntry["operation"] => {
+  const op = RawHeaders.get(msg.msg, "KV-Operation")
   return op === "DEL" || op === "PURGE" ? op : "PUT"
 }
 
@@ -69,7 +69,7 @@ export const read = (
       key: msg.subject.slice(prefix.length),
       value: msg.value,
       revision: msg.streamSequence,
-      created: new Date(msg.msg.info.timestampNanos / 1_000_000),
+      created: new Date(msg.storedMillis),
       operation: operationOf(msg),
       pending: msg.pending
     }))

@@ -83,18 +83,18 @@ const decisionOf = <A, E, R>(
 /** The conventions' attributes of a JetStream message being processed. */
 const jetStreamAttributes = (envelope: JsEnvelope.JsEnvelope<unknown>): Record<string, unknown> => {
   const msgId = RawHeaders.get(envelope.msg, "Nats-Msg-Id")
-  // from the reply subject, a field at a time (nats.js' `info` parses all of them)
-  const reply = (envelope.msg as unknown as { readonly reply?: string }).reply
+  // from the reply subject, in one pass (nats.js' `info` costs several times that)
+  const info = AckReply.parse((envelope.msg as unknown as { readonly reply?: string }).reply)
   return {
     "messaging.system": "nats",
     "messaging.destination.name": envelope.subject,
     "messaging.operation.type": "process",
     "messaging.operation.name": "process",
-    "messaging.consumer.group.name": AckReply.text(reply, AckReply.Field.consumer),
+    "messaging.consumer.group.name": info?.consumer,
     "messaging.message.body.size": envelope.msg.data.length,
-    "messaging.nats.stream": AckReply.text(reply, AckReply.Field.stream),
-    "messaging.nats.stream_sequence": AckReply.number(reply, AckReply.Field.streamSequence),
-    "messaging.nats.delivery_count": AckReply.number(reply, AckReply.Field.delivered),
+    "messaging.nats.stream": info?.stream,
+    "messaging.nats.stream_sequence": info?.streamSequence,
+    "messaging.nats.delivery_count": info?.delivered,
     ...(msgId ? { "messaging.message.id": msgId } : {})
   }
 }

@@ -7,6 +7,7 @@
 import type { JsMsg } from "@nats-io/jetstream"
 import type { MsgHdrs } from "@nats-io/nats-core"
 import { DateTime, Duration, Effect, Result } from "effect"
+import * as AckReply from "../internal/ackReply.ts"
 import { fromUnknown, invalidArgument } from "../internal/errors.ts"
 import * as ServerVersion from "../internal/serverVersion.ts"
 import { duration } from "../internal/validation.ts"
@@ -15,8 +16,8 @@ import type * as NatsError from "../schemas/NatsError.ts"
 /**
  * A message delivered by a JetStream consumer.
  *
- * The metadata getters read the message's reply subject (parsed once by
- * nats.js, on first access), so an envelope costs one small object per
+ * The metadata getters read the message's reply subject (parsed once, in
+ * one pass, on first access), so an envelope costs one small object per
  * message.
  *
  * Acknowledgements: `ack`, `nak`, `term` are final (a second one is ignored,
@@ -86,14 +87,35 @@ const respond = (msg: JsMsg, operation: string, f: (msg: JsMsg) => void): Effect
     catch: (cause) => fromUnknown(cause, { operation, subject: msg.subject })
   })
 
+/** The fields of a message's reply subject; nats.js' `info` (which throws) when it is not one we can read. */
+const infoOf = (msg: JsMsg): AckReply.Info => {
+  // nats.js' JsMsg has its reply subject, untyped
+  const info = AckReply.parse((msg as unknown as { readonly reply?: string }).reply)
+  if (info !== undefined) return info
+  const di = msg.info
+  return {
+    stream: di.stream,
+    consumer: di.consumer,
+    delivered: di.deliveryCount,
+    streamSequence: di.streamSequence,
+    consumerSequence: di.deliverySequence,
+    storedNanos: di.timestampNanos,
+    pending: di.pending
+  }
+}
+
 class JsEnvelopeImpl<A> implements JsEnvelope<A> {
   readonly value: A
   readonly msg: JsMsg
   readonly termReasons: boolean
+  private parsed: AckReply.Info | undefined
   constructor(value: A, msg: JsMsg, termReasons: boolean) {
     this.value = value
     this.msg = msg
     this.termReasons = termReasons
+  }
+  private get info(): AckReply.Info {
+    return this.parsed ??= infoOf(this.msg)
   }
   get subject() {
     return this.msg.subject
@@ -102,28 +124,28 @@ class JsEnvelopeImpl<A> implements JsEnvelope<A> {
     return this.msg.headers
   }
   get deliveryCount() {
-    return this.msg.info.deliveryCount
+    return this.info.delivered
   }
   get redelivered() {
-    return this.msg.info.redelivered
+    return this.info.delivered > 1
   }
   get streamSequence() {
-    return this.msg.info.streamSequence
+    return this.info.streamSequence
   }
   get consumerSequence() {
-    return this.msg.info.deliverySequence
+    return this.info.consumerSequence
   }
   get timestamp() {
-    return DateTime.makeUnsafe(Math.floor(this.msg.info.timestampNanos / 1_000_000))
+    return DateTime.makeUnsafe(Math.floor(this.info.storedNanos / 1_000_000))
   }
   get pending() {
-    return this.msg.info.pending
+    return this.info.pending
   }
   get stream() {
-    return this.msg.info.stream
+    return this.info.stream
   }
   get consumer() {
-    return this.msg.info.consumer
+    return this.info.consumer
   }
   get ack() {
     return respond(this.msg, "ack", (m) => m.ack())

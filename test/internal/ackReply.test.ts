@@ -29,4 +29,42 @@ describe("AckReply", () => {
       assert.strictEqual(AckReply.number(reply, AckReply.Field.pending), pending)
     }
   )
+
+  it.prop(
+    "parse reads every field in one pass, in both formats, as nats.js' info does",
+    [Name, Name, Count, Count, Count, Count, Count, Schema.Boolean],
+    ([stream, consumer, delivered, sseq, cseq, tm, pending, long]) => {
+      const fields = [stream, consumer, delivered, sseq, cseq, tm, pending].map(String)
+      const reply = long ? `$JS.ACK.hub.ACCHASH.${fields.join(".")}.rnd` : `$JS.ACK.${fields.join(".")}`
+      const info = AckReply.parse(reply)
+      assert.deepStrictEqual(
+        info === undefined ? undefined : {
+          stream: info.stream,
+          consumer: info.consumer,
+          delivered: info.delivered,
+          streamSequence: info.streamSequence,
+          consumerSequence: info.consumerSequence,
+          storedNanos: info.storedNanos,
+          pending: info.pending
+        },
+        { stream, consumer, delivered, streamSequence: sseq, consumerSequence: cseq, storedNanos: tm, pending }
+      )
+    }
+  )
+
+  it("parse refuses what is not a JetStream reply subject", () => {
+    for (
+      const reply of [
+        undefined,
+        "_INBOX.abc",
+        "$JS.ACK.S.c.1.2.3.4",
+        "$JS.ACK.S.c.1.2.3.4.5.6",
+        "$JS.ACK.S.c.x.2.3.4.5",
+        "$JS.ACK.S.c.1..3.4.5",
+        "$JS.ACK.S.c.1.2.3.4.-5",
+        "$JS.ACK.d.h.S.c.1.2.3.4.5.r.extra"
+      ]
+    ) assert.isUndefined(AckReply.parse(reply), String(reply))
+    assert.strictEqual(AckReply.parse("$JS.ACK.d.h.S.c.1.2.3.4.5.r")?.stream, "S")
+  })
 })
