@@ -99,6 +99,58 @@ class Drops {
 }
 
 /**
+ * A subscription's buffer: its queue, bounded by count (the queue's
+ * capacity) and by payload bytes, and what a message that does not fit
+ * does (`dropOldest`: the oldest make room; otherwise it is refused).
+ */
+class BoundedBuffer {
+  readonly queue: Queue.Queue<Msg, NatsError.NatsError | Cause.Done>
+  private readonly options: BridgeOptions
+  private bytes = 0
+
+  constructor(queue: Queue.Queue<Msg, NatsError.NatsError | Cause.Done>, options: BridgeOptions) {
+    this.queue = queue
+    this.options = options
+  }
+
+  /** Takes a message in; false when a message was dropped for it (itself, or the oldest). */
+  offer(msg: Msg): boolean {
+    const size = msg.data.length
+    if (this.options.overflow === "dropOldest") {
+      let full = false
+      while (this.bytes + size > this.options.maxBytes && Queue.sizeUnsafe(this.queue) > 0) {
+        this.evict()
+        full = true
+      }
+      if (Queue.isFullUnsafe(this.queue)) {
+        this.evict()
+        full = true
+      }
+      Queue.offerUnsafe(this.queue, msg)
+      this.bytes += size
+      return !full
+    }
+    if (this.bytes + size > this.options.maxBytes || !Queue.offerUnsafe(this.queue, msg)) return false
+    this.bytes += size
+    if (this.options.eager === true) Queue.flushUnsafe(this.queue)
+    return true
+  }
+
+  /** A chunk handed out: its payload bytes, no longer buffered. */
+  taken(chunk: ReadonlyArray<Msg>): number {
+    let size = 0
+    for (const msg of chunk) size += msg.data.length
+    this.bytes -= size
+    return size
+  }
+
+  private evict(): void {
+    const oldest = Queue.takeUnsafe(this.queue)
+    if (oldest !== undefined && oldest._tag === "Success") this.bytes -= oldest.value.data.length
+  }
+}
+
+/**
  * Subscribes now (in the current scope). Messages go into a queue bounded by
  * count and by payload bytes; the subscription ends when the scope closes.
  */
@@ -119,16 +171,14 @@ export const acquire = (
     ),
     ([queue, context]) => {
       let unsubscribed = false
-      let bytes = 0
+      const buffer = new BoundedBuffer(queue, options)
       let sub: Subscription | undefined
       // the metrics of the subscription's pattern, updated a chunk at a time
       const receivedCount = Metrics.receivedOf(subject)
       const receivedBytes = Metrics.receivedBytesOf(subject)
       const buffered = Metrics.bufferedOf(subject)
       const messages = Stream.fromQueue(queue).pipe(Stream.mapArray((chunk) => {
-        let size = 0
-        for (const msg of chunk) size += msg.data.length
-        bytes -= size
+        const size = buffer.taken(chunk)
         receivedCount.updateUnsafe(chunk.length, context)
         if (size > 0) receivedBytes.updateUnsafe(size, context)
         buffered.updateUnsafe(Queue.sizeUnsafe(queue), context)
@@ -188,30 +238,8 @@ export const acquire = (
                 callback: (err, msg) => {
                   if (failed) return
                   if (err !== null) return failWith(fromUnknown(err, { operation: "subscribe", subject }))
-                  const size = msg.data.length
-                  if (options.overflow === "dropOldest") {
-                    let full = false
-                    while (bytes + size > options.maxBytes && Queue.sizeUnsafe(queue) > 0) {
-                      const oldest = Queue.takeUnsafe(queue)
-                      if (oldest !== undefined && oldest._tag === "Success") bytes -= oldest.value.data.length
-                      full = true
-                    }
-                    if (Queue.isFullUnsafe(queue)) {
-                      const oldest = Queue.takeUnsafe(queue)
-                      if (oldest !== undefined && oldest._tag === "Success") bytes -= oldest.value.data.length
-                      full = true
-                    }
-                    Queue.offerUnsafe(queue, msg)
-                    bytes += size
-                    if (full) overflow(subscription)
-                    else drops.accepted()
-                  } else if (bytes + size <= options.maxBytes && Queue.offerUnsafe(queue, msg)) {
-                    bytes += size
-                    drops.accepted()
-                    if (options.eager === true) Queue.flushUnsafe(queue)
-                  } else {
-                    overflow(subscription)
-                  }
+                  if (buffer.offer(msg)) drops.accepted()
+                  else overflow(subscription)
                 }
               })
               sub = subscription
