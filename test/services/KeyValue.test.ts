@@ -12,6 +12,18 @@ const fresh = (prefix: string) => `${prefix}-${++n}-${Math.random().toString(36)
 const reasonOf = (e: unknown) =>
   typeof e === "object" && e !== null && "reason" in e ? (e as { reason: { _tag: string } }).reason._tag : String(e)
 
+/** A bucket holding `total` keys `k0`, `k1`..., each a value of `size` bytes. */
+const filledBucket = (bucket: string, total: number, size: number) =>
+  Effect.gen(function*() {
+    const kv = yield* KeyValue.make({ bucket, config: { history: 1 } })
+    yield* Effect.forEach(
+      Array.from({ length: total }, (_, i) => i),
+      (i) => kv.put(`k${i}`, new Uint8Array(size)),
+      { concurrency: 64, discard: true }
+    )
+    return kv
+  })
+
 describe("KeyValue", () => {
   layer(LocalNats.layer(), { excludeTestServices: true })("on a real server", (it) => {
     it.effect("put, get, create, update (compare-and-set), delete, purge, keys, history: typed", () =>
@@ -223,13 +235,8 @@ describe("KeyValue", () => {
       () =>
         Effect.gen(function*() {
           const bucket = fresh("gone")
-          const kv = yield* KeyValue.make({ bucket, config: { history: 1 } })
           const total = 2000
-          yield* Effect.forEach(
-            Array.from({ length: total }, (_, i) => i),
-            (i) => kv.put(`k${i}`, new Uint8Array([i % 256])),
-            { concurrency: 64, discard: true }
-          )
+          const kv = yield* filledBucket(bucket, total, 1)
           const jsm = yield* JetStreamManager.make()
           const halfway = yield* Deferred.make<void>()
           const resume = yield* Deferred.make<void>()
@@ -262,16 +269,8 @@ describe("KeyValue", () => {
     it.effect("an unread watch holds a bounded number of entries (the server waits), not the whole bucket", () =>
       Effect.gen(function*() {
         const bucket = fresh("bounded")
-        const kv = yield* KeyValue.make({ bucket, config: { history: 1 } })
         const total = 3000
-        yield* Effect.forEach(
-          Array.from({ length: total }, (_, i) => i),
-          (i) => kv.put(`k${i}`, new Uint8Array(1024)),
-          {
-            concurrency: 64,
-            discard: true
-          }
-        )
+        const kv = yield* filledBucket(bucket, total, 1024)
         const first = yield* Deferred.make<void>()
         const watching = yield* kv.watch().pipe(
           Stream.tap(() => Deferred.succeed(first, undefined)),
