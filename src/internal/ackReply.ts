@@ -3,51 +3,13 @@
  * `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<tm>.<pending>`,
  * or with a domain and an account hash after `ACK` and a random token at
  * the end. nats.js' `info` splits the subject, pads it to the long form and
- * `parseInt`s every field (about 0.4 µs a message); `parse` reads them all
- * in one pass over the characters, `text` / `number` one field (the
- * Processor's message age).
+ * `parseInt`s every field (about 0.4 µs a message); here one pass over the
+ * characters finds the fields, and only the numbers are read (`parse`: all
+ * of them, the names sliced when asked for; `storedMillis`: the one the
+ * Processor's message age needs).
  *
  * @internal
  */
-
-/** The position of each field in the short form. */
-export const Field = {
-  stream: 2,
-  consumer: 3,
-  delivered: 4,
-  streamSequence: 5,
-  consumerSequence: 6,
-  storedNanos: 7,
-  pending: 8
-} as const
-
-/** The text of a field; `undefined` when `reply` is not a JetStream reply subject. */
-export const text = (reply: string | undefined, field: number): string | undefined => {
-  if (reply === undefined || !reply.startsWith("$JS.ACK.")) return undefined
-  let dots = 0
-  for (let i = 0; i < reply.length; i++) if (reply.charCodeAt(i) === 46) dots++
-  // 9 tokens, or 12 (two more after ACK)
-  const index = dots === 8 ? field : dots === 11 ? field + 2 : -1
-  if (index < 0) return undefined
-  let start = 0
-  for (let seen = 0; seen < index; seen++) start = reply.indexOf(".", start) + 1
-  const end = reply.indexOf(".", start)
-  return reply.slice(start, end < 0 ? reply.length : end)
-}
-
-/** A numeric field; `undefined` when absent or not a number. */
-export const number = (reply: string | undefined, field: number): number | undefined => {
-  const value = text(reply, field)
-  if (value === undefined || value === "") return undefined
-  const n = Number(value)
-  return Number.isFinite(n) ? n : undefined
-}
-
-/** When the message was stored, in milliseconds since the epoch (its `tm` token). */
-export const storedMillis = (reply: string | undefined): number | undefined => {
-  const nanos = number(reply, Field.storedNanos)
-  return nanos === undefined ? undefined : nanos / 1e6
-}
 
 /** Every field of a JetStream reply subject (see `parse`). */
 export interface Info {
@@ -63,11 +25,39 @@ export interface Info {
   readonly pending: number
 }
 
-/** Where each token after `$JS.ACK.` ends (reused: `parse` is synchronous). */
+/** Where each token after `$JS.ACK.` ends (reused: the reads are synchronous). */
 const ends = new Int32Array(11)
 
-/** The integer in `s` from `start` to `end`; -1 unless it is all digits (and not empty). */
-const digits = (s: string, start: number, end: number): number => {
+/**
+ * Finds the tokens of `reply` (into `ends`); the index of the stream's
+ * token (0 in the short form, 2 in the long one), or -1 when `reply` is not
+ * a JetStream reply subject.
+ */
+const scan = (reply: string | undefined): number => {
+  if (reply === undefined || !reply.startsWith("$JS.ACK.")) return -1
+  let tokens = 0
+  for (let i = 8; i < reply.length; i++) {
+    if (reply.charCodeAt(i) !== 46) continue
+    if (tokens === 10) return -1
+    ends[tokens++] = i
+  }
+  ends[tokens++] = reply.length
+  // 7 tokens after ACK, or 10 (a domain and an account hash first, a random token last)
+  return tokens === 7 ? 0 : tokens === 10 ? 2 : -1
+}
+
+/** Where token `k` starts and ends (after a `scan`). */
+const startOf = (k: number): number => k === 0 ? 8 : (ends[k - 1] ?? 0) + 1
+const endOf = (k: number): number => ends[k] ?? 0
+
+/**
+ * The integer in token `k` of `s` (after a `scan`); -1 unless it is all
+ * digits and not empty. Past 2^53 the digits add up to a double within a
+ * few hundred nanoseconds of nats.js' `parseInt` (the stored time).
+ */
+const digits = (s: string, k: number): number => {
+  const start = startOf(k)
+  const end = endOf(k)
   if (end <= start) return -1
   let n = 0
   for (let i = start; i < end; i++) {
@@ -78,6 +68,14 @@ const digits = (s: string, start: number, end: number): number => {
   return n
 }
 
+/** When the message was stored, in milliseconds since the epoch (its `tm` token). */
+export const storedMillis = (reply: string | undefined): number | undefined => {
+  const f = scan(reply)
+  if (f < 0 || reply === undefined) return undefined
+  const nanos = digits(reply, f + 5)
+  return nanos < 0 ? undefined : nanos / 1e6
+}
+
 /** The numbers read at once; the names (rarely read) sliced on demand. */
 class Parsed implements Info {
   readonly delivered: number
@@ -86,70 +84,36 @@ class Parsed implements Info {
   readonly storedNanos: number
   readonly pending: number
   private readonly reply: string
-  private readonly names: number
-  constructor(
-    reply: string,
-    names: number,
-    delivered: number,
-    streamSequence: number,
-    consumerSequence: number,
-    storedNanos: number,
-    pending: number
-  ) {
+  /** Where the stream's name starts and ends, then the consumer's. */
+  private readonly names: readonly [number, number, number, number]
+  constructor(reply: string, f: number) {
     this.reply = reply
-    this.names = names
-    this.delivered = delivered
-    this.streamSequence = streamSequence
-    this.consumerSequence = consumerSequence
-    this.storedNanos = storedNanos
-    this.pending = pending
+    this.names = [startOf(f), endOf(f), startOf(f + 1), endOf(f + 1)]
+    this.delivered = digits(reply, f + 2)
+    this.streamSequence = digits(reply, f + 3)
+    this.consumerSequence = digits(reply, f + 4)
+    this.storedNanos = digits(reply, f + 5)
+    this.pending = digits(reply, f + 6)
   }
-  /** The token at `index` (0: the stream, 1: the consumer), from the long form's offset `names`. */
-  private token(index: number): string {
-    const dots = [8]
-    for (let i = 8; i < this.reply.length; i++) if (this.reply.charCodeAt(i) === 46) dots.push(i + 1)
-    const at = this.names + index
-    const from = dots[at] ?? 0
-    const to = (dots[at + 1] ?? this.reply.length + 1) - 1
-    return this.reply.slice(from, to)
+  get valid(): boolean {
+    return this.delivered >= 0 && this.streamSequence >= 0 && this.consumerSequence >= 0 &&
+      this.storedNanos >= 0 && this.pending >= 0
   }
   get stream(): string {
-    return this.token(0)
+    return this.reply.slice(this.names[0], this.names[1])
   }
   get consumer(): string {
-    return this.token(1)
+    return this.reply.slice(this.names[2], this.names[3])
   }
 }
 
 /**
- * Every field, in one pass (the stream and consumer names sliced when
- * read); `undefined` when `reply` is not a JetStream reply subject of either
- * form or a numeric field is not a number.
+ * Every field, in one pass; `undefined` when `reply` is not a JetStream
+ * reply subject of either form or a numeric field is not a number.
  */
 export const parse = (reply: string | undefined): Info | undefined => {
-  if (reply === undefined || !reply.startsWith("$JS.ACK.")) return undefined
-  let tokens = 0
-  for (let i = 8; i < reply.length; i++) {
-    if (reply.charCodeAt(i) !== 46) continue
-    if (tokens === 10) return undefined
-    ends[tokens++] = i
-  }
-  ends[tokens++] = reply.length
-  // 7 tokens after ACK, or 10 (a domain and an account hash first, a random token last)
-  const f = tokens === 7 ? 0 : tokens === 10 ? 2 : -1
-  if (f < 0) return undefined
-  // token k spans ends[k - 1] + 1 .. ends[k]
-  const delivered = digits(reply, (ends[f + 1] ?? 0) + 1, ends[f + 2] ?? 0)
-  const streamSequence = digits(reply, (ends[f + 2] ?? 0) + 1, ends[f + 3] ?? 0)
-  const consumerSequence = digits(reply, (ends[f + 3] ?? 0) + 1, ends[f + 4] ?? 0)
-  const storedFrom = (ends[f + 4] ?? 0) + 1
-  const storedTo = ends[f + 5] ?? 0
-  const pending = digits(reply, storedTo + 1, ends[f + 6] ?? 0)
-  if (delivered < 0 || streamSequence < 0 || consumerSequence < 0 || pending < 0 || storedTo <= storedFrom) {
-    return undefined
-  }
-  // past 2^53 the digits add up to a double within a few hundred nanoseconds of nats.js' (its `parseInt`)
-  const storedNanos = digits(reply, storedFrom, storedTo)
-  if (storedNanos < 0) return undefined
-  return new Parsed(reply, f, delivered, streamSequence, consumerSequence, storedNanos, pending)
+  const f = scan(reply)
+  if (f < 0 || reply === undefined) return undefined
+  const parsed = new Parsed(reply, f)
+  return parsed.valid ? parsed : undefined
 }
