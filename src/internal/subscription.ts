@@ -8,12 +8,13 @@
  * @internal
  */
 import type { Msg, Subscription } from "@nats-io/nats-core"
-import type { Scope } from "effect"
+import type { Array as Arr, Scope } from "effect"
 import { Cause, Effect, Queue, Stream } from "effect"
 import type * as NatsError from "../schemas/NatsError.ts"
 import type { Overflow } from "../schemas/Overflow.ts"
 import type { NatsCore } from "./core.ts"
 import { connectionClosed, fromUnknown, slowConsumer } from "./errors.ts"
+import { MessageRing } from "./messageRing.ts"
 import * as Metrics from "./metrics.ts"
 import { refusal } from "./subscriptionLimit.ts"
 
@@ -98,19 +99,34 @@ class Drops {
   }
 }
 
+/** A queue entry for a message held as bytes in the buffer's ring. */
+const HELD = 0
+/** The most messages a Stream's chunk has. */
+const chunkSize = 256
+/** Buffers smaller than twice this hold every message as it came (a backlog that small costs a scavenge little). */
+const holdFromAtLeast = 512
+type Entry = Msg | typeof HELD
+
 /**
  * A subscription's buffer: its queue, bounded by count (the queue's
  * capacity) and by payload bytes, and what a message that does not fit
  * does (`dropOldest`: the oldest make room; otherwise it is refused).
+ * Once it is half full, what comes in is held as bytes (`MessageRing`),
+ * so that a backlog is not young memory for V8 to copy.
  */
 class BoundedBuffer {
-  readonly queue: Queue.Queue<Msg, NatsError.NatsError | Cause.Done>
+  readonly queue: Queue.Queue<Entry, NatsError.NatsError | Cause.Done>
   private readonly options: BridgeOptions
+  private readonly holdFrom: number
+  private readonly ring = new MessageRing()
   private bytes = 0
+  /** The payload bytes of the last chunk taken. */
+  takenBytes = 0
 
-  constructor(queue: Queue.Queue<Msg, NatsError.NatsError | Cause.Done>, options: BridgeOptions) {
+  constructor(queue: Queue.Queue<Entry, NatsError.NatsError | Cause.Done>, options: BridgeOptions) {
     this.queue = queue
     this.options = options
+    this.holdFrom = Math.max(holdFromAtLeast, Math.ceil(options.bufferSize / 2))
   }
 
   /** Takes a message in; false when a message was dropped for it (itself, or the oldest). */
@@ -126,27 +142,50 @@ class BoundedBuffer {
         this.evict()
         full = true
       }
-      Queue.offerUnsafe(this.queue, msg)
+      Queue.offerUnsafe(this.queue, this.entryOf(msg))
       this.bytes += size
       return !full
     }
-    if (this.bytes + size > this.options.maxBytes || !Queue.offerUnsafe(this.queue, msg)) return false
+    if (this.bytes + size > this.options.maxBytes || Queue.isFullUnsafe(this.queue)) return false
+    Queue.offerUnsafe(this.queue, this.entryOf(msg))
     this.bytes += size
     if (this.options.eager === true) Queue.flushUnsafe(this.queue)
     return true
   }
 
-  /** A chunk handed out: its payload bytes, no longer buffered. */
-  taken(chunk: ReadonlyArray<Msg>): number {
+  /** A chunk handed out, as messages (those held as bytes made messages again); its bytes no longer buffered. */
+  take(chunk: Arr.NonEmptyReadonlyArray<Entry>): Arr.NonEmptyReadonlyArray<Msg> {
+    let messages: Array<Msg> | undefined
+    for (let i = 0; i < chunk.length;) {
+      if (chunk[i] !== HELD) {
+        if (messages !== undefined) messages.push(chunk[i] as Msg)
+        i++
+        continue
+      }
+      messages ??= chunk.slice(0, i) as Array<Msg>
+      let run = 1
+      while (chunk[i + run] === HELD) run++
+      this.ring.shift(run, messages)
+      i += run
+    }
+    const taken = (messages ?? chunk) as Arr.NonEmptyReadonlyArray<Msg>
     let size = 0
-    for (const msg of chunk) size += msg.data.length
+    for (const msg of taken) size += msg.data.length
     this.bytes -= size
-    return size
+    this.takenBytes = size
+    return taken
+  }
+
+  private entryOf(msg: Msg): Entry {
+    if (Queue.sizeUnsafe(this.queue) < this.holdFrom || !MessageRing.holds(msg)) return msg
+    this.ring.push(msg)
+    return HELD
   }
 
   private evict(): void {
     const oldest = Queue.takeUnsafe(this.queue)
-    if (oldest !== undefined && oldest._tag === "Success") this.bytes -= oldest.value.data.length
+    if (oldest === undefined || oldest._tag !== "Success") return
+    this.bytes -= oldest.value === HELD ? this.ring.drop() : oldest.value.data.length
   }
 }
 
@@ -163,7 +202,7 @@ export const acquire = (
   const hooks = core.bridge
   return Effect.flatMap(
     Effect.zip(
-      Queue.make<Msg, NatsError.NatsError | Cause.Done>({
+      Queue.make<Entry, NatsError.NatsError | Cause.Done>({
         capacity: options.bufferSize,
         strategy: options.overflow === "dropOldest" ? "sliding" : "dropping"
       }),
@@ -177,13 +216,17 @@ export const acquire = (
       const receivedCount = Metrics.receivedOf(subject)
       const receivedBytes = Metrics.receivedBytesOf(subject)
       const buffered = Metrics.bufferedOf(subject)
-      const messages = Stream.fromQueue(queue).pipe(Stream.mapArray((chunk) => {
-        const size = buffer.taken(chunk)
-        receivedCount.updateUnsafe(chunk.length, context)
-        if (size > 0) receivedBytes.updateUnsafe(size, context)
-        buffered.updateUnsafe(Queue.sizeUnsafe(queue), context)
-        return chunk
-      }))
+      // chunks of at most `chunkSize`: a chunk's messages are all alive until the reader is past them
+      const messages = Stream.fromPull(Effect.succeed(Effect.map(
+        Queue.takeBetween(queue, 1, chunkSize),
+        (chunk) => {
+          const taken = buffer.take(chunk as unknown as Arr.NonEmptyReadonlyArray<Entry>)
+          receivedCount.updateUnsafe(chunk.length, context)
+          if (buffer.takenBytes > 0) receivedBytes.updateUnsafe(buffer.takenBytes, context)
+          buffered.updateUnsafe(Queue.sizeUnsafe(queue), context)
+          return taken
+        }
+      )))
       let confirmation: Promise<Error | undefined> = Promise.resolve(undefined)
       let droppedReported = 0
       const drops = new Drops(() => {

@@ -341,6 +341,52 @@ layer(NatsServer.layer({ jetstream: false }), { excludeTestServices: true })("Na
       assert.strictEqual(last?._tag === "SlowConsumer" ? last.dropped : -1, 1000 - received)
     }))
 
+  it.effect("a backlog past half the buffer comes out whole and in order: payloads, headers, replies, respond", () =>
+    Effect.gen(function*() {
+      const server = yield* NatsServer.NatsServer
+      const nc = yield* client(server.url)
+      // past 1,000 of 2,000 buffered, messages are held as bytes until they are read
+      const sub = yield* nc.subscribeScoped("backlog.>", { bufferSize: 2_000 })
+      const answers = yield* nc.subscribeScoped("backlog-answers")
+      const expected = Array.from({ length: 1_800 }, (_, i) => ({
+        subject: `backlog.${i % 7}`,
+        body: String(i).repeat(i % 40),
+        header: i % 3 === 0 ? `h${i}` : undefined,
+        reply: i % 5 === 0 ? "backlog-answers" : ""
+      }))
+      for (const m of expected) {
+        yield* nc.publish(m.subject, m.body, {
+          ...(m.header === undefined ? {} : { headers: { "X-I": m.header } }),
+          ...(m.reply === "" ? {} : { reply: m.reply })
+        })
+      }
+      yield* nc.flush
+      const got = yield* Stream.runCollect(Stream.take(sub, expected.length))
+      assert.deepStrictEqual(
+        got.map((m) => ({ subject: m.subject, body: m.string(), header: m.headers?.get("X-I"), reply: m.reply })),
+        expected.map((m) => ({ ...m, header: m.header ?? undefined }))
+      )
+      // the last one was held: it answers through the connection
+      assert.isTrue(got[1_795]?.respond("answered"))
+      assert.deepStrictEqual((yield* Stream.runCollect(Stream.take(answers, 1))).map(text), ["answered"])
+    }))
+
+  it.effect("dropOldest over a held backlog keeps the last bufferSize messages, intact", () =>
+    Effect.gen(function*() {
+      const server = yield* NatsServer.NatsServer
+      const nc = yield* client(server.url)
+      const events = yield* recordEvents(nc)
+      const sub = yield* nc.subscribeScoped("backlog-drop", { bufferSize: 1_200, overflow: "dropOldest" })
+      for (let i = 0; i < 5_000; i++) yield* nc.publish("backlog-drop", `${i}:${"x".repeat(i % 300)}`)
+      yield* nc.flush
+      yield* events.waitFor((e) => e._tag === "SlowConsumer" && e.subject === "backlog-drop")
+      const got = yield* Stream.runCollect(Stream.take(Stream.map(sub, text), 1_200))
+      assert.deepStrictEqual(
+        got,
+        Array.from({ length: 1_200 }, (_, k) => `${3_800 + k}:${"x".repeat((3_800 + k) % 300)}`)
+      )
+    }))
+
   it.effect("invalid buffer options and reply subjects fail before anything is sent", () =>
     Effect.gen(function*() {
       const server = yield* NatsServer.NatsServer
