@@ -72,8 +72,9 @@ export const memoryScenarios = (clients: Clients): ReadonlyArray<Scenario> => {
       effect_dropped_per_run: dropped.join(", ")
     })
   }
-  // The same with V8's young generation capped on both sides: under a dropping subscriber the peak RSS
-  // is mostly V8 growing its semi-spaces (the live heap after a GC stays ~31 MB), not the buffer.
+  // The same with V8's young generation capped on both sides: what is left is the buffers themselves. Under
+  // default flags, V8 sizes its semi-spaces from what survives its scavenges (a buffer of nats.js messages
+  // used to double them: internal/messageRing).
   const semiSpace = ["--max-semi-space-size=16"]
   const slowCapped: Scenario = {
     name: "slow-subscriber-memory-semispace16",
