@@ -14,7 +14,7 @@
  */
 import type { ConsumerMessages, ConsumerNotification, JsMsg } from "@nats-io/jetstream"
 import type { Fiber, Scope } from "effect"
-import { Cause, Effect, Exit, Metric, Queue, Stream } from "effect"
+import { Cause, Effect, Exit, Queue, Stream } from "effect"
 import type * as NatsError from "../schemas/NatsError.ts"
 import type { ConsumerStatus } from "../services/Consumer.ts"
 import type { ConsumerContext } from "./consumerErrors.ts"
@@ -224,7 +224,7 @@ export const stream = (options: SessionOptions): Stream.Stream<JsMsg, NatsError.
     }
     // counted a chunk at a time, as the Stream takes them
     const context = yield* Effect.context<never>()
-    const received = Metric.withAttributes(Metrics.consumed, { stream: ctx.stream, consumer: options.metricsConsumer })
+    const received = Metrics.consumedWith({ stream: ctx.stream, consumer: options.metricsConsumer })
     return Stream.fromQueue(queue).pipe(Stream.mapArray((chunk) => {
       received.updateUnsafe(chunk.length, context)
       return chunk

@@ -8,10 +8,31 @@
  * update them a chunk at a time, or once per message with the metric built
  * once per family (`updateUnsafe` with a context captured once).
  *
+ * A metric with attributes is built with them (`*With`, `perFamily`), not
+ * wrapped by `Metric.withAttributes`: Effect keeps a metric's series key
+ * for one attribute set at a time, so two families of one wrapped metric,
+ * updated in turn, make the key again (a JSON of the attributes) at every
+ * update, ten times the update's own cost; and a wrapper adds to the
+ * context at every update. Built with its attributes, a metric addresses the
+ * same series as the wrapped one.
+ *
  * @internal
  */
 import type { Context } from "effect"
 import { Metric } from "effect"
+
+/** A metric's constructor: with no attributes, the metric; with some, its series for them. */
+export type Make<M> = (attributes?: Metric.Metric.Attributes) => M
+
+const counter = (id: string, description: string): Make<Metric.Counter<number>> => (attributes) =>
+  Metric.counter(id, { description, incremental: true, attributes })
+
+const gauge = (id: string, description: string): Make<Metric.Gauge<number>> => (attributes) =>
+  Metric.gauge(id, { description, attributes })
+
+const histogram =
+  (id: string, description: string, boundaries: ReadonlyArray<number>): Make<Metric.Histogram<number>> =>
+  (attributes) => Metric.histogram(id, { description, boundaries, attributes })
 
 /** Milliseconds, for latencies: 0.1 ms to 10 s. */
 const latencyBoundaries = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000]
@@ -19,69 +40,82 @@ const latencyBoundaries = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500,
 /** Milliseconds, for the age of a stored message: 1 ms to an hour. */
 const ageBoundaries = [1, 5, 10, 50, 100, 500, 1000, 5000, 10_000, 60_000, 300_000, 3_600_000]
 
-export const published = Metric.counter("effect_nats_messages_published", {
-  description: "Messages published by effect-nats (core and JetStream), by subject family",
-  incremental: true
-})
+export const publishedWith = counter(
+  "effect_nats_messages_published",
+  "Messages published by effect-nats (core and JetStream), by subject family"
+)
+export const published = publishedWith()
 
-export const publishedBytes = Metric.counter("effect_nats_published_bytes", {
-  description: "Payload bytes published by effect-nats, by subject family",
-  incremental: true
-})
+export const publishedBytesWith = counter(
+  "effect_nats_published_bytes",
+  "Payload bytes published by effect-nats, by subject family"
+)
+export const publishedBytes = publishedBytesWith()
 
-export const received = Metric.counter("effect_nats_messages_received", {
-  description: "Messages received by effect-nats subscriptions, by subject family (the subscription's pattern)",
-  incremental: true
-})
+export const receivedWith = counter(
+  "effect_nats_messages_received",
+  "Messages received by effect-nats subscriptions, by subject family (the subscription's pattern)"
+)
+export const received = receivedWith()
 
-export const receivedBytes = Metric.counter("effect_nats_received_bytes", {
-  description: "Payload bytes received by effect-nats subscriptions, by subject family",
-  incremental: true
-})
+export const receivedBytesWith = counter(
+  "effect_nats_received_bytes",
+  "Payload bytes received by effect-nats subscriptions, by subject family"
+)
+export const receivedBytes = receivedBytesWith()
 
-export const consumed = Metric.counter("effect_nats_consumer_messages_received", {
-  description:
-    "JetStream messages received by effect-nats consumers (consume, fetch, next, processors), by stream and consumer",
-  incremental: true
-})
+export const consumedWith = counter(
+  "effect_nats_consumer_messages_received",
+  "JetStream messages received by effect-nats consumers (consume, fetch, next, processors), by stream and consumer"
+)
+export const consumed = consumedWith()
 
-export const requestDuration = Metric.histogram("effect_nats_request_duration_ms", {
-  description: "Request/reply round trips of effect-nats, in milliseconds, by subject family",
-  boundaries: latencyBoundaries
-})
+export const requestDurationWith = histogram(
+  "effect_nats_request_duration_ms",
+  "Request/reply round trips of effect-nats, in milliseconds, by subject family",
+  latencyBoundaries
+)
+export const requestDuration = requestDurationWith()
 
-export const processingDuration = Metric.histogram("effect_nats_processing_duration_ms", {
-  description: "Handler durations of effect-nats processors, in milliseconds, by stream and consumer",
-  boundaries: latencyBoundaries
-})
+export const processingDurationWith = histogram(
+  "effect_nats_processing_duration_ms",
+  "Handler durations of effect-nats processors, in milliseconds, by stream and consumer",
+  latencyBoundaries
+)
+export const processingDuration = processingDurationWith()
 
-export const messageAge = Metric.histogram("effect_nats_message_age_ms", {
-  description: "Age of JetStream messages when a processor takes them (now - stored), in milliseconds",
-  boundaries: ageBoundaries
-})
+export const messageAgeWith = histogram(
+  "effect_nats_message_age_ms",
+  "Age of JetStream messages when a processor takes them (now - stored), in milliseconds",
+  ageBoundaries
+)
+export const messageAge = messageAgeWith()
 
-export const reconnects = Metric.counter("effect_nats_reconnects", {
-  description: "Reconnections of effect-nats connections",
-  incremental: true
-})
+export const reconnects = counter("effect_nats_reconnects", "Reconnections of effect-nats connections")()
 
-export const slowConsumerDropped = Metric.counter("effect_nats_slow_consumer_dropped", {
-  description: "Messages dropped by full effect-nats subscription buffers, by subject family",
-  incremental: true
-})
+export const slowConsumerDroppedWith = counter(
+  "effect_nats_slow_consumer_dropped",
+  "Messages dropped by full effect-nats subscription buffers, by subject family"
+)
+export const slowConsumerDropped = slowConsumerDroppedWith()
 
-export const buffered = Metric.gauge("effect_nats_subscription_buffered", {
-  description:
-    "Messages waiting in an effect-nats subscription's buffer, as last seen (when the Stream took a chunk, or a drop), by pattern"
-})
+export const bufferedWith = gauge(
+  "effect_nats_subscription_buffered",
+  "Messages waiting in an effect-nats subscription's buffer, as last seen (when the Stream took a chunk, or a drop), by pattern"
+)
+export const buffered = bufferedWith()
 
-export const consumerPending = Metric.gauge("effect_nats_consumer_pending", {
-  description: "Messages of a JetStream consumer not yet delivered (num_pending), by stream and consumer"
-})
+export const consumerPendingWith = gauge(
+  "effect_nats_consumer_pending",
+  "Messages of a JetStream consumer not yet delivered (num_pending), by stream and consumer"
+)
+export const consumerPending = consumerPendingWith()
 
-export const consumerAckPending = Metric.gauge("effect_nats_consumer_ack_pending", {
-  description: "Messages of a JetStream consumer delivered and not yet acked (num_ack_pending), by stream and consumer"
-})
+export const consumerAckPendingWith = gauge(
+  "effect_nats_consumer_ack_pending",
+  "Messages of a JetStream consumer delivered and not yet acked (num_ack_pending), by stream and consumer"
+)
+export const consumerAckPending = consumerAckPendingWith()
 
 /** Subject families kept per metric at most; more go under `other` (a family per raw subject is a mistake). */
 const MAX_FAMILIES = 1000
@@ -90,13 +124,13 @@ const MAX_FAMILIES = 1000
  * A metric per subject family (attribute `subject`), each built once: the
  * family's metric, or `other`'s beyond `MAX_FAMILIES`.
  */
-export const perFamily = <M extends Metric.Metric<number, unknown>>(metric: M) => {
-  const cache = new Map<string, Metric.Metric<number, unknown>>()
-  return (family: string): Metric.Metric<number, unknown> => {
+export const perFamily = <M>(make: Make<M>) => {
+  const cache = new Map<string, M>()
+  return (family: string): M => {
     const found = cache.get(family)
     if (found !== undefined) return found
     const key = cache.size < MAX_FAMILIES ? family : "other"
-    const made = cache.get(key) ?? Metric.withAttributes(metric, { subject: key })
+    const made = cache.get(key) ?? make({ subject: key })
     cache.set(key, made)
     return made
   }
@@ -108,13 +142,13 @@ export const familyOf = (subject: string): string => {
   return dot < 0 ? subject : `${subject.slice(0, dot)}.>`
 }
 
-export const publishedOf = perFamily(published)
-export const publishedBytesOf = perFamily(publishedBytes)
-export const receivedOf = perFamily(received)
-export const receivedBytesOf = perFamily(receivedBytes)
-export const requestDurationOf = perFamily(requestDuration)
-export const droppedOf = perFamily(slowConsumerDropped)
-export const bufferedOf = perFamily(buffered)
+export const publishedOf = perFamily(publishedWith)
+export const publishedBytesOf = perFamily(publishedBytesWith)
+export const receivedOf = perFamily(receivedWith)
+export const receivedBytesOf = perFamily(receivedBytesWith)
+export const requestDurationOf = perFamily(requestDurationWith)
+export const droppedOf = perFamily(slowConsumerDroppedWith)
+export const bufferedOf = perFamily(bufferedWith)
 
 /** Counts one published message of `size` bytes. */
 export const countPublished = (

@@ -13,11 +13,15 @@ import type { MessageOutcome, Outcome } from "../services/Processor.ts"
 import { storedMillis } from "./ackReply.ts"
 import * as Metrics from "./metrics.ts"
 
+const messagesWith = (attributes?: Metric.Metric.Attributes) =>
+  Metric.counter("effect_nats_processor_messages", {
+    description: "JetStream messages handled by effect-nats processors, by outcome",
+    incremental: true,
+    attributes
+  })
+
 /** Messages by outcome (attribute `outcome`). */
-export const messages = Metric.counter("effect_nats_processor_messages", {
-  description: "JetStream messages handled by effect-nats processors, by outcome",
-  incremental: true
-})
+export const messages = messagesWith()
 
 /** Handlers running now. */
 export const inFlight = Metric.gauge("effect_nats_processor_in_flight", {
@@ -52,13 +56,12 @@ export class ProcessorMetrics {
   constructor(stream: string, consumer: string, observer?: ((outcome: MessageOutcome) => void) | undefined) {
     this.observer = observer
     const attributes = { stream, consumer }
-    this.processing = Metric.withAttributes(Metrics.processingDuration, attributes)
-    this.age = Metric.withAttributes(Metrics.messageAge, attributes)
-    this.pending = Metric.withAttributes(Metrics.consumerPending, attributes)
-    this.ackPending = Metric.withAttributes(Metrics.consumerAckPending, attributes)
-    const counters = new Map(
-      outcomes.map((outcome) => [outcome, Metric.withAttributes(messages, { outcome, stream, consumer })])
-    )
+    // built with their attributes (see `Metrics`)
+    this.processing = Metrics.processingDurationWith(attributes)
+    this.age = Metrics.messageAgeWith(attributes)
+    this.pending = Metrics.consumerPendingWith(attributes)
+    this.ackPending = Metrics.consumerAckPendingWith(attributes)
+    const counters = new Map(outcomes.map((outcome) => [outcome, messagesWith({ outcome, stream, consumer })]))
     const increments = new Map([...counters].map(([outcome, counter]) => [outcome, Metric.update(counter, 1)]))
     this.count = (outcome) => increments.get(outcome) ?? Effect.void
     const ackCounter = counters.get("acked")
