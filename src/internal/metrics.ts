@@ -14,7 +14,9 @@
  * updated in turn, make the key again (a JSON of the attributes) at every
  * update, ten times the update's own cost; and a wrapper adds to the
  * context at every update. Built with its attributes, a metric addresses the
- * same series as the wrapped one.
+ * same series as the wrapped one; the one difference is precedence: an
+ * attribute of the same name in the caller's context (`subject`, `stream`,
+ * `consumer`, `outcome`) now wins over the library's.
  *
  * @internal
  */

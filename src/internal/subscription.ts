@@ -142,12 +142,11 @@ class BoundedBuffer {
         this.evict()
         full = true
       }
-      Queue.offerUnsafe(this.queue, this.entryOf(msg))
+      if (!this.enqueue(msg)) return false
       this.bytes += size
       return !full
     }
-    if (this.bytes + size > this.options.maxBytes || Queue.isFullUnsafe(this.queue)) return false
-    Queue.offerUnsafe(this.queue, this.entryOf(msg))
+    if (this.bytes + size > this.options.maxBytes || !this.enqueue(msg)) return false
     this.bytes += size
     if (this.options.eager === true) Queue.flushUnsafe(this.queue)
     return true
@@ -176,10 +175,14 @@ class BoundedBuffer {
     return taken
   }
 
-  private entryOf(msg: Msg): Entry {
-    if (Queue.sizeUnsafe(this.queue) < this.holdFrom || !MessageRing.holds(msg)) return msg
+  /** Queues a message, or its token and its bytes in the ring; false when the queue refused it (full, or ended). */
+  private enqueue(msg: Msg): boolean {
+    if (Queue.sizeUnsafe(this.queue) < this.holdFrom || !MessageRing.holds(msg)) {
+      return Queue.offerUnsafe(this.queue, msg)
+    }
+    if (!Queue.offerUnsafe(this.queue, HELD)) return false
     this.ring.push(msg)
-    return HELD
+    return true
   }
 
   private evict(): void {
