@@ -213,7 +213,9 @@ layer(NatsServer.layer({ jetstream: false }), { excludeTestServices: true })("Na
         (text) => Effect.map(caller.request("drain.echo", text, { timeout: "5 seconds" }), (m) => m.string()),
         { concurrency: 3 }
       ))
-      // the server has them (and has sent them into the stalled proxy)
+      // the server has them (and has sent them into the stalled proxy): the second flush's PING goes
+      // after the requests (the first one may go before the forked calls have sent them)
+      yield* caller.flush
       yield* caller.flush
       const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
       yield* Effect.yieldNow
