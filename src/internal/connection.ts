@@ -200,8 +200,10 @@ export const connect = Effect.fnUntraced(function*(options: NatsClientOptions) {
       up = false
       disconnected.call()
     }
-    if (event._tag === "Reconnected") up = true
-    if (event._tag === "Reconnected") runFork(Metric.update(Metrics.reconnects, 1))
+    if (event._tag === "Reconnected") {
+      up = true
+      runFork(Metric.update(Metrics.reconnects, 1))
+    }
     PubSub.publishUnsafe(events, event)
     if (logEvents) runFork(ConnectionEvents.log(event))
     if (onEvent !== undefined) runFork(onEvent(event))

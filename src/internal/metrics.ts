@@ -26,7 +26,7 @@ import { Metric } from "effect"
 /** A metric's constructor: with no attributes, the metric; with some, its series for them. */
 export type Make<M> = (attributes?: Metric.Metric.Attributes) => M
 
-const counter = (id: string, description: string): Make<Metric.Counter<number>> => (attributes) =>
+export const counter = (id: string, description: string): Make<Metric.Counter<number>> => (attributes) =>
   Metric.counter(id, { description, incremental: true, attributes })
 
 const gauge = (id: string, description: string): Make<Metric.Gauge<number>> => (attributes) =>

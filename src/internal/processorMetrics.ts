@@ -13,12 +13,10 @@ import type { MessageOutcome, Outcome } from "../services/Processor.ts"
 import { storedMillis } from "./ackReply.ts"
 import * as Metrics from "./metrics.ts"
 
-const messagesWith = (attributes?: Metric.Metric.Attributes) =>
-  Metric.counter("effect_nats_processor_messages", {
-    description: "JetStream messages handled by effect-nats processors, by outcome",
-    incremental: true,
-    attributes
-  })
+const messagesWith = Metrics.counter(
+  "effect_nats_processor_messages",
+  "JetStream messages handled by effect-nats processors, by outcome"
+)
 
 /** Messages by outcome (attribute `outcome`). */
 export const messages = messagesWith()
