@@ -64,12 +64,37 @@ export interface Target {
 }
 
 /**
+ * What a `STREAM.NAMES` answer says of a subject: no stream captures it
+ * (`None`), or it cannot say. An error answer (no meta leader, JetStream
+ * stopping: `{"error": ..., "streams": null}`) is no answer.
+ */
+const streamsOf = (
+  data: Uint8Array
+):
+  | { readonly _tag: "None" }
+  | { readonly _tag: "InDoubt"; readonly stream?: string | undefined; readonly error?: unknown } =>
+{
+  let answer: { readonly error?: unknown; readonly streams?: unknown } | undefined
+  try {
+    answer = JSON.parse(decoder.decode(data))
+  } catch {
+    answer = undefined
+  }
+  if (answer === undefined || answer === null || typeof answer !== "object") return { _tag: "InDoubt" }
+  if (answer.error !== undefined) return { _tag: "InDoubt", error: answer.error }
+  const streams = answer.streams
+  if (streams === null || (Array.isArray(streams) && streams.length === 0)) return { _tag: "None" }
+  return { _tag: "InDoubt", stream: Array.isArray(streams) && typeof streams[0] === "string" ? streams[0] : undefined }
+}
+
+/**
  * "No responders" to a publish: nothing listens on the subject. Either no
  * stream captures it (final), or its stream has no leader right now (an
  * election: every replica stops listening until a new leader is chosen;
  * retryable). The JetStream API says which: it lists the streams that
  * capture the subject. When it cannot say (no meta leader either, or its
- * JetStream is restarting), the publish is in doubt, so retryable; a server
+ * JetStream is restarting: no answer, or an error answer), the publish is
+ * in doubt, so retryable; a server
  * without JetStream is `JetStreamNotEnabled`.
  */
 const noResponders = (
@@ -83,17 +108,9 @@ const noResponders = (
   target.mux.send(operation, `${target.apiPrefix}.STREAM.NAMES`, lookup, undefined, timeoutMillis, (outcome) => {
     switch (outcome._tag) {
       case "Reply": {
-        let streams: unknown
-        try {
-          streams = JSON.parse(decoder.decode(outcome.msg.data))?.streams
-        } catch {
-          streams = undefined
-        }
-        if (streams === null || (Array.isArray(streams) && streams.length === 0)) {
-          return done(Result.fail(noStreamForSubject(operation, subject)))
-        }
-        const stream = Array.isArray(streams) && typeof streams[0] === "string" ? streams[0] : undefined
-        return done(Result.fail(streamDidNotAnswer(operation, subject, stream)))
+        const answer = streamsOf(outcome.msg.data)
+        if (answer._tag === "None") return done(Result.fail(noStreamForSubject(operation, subject)))
+        return done(Result.fail(streamDidNotAnswer(operation, subject, answer.stream, answer.error)))
       }
       case "NoResponders":
         // the JetStream API itself does not answer: a server without JetStream (final), or one whose
