@@ -36,10 +36,10 @@ const ends = new Int32Array(11)
 const scan = (reply: string | undefined): number => {
   if (reply === undefined || !reply.startsWith("$JS.ACK.")) return -1
   let tokens = 0
-  for (let i = 8; i < reply.length; i++) {
-    if (reply.charCodeAt(i) !== 46) continue
+  // from dot to dot (`indexOf`: twice as fast as a loop over the characters)
+  for (let at = reply.indexOf(".", 8); at !== -1; at = reply.indexOf(".", at + 1)) {
     if (tokens === 10) return -1
-    ends[tokens++] = i
+    ends[tokens++] = at
   }
   ends[tokens++] = reply.length
   // 7 tokens after ACK, or 10 (a domain and an account hash first, a random token last)

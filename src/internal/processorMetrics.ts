@@ -45,18 +45,24 @@ export class ProcessorMetrics {
   private acked = 0
   private activeReported = 0
   private sinceReport = 0
-  private readonly processing: Metric.Metric<number, unknown>
-  private readonly age: Metric.Metric<number, unknown>
+  private readonly processing: Metrics.HistogramSeries
+  private readonly age: Metrics.HistogramSeries
   /** The consumer's lag (`num_pending`, `num_ack_pending`), set by `lag`. */
   readonly pending: Metric.Metric<number, unknown>
   readonly ackPending: Metric.Metric<number, unknown>
 
-  constructor(stream: string, consumer: string, observer?: ((outcome: MessageOutcome) => void) | undefined) {
+  constructor(
+    stream: string,
+    consumer: string,
+    context: Context.Context<never>,
+    observer?: ((outcome: MessageOutcome) => void) | undefined
+  ) {
     this.observer = observer
     const attributes = { stream, consumer }
+    // an observation per message: counted in plain numbers, read by the registry (see `HistogramSeries`)
+    this.processing = Metrics.HistogramSeries.of(Metrics.processingDurationWith, attributes, context)
+    this.age = Metrics.HistogramSeries.of(Metrics.messageAgeWith, attributes, context)
     // built with their attributes (see `Metrics`)
-    this.processing = Metrics.processingDurationWith(attributes)
-    this.age = Metrics.messageAgeWith(attributes)
     this.pending = Metrics.consumerPendingWith(attributes)
     this.ackPending = Metrics.consumerAckPendingWith(attributes)
     const counters = new Map(outcomes.map((outcome) => [outcome, messagesWith({ outcome, stream, consumer })]))
@@ -86,15 +92,15 @@ export class ProcessorMetrics {
   }
 
   /** A message taken: its age (now - stored). */
-  taken(msg: JsMsg, context: Context.Context<never>): void {
+  taken(msg: JsMsg): void {
     // nats.js' JsMsg has its reply subject, untyped
     const stored = storedMillis((msg as unknown as { readonly reply?: string }).reply)
-    if (stored !== undefined) this.age.updateUnsafe(Math.max(0, Date.now() - stored), context)
+    if (stored !== undefined) this.age.observe(Math.max(0, Date.now() - stored))
   }
 
   /** A handler's duration. */
-  handled(millis: number, context: Context.Context<never>): void {
-    this.processing.updateUnsafe(millis, context)
+  handled(millis: number): void {
+    this.processing.observe(millis)
   }
 
   /** One more ack (reported with the next batch). */

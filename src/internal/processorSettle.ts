@@ -227,11 +227,11 @@ export const makeSettler = <A, E, R>(options: SettleOptions<A, E, R>) => {
     const decoded = Decode.payload(options.codec, msg)
     if (Result.isFailure(decoded)) return deadLetter(msg, "decode", decoded.failure.message, "decode_failed")
     const envelope = envelopeOf(decoded.success, msg)
-    metrics.taken(msg, options.context)
+    metrics.taken(msg)
     const started = performance.now()
     const handled = (traced: boolean) =>
       Effect.flatMap(runHandler(options, envelope), (failure) => {
-        metrics.handled(performance.now() - started, options.context)
+        metrics.handled(performance.now() - started)
         return failure === undefined
           ? traced ? TraceContext.settle("ack", msg.subject, () => ack(envelope)) : ack(envelope)
           : Effect.catch(onFailure(envelope, failure), (e) => couldNotSettle(msg, e))

@@ -387,7 +387,8 @@ export const make = <A, E, R>(
     const { consumer } = options
     const settings = yield* settingsOf(options)
     if (options.deadLetter !== undefined) yield* checkDeadLetter(options.deadLetter.subject, consumer.stream)
-    const metrics = new Metrics.ProcessorMetrics(consumer.stream, settings.consumerName, options.onOutcome)
+    const context = yield* Effect.context<never>()
+    const metrics = new Metrics.ProcessorMetrics(consumer.stream, settings.consumerName, context, options.onOutcome)
     const held = new Held()
     let shuttingDown = false
     let stopping = false
@@ -405,7 +406,7 @@ export const make = <A, E, R>(
       termReasons: client.core.termReasons(),
       publish: js.publish,
       metrics,
-      context: yield* Effect.context<never>(),
+      context,
       shuttingDown: () => shuttingDown,
       traceParent: options.traceParent,
       tracing: yield* Effect.withFiber((fiber) => Effect.succeed(fiber.cache.tracer !== undefined))

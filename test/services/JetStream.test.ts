@@ -115,7 +115,9 @@ describe("JetStream", () => {
         ]
         let asked = 0
         const fake = nats.connection.subscribe("fakeapi.STREAM.NAMES", {
-          callback: (_, m) => m.respond(encoder.encode(JSON.stringify(answers[asked++ % 2])))
+          callback: (_, m) => {
+            m.respond(encoder.encode(JSON.stringify(answers[asked++ % 2])))
+          }
         })
         yield* Effect.addFinalizer(() => Effect.sync(() => fake.unsubscribe()))
         yield* Effect.promise(() => nats.connection.flush())
