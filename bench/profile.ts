@@ -3,7 +3,8 @@
  *
  *   npx node bench/profile.ts <scenario> <raw|effect> [runs] [--quick] [--cpu-prof=file.cpuprofile]
  *
- * Same embedded server and clients as `npm run bench`; prints each run's measurement. With
+ * Same embedded server and clients as `npm run bench`; prints each run's measurement and the CPU
+ * time this process (the clients) used for it. With
  * `--cpu-prof=` a first run warms up (and fills streams), then the CPU profile covers only the
  * measured runs (open it in Chrome DevTools or speedscope).
  */
@@ -49,7 +50,13 @@ try {
     await session.post("Profiler.setSamplingInterval", { interval: 100 })
     await session.post("Profiler.start")
   }
-  for (let i = 0; i < Number(runsText); i++) console.log(side, JSON.stringify(await scenario[side](ctx)))
+  for (let i = 0; i < Number(runsText); i++) {
+    // this process' CPU time (the clients'), steadier than a rate on a busy machine
+    const cpu = process.cpuUsage()
+    const result = await scenario[side](ctx)
+    const used = process.cpuUsage(cpu)
+    console.log(side, JSON.stringify(result), `cpu=${((used.user + used.system) / 1000).toFixed(0)}ms`)
+  }
   if (session !== undefined && profileTo !== undefined) {
     const { profile } = await session.post("Profiler.stop")
     Fs.writeFileSync(profileTo, JSON.stringify(profile))

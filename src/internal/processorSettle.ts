@@ -21,7 +21,7 @@ import type { Outcome, ProcessorMetrics } from "./processorMetrics.ts"
 import * as RawHeaders from "./rawHeaders.ts"
 import { nthStep } from "./scheduleStep.ts"
 import * as TraceContext from "./traceContext.ts"
-import { effectOf } from "./userCode.ts"
+import { effectNow } from "./userCode.ts"
 
 /** What settling needs: the user's options, resolved, and the processor's parts. */
 export interface SettleOptions<A, E, R> {
@@ -99,30 +99,36 @@ const jetStreamAttributes = (envelope: JsEnvelope.JsEnvelope<unknown>): Record<s
   }
 }
 
-/** The handler's outcome: `undefined` for success, else why it did not succeed. */
-const runHandler = <A, E, R>(
+/** Marks a handler that ran out of time (see `handlerOf`). */
+const timedOut: unique symbol = Symbol("timedOut")
+
+/**
+ * The handler of one message, called now (`settle` runs it at once), bounded
+ * by its timeout: it succeeds with `timedOut` when it ran out of time.
+ */
+const handlerOf = <A, E, R>(
   options: SettleOptions<A, E, R>,
   envelope: JsEnvelope.JsEnvelope<A>
-): Effect.Effect<Failure<E> | undefined, never, R> => {
+): Effect.Effect<unknown, E, R> => {
+  const handled = effectNow("the handler", () => options.handler(envelope.value, envelope))
   const timeout = options.handlerTimeout
-  const handled = Effect.as(effectOf("the handler", () => options.handler(envelope.value, envelope)), undefined)
-  const bounded: Effect.Effect<Failure<E> | undefined, E, R> = timeout === undefined ? handled : handled.pipe(
-    Effect.timeoutOrElse({
-      duration: timeout,
-      orElse: () => Effect.succeed<Failure<E>>({ _tag: "TimedOut", after: timeout })
-    })
-  )
-  return Effect.catchCause(bounded, (cause): Effect.Effect<Failure<E>> => {
-    // Interrupted by the shutdown: let the interruption through (the
-    // message is nak'ed). Any other interruption is a failure.
-    if (Cause.hasInterruptsOnly(cause) && options.shuttingDown()) return Effect.failCause(cause) as never
-    const failure = Cause.findErrorOption(cause)
-    return Effect.succeed(
-      Option.isSome(failure)
-        ? { _tag: "Failed", error: failure.value }
-        : { _tag: "Died", defect: Cause.squash(cause) }
-    )
+  return timeout === undefined ? handled : Effect.timeoutOrElse(Effect.asVoid(handled), {
+    duration: timeout,
+    orElse: () => Effect.succeed(timedOut)
   })
+}
+
+/**
+ * Why a handler's run did not succeed; `undefined` for an interruption by
+ * the shutdown (let through: the message is nak'ed). Any other
+ * interruption is a failure.
+ */
+const failureOf = <E>(cause: Cause.Cause<E>, shuttingDown: boolean): Failure<E> | undefined => {
+  if (Cause.hasInterruptsOnly(cause) && shuttingDown) return undefined
+  const failure = Cause.findErrorOption(cause)
+  return Option.isSome(failure)
+    ? { _tag: "Failed", error: failure.value }
+    : { _tag: "Died", defect: Cause.squash(cause) }
 }
 
 /** The settling functions of one processor. */
@@ -229,13 +235,21 @@ export const makeSettler = <A, E, R>(options: SettleOptions<A, E, R>) => {
     const envelope = envelopeOf(decoded.success, msg)
     metrics.taken(msg)
     const started = performance.now()
+    // one step after the handler, whatever its exit
     const handled = (traced: boolean) =>
-      Effect.flatMap(runHandler(options, envelope), (failure) => {
-        metrics.handled(performance.now() - started)
-        return failure === undefined
-          ? traced ? TraceContext.settle("ack", msg.subject, () => ack(envelope)) : ack(envelope)
-          : Effect.catch(onFailure(envelope, failure), (e) => couldNotSettle(msg, e))
+      Effect.matchCauseEffect(handlerOf(options, envelope), {
+        onSuccess: (result): Effect.Effect<void> => {
+          metrics.handled(performance.now() - started)
+          if (result === timedOut) return failed({ _tag: "TimedOut", after: options.handlerTimeout ?? Duration.zero })
+          return traced ? TraceContext.settle("ack", msg.subject, () => ack(envelope)) : ack(envelope)
+        },
+        onFailure: (cause) => {
+          metrics.handled(performance.now() - started)
+          const failure = failureOf(cause, options.shuttingDown())
+          return failure === undefined ? Effect.failCause(cause) as never : failed(failure)
+        }
       })
+    const failed = (failure: Failure<E>) => Effect.catch(onFailure(envelope, failure), (e) => couldNotSettle(msg, e))
     // with a tracer installed: a consumer span per message (the child of the producer's when it sent
     // one), the handler and the settlement inside it; without one, nothing (not even the headers read)
     return options.tracing

@@ -18,9 +18,20 @@ const describe = (u: unknown): string =>
 
 /** The Effect `f` returns; `what` names the function in the defect. */
 export const effectOf = <A, E, R>(what: string, f: () => Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.suspend(() => {
-    const result: unknown = f()
-    return Effect.isEffect(result)
-      ? result as Effect.Effect<A, E, R>
-      : Effect.die(new TypeError(`${what} returned ${describe(result)}, not an Effect`))
-  })
+  Effect.suspend(() => effectNow(what, f))
+
+/**
+ * `effectOf`, with `f` called now: for a caller that runs the result at
+ * once (a hot path saves the suspension).
+ */
+export const effectNow = <A, E, R>(what: string, f: () => Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => {
+  let result: unknown
+  try {
+    result = f()
+  } catch (defect) {
+    return Effect.die(defect)
+  }
+  return Effect.isEffect(result)
+    ? result as Effect.Effect<A, E, R>
+    : Effect.die(new TypeError(`${what} returned ${describe(result)}, not an Effect`))
+}

@@ -412,15 +412,6 @@ export const make = <A, E, R>(
       tracing: yield* Effect.withFiber((fiber) => Effect.succeed(fiber.cache.tracer !== undefined))
     })
 
-    const process = (msg: JsMsg): Effect.Effect<void, never, R> => {
-      metrics.active++
-      return Effect.onExit(settle(msg), (exit) => {
-        metrics.active--
-        held.messages.delete(msg)
-        return Exit.hasInterrupts(exit) ? interrupted(msg) : Effect.void
-      })
-    }
-
     // Received messages waiting for a worker. Bounded: when it is full the
     // intake waits (and, for consumers read through nats.js' iterator,
     // nothing more is pulled).
@@ -441,20 +432,42 @@ export const make = <A, E, R>(
     // without a fork or a scheduler hop, so the acks of a burst leave in one
     // write. It stops when the intake has ended (returning its error, if
     // any) or, at shutdown, before it starts another message.
-    const worker: Effect.Effect<NatsError.NatsError | undefined, never, R> = Effect.gen(function*() {
-      while (true) {
-        let next = Queue.takeUnsafe(waiting)
-        if (next === undefined || metrics.due()) {
-          yield* metrics.report
-          if (next === undefined) next = yield* Effect.exit(Queue.take(waiting))
-        }
-        if (stopping) return undefined
-        if (Exit.isFailure(next)) {
-          const error = Option.getOrUndefined(Cause.findErrorOption(next.cause))
-          return Cause.isDone(error) ? undefined : error
-        }
-        yield* process(next.value.msg)
+    //
+    // The message a worker is settling is its `current`: the worker's exit
+    // (one finalizer, not one per message) ends it when the worker is
+    // interrupted meanwhile (at shutdown: it is nak'ed).
+    const worker: Effect.Effect<NatsError.NatsError | undefined, never, R> = Effect.suspend(() => {
+      let current: JsMsg | undefined
+      const done = (msg: JsMsg) => {
+        current = undefined
+        metrics.active--
+        held.messages.delete(msg)
       }
+      const loop = Effect.gen(function*() {
+        while (true) {
+          let next = Queue.takeUnsafe(waiting)
+          if (next === undefined || metrics.due()) {
+            yield* metrics.report
+            if (next === undefined) next = yield* Effect.exit(Queue.take(waiting))
+          }
+          if (stopping) return undefined
+          if (Exit.isFailure(next)) {
+            const error = Option.getOrUndefined(Cause.findErrorOption(next.cause))
+            return Cause.isDone(error) ? undefined : error
+          }
+          const msg = next.value.msg
+          current = msg
+          metrics.active++
+          yield* settle(msg)
+          done(msg)
+        }
+      })
+      return Effect.onExit(loop, (exit) => {
+        const msg = current
+        if (msg === undefined) return Effect.void
+        done(msg)
+        return Exit.hasInterrupts(exit) ? interrupted(msg) : Effect.void
+      })
     })
     const workers = Effect.forEach(Array.from({ length: settings.concurrency }, () => worker), (w) => w, {
       concurrency: settings.concurrency
