@@ -14,6 +14,7 @@ import { millis } from "../internal/duration.ts"
 import { defined, invalidArgument, natsError } from "../internal/errors.ts"
 import { jsFromUnknown } from "../internal/jsErrors.ts"
 import { ApiCodes } from "../internal/jsErrors.ts"
+import * as DirectGet from "../internal/kvDirectGet.ts"
 import * as Reads from "../internal/kvReads.ts"
 import * as Ordered from "../internal/orderedRead.ts"
 import * as Validation from "../internal/validation.ts"
@@ -385,21 +386,25 @@ export const make = Effect.fn("KeyValue.make")(function*<A = Uint8Array>(options
   const encoded = encoder(codec, bucket)
   const revisionOf = (key: string) => currentRevision(kv, key)
 
+  // a bucket with direct gets: through the connection's request mux (see `internal/kvDirectGet`)
+  const directGet = DirectGet.make(kv, nats.core.requests, (key, cause) => failed("KeyValue.get", key)(cause))
   const get: KeyValueShape<A>["get"] = (key) =>
     checked(
       key,
       "KeyValue.get",
       () =>
-        Effect.tryPromise({ try: () => kv.get(key), catch: failed("KeyValue.get", key) }).pipe(
-          Effect.flatMap((e) => {
-            if (e === null || e.operation !== "PUT") return Effect.succeed(Option.none())
-            const entry = entryOf(rawOf(e))
-            // a PUT: its value is decoded
-            return Result.isSuccess(entry)
-              ? Effect.succeed(Option.some(entry.success as Entry<A>))
-              : Effect.fail(entry.failure)
-          })
-        )
+        (directGet === undefined
+          ? Effect.tryPromise({ try: () => kv.get(key), catch: failed("KeyValue.get", key) })
+          : directGet(key)).pipe(
+            Effect.flatMap((e) => {
+              if (e === null || e.operation !== "PUT") return Effect.succeed(Option.none())
+              const entry = entryOf(rawOf(e))
+              // a PUT: its value is decoded
+              return Result.isSuccess(entry)
+                ? Effect.succeed(Option.some(entry.success as Entry<A>))
+                : Effect.fail(entry.failure)
+            })
+          )
     )
 
   const put: KeyValueShape<A>["put"] = (key, value) =>

@@ -1,4 +1,5 @@
 import { assert, describe, layer } from "@effect/vitest"
+import { jetstreamManager } from "@nats-io/jetstream"
 import { Arbitrary, Context, Deferred, Effect, Fiber, Option, Schedule, Schema, Stream } from "effect"
 import { JetStreamManager, LocalNats, NatsClient, NatsServer } from "../../src/index.ts"
 import * as KeyValue from "../../src/services/KeyValue.ts"
@@ -60,6 +61,34 @@ describe("KeyValue", () => {
         assert.deepStrictEqual(history.map((e) => e.value), [{ limit: 1 }, { limit: 2 }])
         yield* kv.purge("orders")
         assert.deepStrictEqual((yield* Stream.runCollect(kv.history("orders"))).map((e) => e.operation), ["PURGE"])
+      }))
+
+    // direct gets go through the connection's request mux (internal/kvDirectGet); a bucket without them
+    // through nats.js' get: both read the same entries
+    it.effect("get reads the same with direct gets (our request mux) and without them (nats.js' get)", () =>
+      Effect.gen(function*() {
+        const nats = yield* NatsClient.NatsClient
+        const bucket = fresh("kvdirect")
+        const direct = yield* KeyValue.make({ bucket, codec: Setting, config: { history: 5 } })
+        yield* direct.put("a", { limit: 1 })
+        yield* direct.put("a", { limit: 2 })
+        yield* direct.put("b.c", { limit: 3 })
+        yield* direct.put("gone", { limit: 4 })
+        yield* direct.delete("gone")
+        const read = (kv: KeyValue.KeyValueShape<{ readonly limit: number }>) =>
+          Effect.forEach(
+            ["a", "b.c", "gone", "never"],
+            (key) =>
+              Effect.map(kv.get(key), Option.map((e) => [e.key, e.value, e.revision, e.operation, e.created.getTime()]))
+          )
+        const viaMux = yield* read(direct)
+        assert.deepStrictEqual(viaMux.map(Option.isSome), [true, true, false, false])
+        // the same bucket without direct gets (the server then stops answering them)
+        const jsm = yield* Effect.promise(() => jetstreamManager(nats.connection))
+        yield* Effect.promise(() => jsm.streams.update(`KV_${bucket}`, { allow_direct: false }))
+        const plain = yield* KeyValue.make({ bucket, codec: Setting })
+        assert.deepStrictEqual(yield* read(plain), viaMux)
+        assert.deepStrictEqual(Option.map(viaMux[0] ?? Option.none(), (e) => e[1]), Option.some({ limit: 2 }))
       }))
 
     it.effect("invalid keys, bucket names and options are InvalidArgument before anything is sent", () =>
