@@ -14,8 +14,8 @@ import { millis } from "../internal/duration.ts"
 import { defined, invalidArgument, natsError } from "../internal/errors.ts"
 import { jsFromUnknown } from "../internal/jsErrors.ts"
 import { ApiCodes } from "../internal/jsErrors.ts"
-import * as DirectGet from "../internal/kvDirectGet.ts"
 import * as Reads from "../internal/kvReads.ts"
+import * as KvRequests from "../internal/kvRequests.ts"
 import * as Ordered from "../internal/orderedRead.ts"
 import * as Validation from "../internal/validation.ts"
 import * as Codec from "../schemas/Codec.ts"
@@ -386,8 +386,14 @@ export const make = Effect.fn("KeyValue.make")(function*<A = Uint8Array>(options
   const encoded = encoder(codec, bucket)
   const revisionOf = (key: string) => currentRevision(kv, key)
 
-  // a bucket with direct gets: through the connection's request mux (see `internal/kvDirectGet`)
-  const directGet = DirectGet.make(kv, nats.core.requests, (key, cause) => failed("KeyValue.get", key)(cause))
+  // through the connection's request mux (see `internal/kvRequests`)
+  const directGet = KvRequests.directGet(kv, nats.core.requests, (key, cause) => failed("KeyValue.get", key)(cause))
+  const putBytes = KvRequests.put(
+    kv,
+    nats.core.requests,
+    nats.core.jetstream,
+    (key, cause) => failed("KeyValue.put", key)(cause)
+  )
   const get: KeyValueShape<A>["get"] = (key) =>
     checked(
       key,
@@ -411,11 +417,7 @@ export const make = Effect.fn("KeyValue.make")(function*<A = Uint8Array>(options
     checked(
       key,
       "KeyValue.put",
-      () =>
-        Effect.flatMap(
-          encoded(value, key),
-          (bytes) => Effect.tryPromise({ try: () => kv.put(key, bytes), catch: failed("KeyValue.put", key) })
-        )
+      () => Effect.flatMap(encoded(value, key), (bytes) => putBytes(key, bytes))
     )
 
   /** A write refused by the expected-revision check: `conflict` with the key's revision now. */

@@ -65,7 +65,7 @@ describe("KeyValue", () => {
 
     // direct gets go through the connection's request mux (internal/kvDirectGet); a bucket without them
     // through nats.js' get: both read the same entries
-    it.effect("get reads the same with direct gets (our request mux) and without them (nats.js' get)", () =>
+    it.effect("get reads the same with direct gets (our request mux) and without them (nats.js' get); puts refused typed", () =>
       Effect.gen(function*() {
         const nats = yield* NatsClient.NatsClient
         const bucket = fresh("kvdirect")
@@ -89,6 +89,14 @@ describe("KeyValue", () => {
         const plain = yield* KeyValue.make({ bucket, codec: Setting })
         assert.deepStrictEqual(yield* read(plain), viaMux)
         assert.deepStrictEqual(Option.map(viaMux[0] ?? Option.none(), (e) => e[1]), Option.some({ limit: 2 }))
+        // a put the server refuses, or one over the connection's max_payload: typed, nothing stored
+        const small = yield* KeyValue.make({ bucket: fresh("kvsmall"), config: { maxValueSize: 16 } })
+        const refused = yield* Effect.flip(small.put("k", new Uint8Array(32)))
+        const tooLarge = yield* Effect.flip(small.put("k", new Uint8Array(2 * 1024 * 1024)))
+        assert.strictEqual(reasonOf(refused), "JetStreamApi")
+        assert.include(refused.message, "message size exceeds maximum allowed")
+        assert.strictEqual(reasonOf(tooLarge), "MaxPayloadExceeded")
+        assert.isTrue(Option.isNone(yield* small.get("k")))
       }))
 
     it.effect("invalid keys, bucket names and options are InvalidArgument before anything is sent", () =>

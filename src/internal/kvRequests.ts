@@ -1,25 +1,29 @@
 /**
- * A Key-Value `get` of a bucket that allows direct gets, sent through the
- * connection's request mux (`internal/requestMux`) instead of nats.js'
- * `request`, which builds an `Error` per request to reject its settled
- * promise (a fifth of a `get`'s client CPU in the profiles). What is sent
- * and how the reply is read are nats.js' own: the subject from the bucket
- * (its prefixes, a mirror's included), the reply read by its
- * `DirectMsgImpl` and `smToEntry`. A bucket without direct gets keeps
- * nats.js' `get`.
+ * The Key-Value calls made once per key and value, `get` (of a bucket that
+ * allows direct gets) and `put`, sent through the connection's request mux
+ * (`internal/requestMux`, and `internal/jsPublish` for the put) instead of
+ * nats.js' `request`, which builds an `Error` per request to reject its
+ * settled promise (a fifth of a `get`'s client CPU in the profiles). What
+ * is sent and how the reply is read are nats.js' own: the subjects from the
+ * bucket (its prefixes, a mirror's included), the value through its codec,
+ * the reply read by its `DirectMsgImpl` and `smToEntry`. A bucket without
+ * direct gets keeps nats.js' `get`; the writes with an expected revision
+ * (`create`, `update`) keep nats.js' own.
  *
  * @internal
  */
 import { DirectMsgImpl, JetStreamStatus } from "@nats-io/jetstream/internal"
 import type { Bucket, KV, KvEntry } from "@nats-io/kv"
-import { Effect } from "effect"
+import { Effect, Result } from "effect"
 import type * as NatsError from "../schemas/NatsError.ts"
 import { noResponders } from "./errors.ts"
+import * as JsPublish from "./jsPublish.ts"
 import type { RequestMux } from "./requestMux.ts"
 
 /** What a direct get needs of the bucket (nats.js' `Bucket`, as far as it is read here). */
-type DirectBucket = Pick<Bucket, "direct" | "encodeKey" | "subjectForKey" | "bucketName"> & {
+type Internals = Pick<Bucket, "direct" | "encodeKey" | "subjectForKey" | "bucketName" | "codec"> & {
   readonly jsm: { readonly timeout?: number; getOptions(): { readonly apiPrefix?: string } }
+  readonly js: { readonly timeout?: number; readonly apiPrefix?: string }
 }
 
 /**
@@ -27,12 +31,12 @@ type DirectBucket = Pick<Bucket, "direct" | "encodeKey" | "subjectForKey" | "buc
  * not its own), as nats.js' `get` reads it; `undefined` when the bucket has
  * no direct gets (then use nats.js' `get`).
  */
-export const make = (
+export const directGet = (
   kv: KV,
   mux: RequestMux,
   failed: (key: string, cause: unknown) => NatsError.NatsError
 ): ((key: string) => Effect.Effect<KvEntry | null, NatsError.NatsError>) | undefined => {
-  const bucket = kv as unknown as DirectBucket
+  const bucket = kv as unknown as Internals
   if (bucket.direct !== true) return undefined
   const prefix = `${bucket.jsm.getOptions().apiPrefix ?? "$JS.API"}.DIRECT.GET.${bucket.bucketName()}.`
   const timeout = bucket.jsm.timeout ?? 5000
@@ -69,6 +73,37 @@ export const make = (
             return resume(Effect.fail(outcome.error))
         }
       })
+      return Effect.sync(cancel)
+    })
+}
+
+/** A put: the new revision (nats.js' `put`, without its `request`). */
+export const put = (
+  kv: KV,
+  mux: RequestMux,
+  jetstream: () => boolean,
+  failed: (key: string, cause: unknown) => NatsError.NatsError
+): (key: string, value: Uint8Array) => Effect.Effect<number, NatsError.NatsError> => {
+  const bucket = kv as unknown as Internals
+  const timeout = bucket.js.timeout ?? 5000
+  const target: JsPublish.Target = {
+    mux,
+    operation: "KeyValue.put",
+    apiPrefix: bucket.js.apiPrefix ?? "$JS.API",
+    jetstream
+  }
+  return (key, value) =>
+    Effect.callback<number, NatsError.NatsError>((resume) => {
+      let subject: string
+      let data: Uint8Array
+      try {
+        subject = bucket.subjectForKey(bucket.encodeKey(key), true)
+        data = bucket.codec.value.encode(value)
+      } catch (cause) {
+        return resume(Effect.fail(failed(key, cause)))
+      }
+      const cancel = JsPublish.send(target, subject, data, undefined, timeout, (result) =>
+        resume(Result.isSuccess(result) ? Effect.succeed(result.success.seq) : Effect.fail(result.failure)))
       return Effect.sync(cancel)
     })
 }
