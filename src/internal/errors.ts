@@ -140,15 +140,18 @@ export const streamDidNotAnswer = (
   operation: string,
   subject: string,
   stream: string | undefined,
-  cause?: unknown
+  cause?: unknown,
+  why?: string | undefined
 ): NatsError.NatsError =>
   natsError(
     new NatsError.NoResponders(defined({
       operation,
       subject,
-      message: stream === undefined
-        ? `no stream answered the publish to ${subject}, and JetStream could not say whether one captures it (no leader?)`
-        : `stream ${stream} captures ${subject} but did not answer: it has no leader (an election?)`,
+      message: stream !== undefined
+        ? `stream ${stream} captures ${subject} but did not answer: it has no leader (an election?)`
+        : why !== undefined
+        ? `no stream answered the publish to ${subject}, and JetStream could not say whether one captures it: ${why}`
+        : `no stream answered the publish to ${subject}, and JetStream could not say whether one captures it (no leader?)`,
       cause
     }))
   )

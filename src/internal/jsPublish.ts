@@ -65,9 +65,19 @@ export interface Target {
 
 /**
  * What a `STREAM.NAMES` answer says of a subject: no stream captures it
- * (`None`), or it cannot say. An error answer (no meta leader, JetStream
- * stopping: `{"error": ..., "streams": null}`) is no answer.
+ * (`None`), or it cannot say. An error answer (`{"error": ..., "streams":
+ * null}`: no meta leader; JetStream stopping, when for a moment the server
+ * answers that the account has no JetStream) is no answer. That includes
+ * an account without JetStream on a server with it: told apart from a
+ * stopping server by nothing in the answer, it is retryable too, and its
+ * error says what the server said.
  */
+/** The `description` of a JetStream API error answer. */
+const describe = (error: unknown): string | undefined =>
+  typeof error === "object" && error !== null && "description" in error && typeof error.description === "string"
+    ? error.description
+    : undefined
+
 const streamsOf = (
   data: Uint8Array
 ):
@@ -110,7 +120,9 @@ const noResponders = (
       case "Reply": {
         const answer = streamsOf(outcome.msg.data)
         if (answer._tag === "None") return done(Result.fail(noStreamForSubject(operation, subject)))
-        return done(Result.fail(streamDidNotAnswer(operation, subject, answer.stream, answer.error)))
+        return done(
+          Result.fail(streamDidNotAnswer(operation, subject, answer.stream, answer.error, describe(answer.error)))
+        )
       }
       case "NoResponders":
         // the JetStream API itself does not answer: a server without JetStream (final), or one whose

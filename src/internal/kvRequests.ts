@@ -21,10 +21,15 @@ import * as JsPublish from "./jsPublish.ts"
 import type { RequestMux } from "./requestMux.ts"
 
 /** What a direct get needs of the bucket (nats.js' `Bucket`, as far as it is read here). */
-type Internals = Pick<Bucket, "direct" | "encodeKey" | "subjectForKey" | "bucketName" | "codec"> & {
-  readonly jsm: { readonly timeout?: number; getOptions(): { readonly apiPrefix?: string } }
-  readonly js: { readonly timeout?: number; readonly apiPrefix?: string }
-}
+type Internals =
+  & Pick<
+    Bucket,
+    "direct" | "encodeKey" | "subjectForKey" | "bucketName" | "codec" | "prefix" | "editPrefix" | "useJsPrefix"
+  >
+  & {
+    readonly jsm: { readonly timeout?: number; getOptions(): { readonly apiPrefix?: string } }
+    readonly js: { readonly timeout?: number; readonly apiPrefix?: string }
+  }
 
 /**
  * The entry of `key` (`null`: none, or the last message of its subject is
@@ -77,14 +82,21 @@ export const directGet = (
     })
 }
 
-/** A put: the new revision (nats.js' `put`, without its `request`). */
+/**
+ * A put: the new revision (nats.js' `put`, without its `request`);
+ * `undefined` for a bucket written through another JetStream API (a mirror
+ * of another domain's bucket: after "no responders" `internal/jsPublish`
+ * would ask this one's API which stream captures the subject), which keeps
+ * nats.js' `put`.
+ */
 export const put = (
   kv: KV,
   mux: RequestMux,
   jetstream: () => boolean,
   failed: (key: string, cause: unknown) => NatsError.NatsError
-): (key: string, value: Uint8Array) => Effect.Effect<number, NatsError.NatsError> => {
+): ((key: string, value: Uint8Array) => Effect.Effect<number, NatsError.NatsError>) | undefined => {
   const bucket = kv as unknown as Internals
+  if (bucket.useJsPrefix || (bucket.editPrefix !== "" && bucket.editPrefix !== bucket.prefix)) return undefined
   const timeout = bucket.js.timeout ?? 5000
   const target: JsPublish.Target = {
     mux,

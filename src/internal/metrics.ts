@@ -6,7 +6,8 @@
  * `TypedSubject`'s template, or for a publish the subject's first token and
  * `.>`), a stream and consumer, an outcome; never a raw subject. Hot paths
  * update them a chunk at a time, or once per message with the metric built
- * once per family (`updateUnsafe` with a context captured once).
+ * once per family (`updateUnsafe` with a context captured once); the
+ * Processor's per-message histograms are `HistogramSeries` (below).
  *
  * A metric with attributes is built with them (`*With`, `perFamily`), not
  * wrapped by `Metric.withAttributes`: Effect keeps a metric's series key
@@ -220,9 +221,10 @@ export class PublishTally {
  * without). Here an observation is a few comparisons and adds.
  *
  * One per series and registry (`HistogramSeries.of`): processors of the same
- * stream and consumer add to the same one. Its series answers reads only; a
- * `Metric.update` of the same series (the same id and attributes) elsewhere
- * is ignored.
+ * stream and consumer add to the same one. It is registered at its first
+ * observation. Its series answers reads only; a `Metric.update` of the same
+ * series (the same id and attributes) elsewhere is ignored, and once removed
+ * from the registry (`Metric.remove`) it is not made again.
  */
 export class HistogramSeries {
   private readonly bounds: Float64Array
@@ -232,10 +234,13 @@ export class HistogramSeries {
   private sum = 0
   private min = Number.MAX_VALUE
   private max = -Number.MAX_VALUE
+  /** Registers the series: at the first observation (as Effect's own series appear at their first update). */
+  private register: (() => void) | undefined
 
-  private constructor(boundaries: ReadonlyArray<number>) {
+  private constructor(boundaries: ReadonlyArray<number>, register: (series: HistogramSeries) => void) {
     this.bounds = Float64Array.from(boundaries).sort()
     this.counts = new Float64Array(boundaries.length + 1)
+    this.register = () => register(this)
   }
 
   /** The series of `make` for `attributes` in `context`'s registry (and with its attributes), made and registered once. */
@@ -255,21 +260,27 @@ export class HistogramSeries {
     const key = `${make.id}${JSON.stringify(Object.entries(merged).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0))}`
     const found = byKey.get(key)
     if (found !== undefined) return found
-    const series = new HistogramSeries(make.boundaries)
-    Metric.registerUnsafe(make(attributes), context, {
-      get: () => series.state(),
-      update: () => undefined,
-      modify: () => undefined
+    const series = new HistogramSeries(make.boundaries, (self) => {
+      Metric.registerUnsafe(make(attributes), context, {
+        get: () => self.state(),
+        update: () => undefined,
+        modify: () => undefined
+      })
     })
     byKey.set(key, series)
     return series
   }
 
   observe(value: number): void {
+    if (this.register !== undefined) {
+      const register = this.register
+      this.register = undefined
+      register()
+    }
     const bounds = this.bounds
     let i = 0
-    // linear: the common values (milliseconds) are in the first buckets
-    while (i < bounds.length && value > (bounds[i] ?? Infinity)) i++
+    // linear: the common values (milliseconds) are in the first buckets; NaN in the last, as Effect's
+    while (i < bounds.length && !(value <= (bounds[i] ?? Infinity))) i++
     this.counts[i] = (this.counts[i] ?? 0) + 1
     this.count++
     this.sum += value

@@ -21,7 +21,7 @@ import type { Outcome, ProcessorMetrics } from "./processorMetrics.ts"
 import * as RawHeaders from "./rawHeaders.ts"
 import { nthStep } from "./scheduleStep.ts"
 import * as TraceContext from "./traceContext.ts"
-import { effectNow } from "./userCode.ts"
+import { effectNow, effectOf } from "./userCode.ts"
 
 /** What settling needs: the user's options, resolved, and the processor's parts. */
 export interface SettleOptions<A, E, R> {
@@ -103,14 +103,18 @@ const jetStreamAttributes = (envelope: JsEnvelope.JsEnvelope<unknown>): Record<s
 const timedOut: unique symbol = Symbol("timedOut")
 
 /**
- * The handler of one message, called now (`settle` runs it at once), bounded
- * by its timeout: it succeeds with `timedOut` when it ran out of time.
+ * The handler of one message, bounded by its timeout: it succeeds with
+ * `timedOut` when it ran out of time. Called now (`settle` runs it at
+ * once), or when it runs when it is `traced` (its body then runs in the
+ * message's span).
  */
 const handlerOf = <A, E, R>(
   options: SettleOptions<A, E, R>,
-  envelope: JsEnvelope.JsEnvelope<A>
+  envelope: JsEnvelope.JsEnvelope<A>,
+  traced: boolean
 ): Effect.Effect<unknown, E, R> => {
-  const handled = effectNow("the handler", () => options.handler(envelope.value, envelope))
+  const call = () => options.handler(envelope.value, envelope)
+  const handled = traced ? effectOf("the handler", call) : effectNow("the handler", call)
   const timeout = options.handlerTimeout
   return timeout === undefined ? handled : Effect.timeoutOrElse(Effect.asVoid(handled), {
     duration: timeout,
@@ -237,16 +241,18 @@ export const makeSettler = <A, E, R>(options: SettleOptions<A, E, R>) => {
     const started = performance.now()
     // one step after the handler, whatever its exit
     const handled = (traced: boolean) =>
-      Effect.matchCauseEffect(handlerOf(options, envelope), {
+      Effect.matchCauseEffect(handlerOf(options, envelope, traced), {
         onSuccess: (result): Effect.Effect<void> => {
           metrics.handled(performance.now() - started)
           if (result === timedOut) return failed({ _tag: "TimedOut", after: options.handlerTimeout ?? Duration.zero })
           return traced ? TraceContext.settle("ack", msg.subject, () => ack(envelope)) : ack(envelope)
         },
         onFailure: (cause) => {
-          metrics.handled(performance.now() - started)
           const failure = failureOf(cause, options.shuttingDown())
-          return failure === undefined ? Effect.failCause(cause) as never : failed(failure)
+          // interrupted by the shutdown: not a duration of the handler
+          if (failure === undefined) return Effect.failCause(cause) as never
+          metrics.handled(performance.now() - started)
+          return failed(failure)
         }
       })
     const failed = (failure: Failure<E>) => Effect.catch(onFailure(envelope, failure), (e) => couldNotSettle(msg, e))

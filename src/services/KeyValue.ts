@@ -417,7 +417,11 @@ export const make = Effect.fn("KeyValue.make")(function*<A = Uint8Array>(options
     checked(
       key,
       "KeyValue.put",
-      () => Effect.flatMap(encoded(value, key), (bytes) => putBytes(key, bytes))
+      () =>
+        Effect.flatMap(encoded(value, key), (bytes) =>
+          putBytes === undefined
+            ? Effect.tryPromise({ try: () => kv.put(key, bytes), catch: failed("KeyValue.put", key) })
+            : putBytes(key, bytes))
     )
 
   /** A write refused by the expected-revision check: `conflict` with the key's revision now. */

@@ -64,6 +64,8 @@ describe("HistogramSeries", () => {
       Metrics.HistogramSeries.of(Metrics.processingDurationWith, { stream: "S", consumer: "a" }, registry()),
       a
     )
+    // registered at the first observation, as Effect's own series appear at their first update
+    assert.strictEqual(Metric.snapshotUnsafe(context).length, 0)
     const tagged = Context.add(context, Metric.CurrentMetricAttributes, { service: "billing" })
     const b = Metrics.HistogramSeries.of(Metrics.processingDurationWith, { stream: "S", consumer: "a" }, tagged)
     assert.notStrictEqual(b, a)
@@ -74,5 +76,13 @@ describe("HistogramSeries", () => {
       Metric.withAttributes(Metrics.processingDuration, attributes).valueUnsafe(context).count
     assert.strictEqual(count({ stream: "S", consumer: "a" }), 1)
     assert.strictEqual(count({ stream: "S", consumer: "a", service: "billing" }), 2)
+    assert.strictEqual(Metric.snapshotUnsafe(context).length, 2)
+    // NaN counts where Effect's histogram counts it (above every boundary)
+    const nan = Metrics.HistogramSeries.of(Metrics.processingDurationWith, { stream: "N", consumer: "n" }, context)
+    nan.observe(Number.NaN)
+    const reference = registry()
+    Metrics.processingDurationWith({ stream: "N", consumer: "n" }).updateUnsafe(Number.NaN, reference)
+    const read = Metric.withAttributes(Metrics.processingDuration, { stream: "N", consumer: "n" })
+    assert.deepStrictEqual(read.valueUnsafe(context).buckets, read.valueUnsafe(reference).buckets)
   })
 })

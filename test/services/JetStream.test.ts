@@ -101,8 +101,9 @@ describe("JetStream", () => {
         assert.isFalse(error.isRetryable)
       }))
 
-    // The JetStream API's error answers carry `"streams": null` too (no meta leader on a cluster, JetStream
-    // stopping during a restart): the lookup could not say, so the publish is in doubt, not without a stream.
+    // The JetStream API's error answers carry `"streams": null` too (no meta leader on a cluster; JetStream
+    // stopping during a restart, when for a moment the account has none): the lookup could not say, so the
+    // publish is in doubt, not without a stream.
     it.effect("an error answer to the stream lookup is retryable NoResponders, not NoStreamForSubject", () =>
       Effect.gen(function*() {
         const nats = yield* NatsClient.NatsClient
@@ -111,23 +112,27 @@ describe("JetStream", () => {
             error: { code: 503, err_code: 10008, description: "JetStream system temporarily unavailable" },
             streams: null
           },
+          { error: { code: 503, err_code: 10039, description: "jetstream not enabled for account" }, streams: null },
           { streams: null }
         ]
         let asked = 0
         const fake = nats.connection.subscribe("fakeapi.STREAM.NAMES", {
           callback: (_, m) => {
-            m.respond(encoder.encode(JSON.stringify(answers[asked++ % 2])))
+            m.respond(encoder.encode(JSON.stringify(answers[asked++])))
           }
         })
         yield* Effect.addFinalizer(() => Effect.sync(() => fake.unsubscribe()))
         yield* Effect.promise(() => nats.connection.flush())
         const js = yield* JetStream.make({ apiPrefix: "fakeapi" })
-        const inDoubt = yield* Effect.flip(js.publish("nobody.captures.this", "x"))
-        assert.strictEqual(inDoubt.reason._tag, "NoResponders")
-        assert.isTrue(inDoubt.isRetryable)
+        for (const description of ["JetStream system temporarily unavailable", "jetstream not enabled for account"]) {
+          const inDoubt = yield* Effect.flip(js.publish("nobody.captures.this", "x"))
+          assert.strictEqual(inDoubt.reason._tag, "NoResponders")
+          assert.isTrue(inDoubt.isRetryable)
+          assert.include(inDoubt.message, description)
+        }
         const none = yield* Effect.flip(js.publish("nobody.captures.this", "x"))
         assert.strictEqual(none.reason._tag, "NoStreamForSubject")
-        assert.strictEqual(asked, 2)
+        assert.strictEqual(asked, 3)
       }))
 
     it.effect("headers reach the stored message", () =>

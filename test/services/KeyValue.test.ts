@@ -63,7 +63,7 @@ describe("KeyValue", () => {
         assert.deepStrictEqual((yield* Stream.runCollect(kv.history("orders"))).map((e) => e.operation), ["PURGE"])
       }))
 
-    // direct gets go through the connection's request mux (internal/kvDirectGet); a bucket without them
+    // direct gets go through the connection's request mux (internal/kvRequests); a bucket without them
     // through nats.js' get: both read the same entries
     it.effect("get reads the same with direct gets (our request mux) and without them (nats.js' get); puts refused typed", () =>
       Effect.gen(function*() {
