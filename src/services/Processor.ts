@@ -466,7 +466,9 @@ export const make = <A, E, R>(
         const msg = current
         if (msg === undefined) return Effect.void
         done(msg)
-        return Exit.hasInterrupts(exit) ? interrupted(msg) : Effect.void
+        // interrupted after its settlement was sent (nats.js' `didAck`, set by ack, nak and term): nothing to undo
+        const settled = (msg as unknown as { readonly didAck?: boolean }).didAck === true
+        return Exit.hasInterrupts(exit) && !settled ? interrupted(msg) : Effect.void
       })
     })
     const workers = Effect.forEach(Array.from({ length: settings.concurrency }, () => worker), (w) => w, {
