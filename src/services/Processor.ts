@@ -352,6 +352,68 @@ class Held {
   }
 }
 
+/** What a worker needs of its processor. */
+interface WorkerOptions<R> {
+  readonly waiting: Queue.Queue<JsEnvelope.JsEnvelope<Uint8Array>, NatsError.NatsError | Cause.Done>
+  readonly metrics: Metrics.ProcessorMetrics
+  readonly held: Held
+  /** Decodes, handles and settles one message; never fails. */
+  readonly settle: (msg: JsMsg) => Effect.Effect<void, never, R>
+  /** Naks a message whose handling the shutdown interrupted. */
+  readonly interrupted: (msg: JsMsg) => Effect.Effect<void>
+  /** True once the shutdown began: no worker starts another message. */
+  readonly stopping: () => boolean
+}
+
+/**
+ * A worker: takes the messages in turn with the others (one worker: in
+ * order), and handles the messages at hand one after the other without a
+ * fork or a scheduler hop, so the acks of a burst leave in one write. It
+ * stops when the intake has ended (returning its error, if any) or, at
+ * shutdown, before it starts another message.
+ *
+ * The message it is settling is its `current`: the worker's exit (one
+ * finalizer, not one per message) ends it when the worker is interrupted
+ * meanwhile (at shutdown: it is nak'ed).
+ */
+const makeWorker = <R>(options: WorkerOptions<R>): Effect.Effect<NatsError.NatsError | undefined, never, R> =>
+  Effect.suspend(() => {
+    const { held, metrics, waiting } = options
+    let current: JsMsg | undefined
+    const done = (msg: JsMsg) => {
+      current = undefined
+      metrics.active--
+      held.messages.delete(msg)
+    }
+    const loop = Effect.gen(function*() {
+      while (true) {
+        let next = Queue.takeUnsafe(waiting)
+        if (next === undefined || metrics.due()) {
+          yield* metrics.report
+          if (next === undefined) next = yield* Effect.exit(Queue.take(waiting))
+        }
+        if (options.stopping()) return undefined
+        if (Exit.isFailure(next)) {
+          const error = Option.getOrUndefined(Cause.findErrorOption(next.cause))
+          return Cause.isDone(error) ? undefined : error
+        }
+        const msg = next.value.msg
+        current = msg
+        metrics.active++
+        yield* options.settle(msg)
+        done(msg)
+      }
+    })
+    return Effect.onExit(loop, (exit) => {
+      const msg = current
+      if (msg === undefined) return Effect.void
+      done(msg)
+      // interrupted after its settlement was sent (nats.js' `didAck`, set by ack, nak and term): nothing to undo
+      const settled = (msg as unknown as { readonly didAck?: boolean }).didAck === true
+      return Exit.hasInterrupts(exit) && !settled ? options.interrupted(msg) : Effect.void
+    })
+  })
+
 /**
  * Starts processing in the current scope and returns at once; the scope's
  * close runs the graceful shutdown. Requires `JetStream` for dead-lettering,
@@ -427,49 +489,13 @@ export const make = <A, E, R>(
       onReceive: (msg) => held.messages.add(msg)
     }).pipe(Stream.runIntoQueue(waiting))
 
-    // `concurrency` workers take the messages in turn (one worker: in
-    // order). A worker handles the messages at hand one after the other
-    // without a fork or a scheduler hop, so the acks of a burst leave in one
-    // write. It stops when the intake has ended (returning its error, if
-    // any) or, at shutdown, before it starts another message.
-    //
-    // The message a worker is settling is its `current`: the worker's exit
-    // (one finalizer, not one per message) ends it when the worker is
-    // interrupted meanwhile (at shutdown: it is nak'ed).
-    const worker: Effect.Effect<NatsError.NatsError | undefined, never, R> = Effect.suspend(() => {
-      let current: JsMsg | undefined
-      const done = (msg: JsMsg) => {
-        current = undefined
-        metrics.active--
-        held.messages.delete(msg)
-      }
-      const loop = Effect.gen(function*() {
-        while (true) {
-          let next = Queue.takeUnsafe(waiting)
-          if (next === undefined || metrics.due()) {
-            yield* metrics.report
-            if (next === undefined) next = yield* Effect.exit(Queue.take(waiting))
-          }
-          if (stopping) return undefined
-          if (Exit.isFailure(next)) {
-            const error = Option.getOrUndefined(Cause.findErrorOption(next.cause))
-            return Cause.isDone(error) ? undefined : error
-          }
-          const msg = next.value.msg
-          current = msg
-          metrics.active++
-          yield* settle(msg)
-          done(msg)
-        }
-      })
-      return Effect.onExit(loop, (exit) => {
-        const msg = current
-        if (msg === undefined) return Effect.void
-        done(msg)
-        // interrupted after its settlement was sent (nats.js' `didAck`, set by ack, nak and term): nothing to undo
-        const settled = (msg as unknown as { readonly didAck?: boolean }).didAck === true
-        return Exit.hasInterrupts(exit) && !settled ? interrupted(msg) : Effect.void
-      })
+    const worker = makeWorker({
+      waiting,
+      metrics,
+      held,
+      settle,
+      interrupted,
+      stopping: () => stopping
     })
     const workers = Effect.forEach(Array.from({ length: settings.concurrency }, () => worker), (w) => w, {
       concurrency: settings.concurrency
