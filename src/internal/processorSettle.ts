@@ -104,9 +104,9 @@ const timedOut: unique symbol = Symbol("timedOut")
 
 /**
  * The handler of one message, bounded by its timeout: it succeeds with
- * `timedOut` when it ran out of time. Called now (`settle` runs it at
- * once), or when it runs when it is `traced` (its body then runs in the
- * message's span).
+ * `timedOut` when it ran out of time. The user's function is called now
+ * (`settle` runs the result at once); when `traced`, when the result runs,
+ * so that the function's body runs in the message's span.
  */
 const handlerOf = <A, E, R>(
   options: SettleOptions<A, E, R>,
