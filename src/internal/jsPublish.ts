@@ -63,6 +63,12 @@ export interface Target {
   readonly jetstream: () => boolean
 }
 
+/** The `description` of a JetStream API error answer. */
+const describe = (error: unknown): string | undefined =>
+  typeof error === "object" && error !== null && "description" in error && typeof error.description === "string"
+    ? error.description
+    : undefined
+
 /**
  * What a `STREAM.NAMES` answer says of a subject: no stream captures it
  * (`None`), or it cannot say. An error answer (`{"error": ..., "streams":
@@ -72,17 +78,16 @@ export interface Target {
  * stopping server by nothing in the answer, it is retryable too, and its
  * error says what the server said.
  */
-/** The `description` of a JetStream API error answer. */
-const describe = (error: unknown): string | undefined =>
-  typeof error === "object" && error !== null && "description" in error && typeof error.description === "string"
-    ? error.description
-    : undefined
-
 const streamsOf = (
   data: Uint8Array
 ):
   | { readonly _tag: "None" }
-  | { readonly _tag: "InDoubt"; readonly stream?: string | undefined; readonly error?: unknown } =>
+  | {
+    readonly _tag: "InDoubt"
+    readonly stream?: string | undefined
+    readonly error?: unknown
+    readonly why?: string | undefined
+  } =>
 {
   let answer: { readonly error?: unknown; readonly streams?: unknown } | undefined
   try {
@@ -91,7 +96,7 @@ const streamsOf = (
     answer = undefined
   }
   if (answer === undefined || answer === null || typeof answer !== "object") return { _tag: "InDoubt" }
-  if (answer.error !== undefined) return { _tag: "InDoubt", error: answer.error }
+  if (answer.error !== undefined) return { _tag: "InDoubt", error: answer.error, why: describe(answer.error) }
   const streams = answer.streams
   if (streams === null || (Array.isArray(streams) && streams.length === 0)) return { _tag: "None" }
   return { _tag: "InDoubt", stream: Array.isArray(streams) && typeof streams[0] === "string" ? streams[0] : undefined }
@@ -104,8 +109,8 @@ const streamsOf = (
  * retryable). The JetStream API says which: it lists the streams that
  * capture the subject. When it cannot say (no meta leader either, or its
  * JetStream is restarting: no answer, or an error answer), the publish is
- * in doubt, so retryable; a server
- * without JetStream is `JetStreamNotEnabled`.
+ * in doubt, so retryable; a server without JetStream is
+ * `JetStreamNotEnabled`.
  */
 const noResponders = (
   target: Target,
@@ -121,7 +126,7 @@ const noResponders = (
         const answer = streamsOf(outcome.msg.data)
         if (answer._tag === "None") return done(Result.fail(noStreamForSubject(operation, subject)))
         return done(
-          Result.fail(streamDidNotAnswer(operation, subject, answer.stream, answer.error, describe(answer.error)))
+          Result.fail(streamDidNotAnswer(operation, subject, answer.stream, answer.error, answer.why))
         )
       }
       case "NoResponders":
