@@ -85,7 +85,7 @@ const jetStreamAttributes = (envelope: JsEnvelope.JsEnvelope<unknown>): Record<s
   const msgId = RawHeaders.get(envelope.msg, "Nats-Msg-Id")
   // from the reply subject, in one pass (nats.js' `info` costs several times that)
   const info = AckReply.parse((envelope.msg as unknown as { readonly reply?: string }).reply)
-  return {
+  const attributes: Record<string, unknown> = {
     "messaging.system": "nats",
     "messaging.destination.name": envelope.subject,
     "messaging.operation.type": "process",
@@ -94,9 +94,10 @@ const jetStreamAttributes = (envelope: JsEnvelope.JsEnvelope<unknown>): Record<s
     "messaging.message.body.size": envelope.msg.data.length,
     "messaging.nats.stream": info?.stream,
     "messaging.nats.stream_sequence": info?.streamSequence,
-    "messaging.nats.delivery_count": info?.delivered,
-    ...(msgId ? { "messaging.message.id": msgId } : {})
+    "messaging.nats.delivery_count": info?.delivered
   }
+  if (msgId) attributes["messaging.message.id"] = msgId
+  return attributes
 }
 
 /** Marks a handler that ran out of time (see `handlerOf`). */

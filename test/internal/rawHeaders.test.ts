@@ -13,9 +13,13 @@ const Entries = Schema.Array(
   Schema.Tuple([Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: names.length - 1 })), Schema.String])
 )
 
-/** A received message as nats.js makes one: its header block and payload in `_rdata`, `_msg.hdr` its length. */
-const received = (block: Uint8Array | undefined, payload = new Uint8Array([1, 2, 3])) => {
-  const data = new Uint8Array((block?.length ?? 0) + payload.length)
+/**
+ * A received message as nats.js makes one: its header block and payload in `_rdata` (a Node `Buffer`,
+ * as nats.js receives into, or a plain `Uint8Array`), `_msg.hdr` its length.
+ */
+const received = (block: Uint8Array | undefined, payload = new Uint8Array([1, 2, 3]), buffer = true) => {
+  const size = (block?.length ?? 0) + payload.length
+  const data = buffer ? Buffer.alloc(size) : new Uint8Array(size)
   if (block !== undefined) data.set(block)
   data.set(payload, block?.length ?? 0)
   return {
@@ -38,10 +42,12 @@ describe("RawHeaders", () => {
       const block = (h as MsgHdrsImpl).encode()
       const msg = received(block)
       const decoded = MsgHdrsImpl.decode(block)
-      for (const name of looked) {
-        const value = RawHeaders.get(msg, name)
-        assert.strictEqual(value === undefined, !decoded.has(name), name)
-        if (value !== undefined) assert.strictEqual(value, decoded.get(name), name)
+      for (const carrier of [msg, received(block, undefined, false)]) {
+        for (const name of looked) {
+          const value = RawHeaders.get(carrier, name)
+          assert.strictEqual(value === undefined, !decoded.has(name), name)
+          if (value !== undefined) assert.strictEqual(value, decoded.get(name), name)
+        }
       }
       // through a JetStream message and an envelope around it
       const envelope: RawHeaders.Carrier & { readonly msg: unknown } = { msg: { msg } }
