@@ -154,6 +154,17 @@ class BoundedBuffer {
 
   /** A chunk handed out, as messages (those held as bytes made messages again); its bytes no longer buffered. */
   take(chunk: Arr.NonEmptyReadonlyArray<Entry>): Arr.NonEmptyReadonlyArray<Msg> {
+    // nothing held as bytes: the chunk is messages already
+    const taken = this.ring.size === 0 ? chunk as Arr.NonEmptyReadonlyArray<Msg> : this.unhold(chunk)
+    let size = 0
+    for (const msg of taken) size += msg.data.length
+    this.bytes -= size
+    this.takenBytes = size
+    return taken
+  }
+
+  /** The chunk's messages, those held as bytes made messages again. */
+  private unhold(chunk: Arr.NonEmptyReadonlyArray<Entry>): Arr.NonEmptyReadonlyArray<Msg> {
     let messages: Array<Msg> | undefined
     for (let i = 0; i < chunk.length;) {
       if (chunk[i] !== HELD) {
@@ -167,12 +178,7 @@ class BoundedBuffer {
       this.ring.shift(run, messages)
       i += run
     }
-    const taken = (messages ?? chunk) as Arr.NonEmptyReadonlyArray<Msg>
-    let size = 0
-    for (const msg of taken) size += msg.data.length
-    this.bytes -= size
-    this.takenBytes = size
-    return taken
+    return (messages ?? chunk) as Arr.NonEmptyReadonlyArray<Msg>
   }
 
   /** Queues a message, or its token and its bytes in the ring; false when the queue refused it (full, or ended). */
