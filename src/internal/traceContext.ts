@@ -49,7 +49,7 @@ const isOneLine = (value: string, from: number): boolean => {
 }
 
 /**
- * The span a `traceparent` names (`vv-<32 hex>-<16 hex>-ff`, lower-case, a
+ * The span a `traceparent` names (`vv-<32 hex>-<16 hex>-<2 hex flags>`, lower-case, a
  * later version's fields after another `-` allowed); `undefined` when it is
  * absent or malformed (all-zero ids, version ff). Read by position, without
  * a regular expression: every traced message pays it.
