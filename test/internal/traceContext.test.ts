@@ -20,10 +20,10 @@ const Edited = Schema.Tuple([
   Hex(16),
   Schema.Literals(["00", "01", "7f", "ff", "0a"]),
   Schema.Literals(["00", "01", "03", "ff"]),
-  Schema.Literals(["", "-x", "-", "-\n", " ", "\t-z"]),
+  Schema.Literals(["", "-x", "-", "-\n", "-\r", " ", "\t-z"]),
   Schema.Literals(["none", "replace", "insert", "remove"]),
   Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 70 })),
-  Schema.Literals(["0", "f", "g", "F", "-", " ", "\n", "\u2028", "\u00e9"])
+  Schema.Literals(["0", "f", "g", "F", "-", " ", "\n", "\r", "\u2028", "\u2029", "\u00e9"])
 ])
 
 describe("traceparent", () => {
