@@ -65,7 +65,9 @@ describe("traceparent", () => {
         `00-${"0".repeat(32)}-${span}-01`,
         `00-${id}-${"0".repeat(16)}-01`,
         `ff-${id}-${span}-01`,
-        `00-${id.toUpperCase()}-${span}-01`
+        `00-${id.toUpperCase()}-${span}-01`,
+        // a later version's fields on one line only
+        ...["\n", "\r", "\u2028", "\u2029"].map((eol) => `01-${id}-${span}-01-a${eol}b`)
       ]
     ) {
       assert.isUndefined(TraceContext.parse(value), value)
