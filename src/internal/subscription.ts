@@ -16,6 +16,7 @@ import type { NatsCore } from "./core.ts"
 import { connectionClosed, fromUnknown, slowConsumer } from "./errors.ts"
 import { MessageRing } from "./messageRing.ts"
 import * as Metrics from "./metrics.ts"
+import { SizeRing } from "./sizeRing.ts"
 import { refusal } from "./subscriptionLimit.ts"
 
 export interface BridgeOptions {
@@ -119,7 +120,8 @@ class BoundedBuffer {
   private readonly options: BridgeOptions
   private readonly holdFrom: number
   private readonly ring = new MessageRing()
-  private bytes = 0
+  /** Each entry's payload bytes, so that a chunk's are known without a pass over its messages. */
+  private readonly sizes = new SizeRing()
   /** The payload bytes of the last chunk taken. */
   takenBytes = 0
 
@@ -134,7 +136,7 @@ class BoundedBuffer {
     const size = msg.data.length
     if (this.options.overflow === "dropOldest") {
       let full = false
-      while (this.bytes + size > this.options.maxBytes && Queue.sizeUnsafe(this.queue) > 0) {
+      while (this.sizes.bytes + size > this.options.maxBytes && Queue.sizeUnsafe(this.queue) > 0) {
         this.evict()
         full = true
       }
@@ -143,11 +145,11 @@ class BoundedBuffer {
         full = true
       }
       if (!this.enqueue(msg)) return false
-      this.bytes += size
+      this.sizes.push(size)
       return !full
     }
-    if (this.bytes + size > this.options.maxBytes || !this.enqueue(msg)) return false
-    this.bytes += size
+    if (this.sizes.bytes + size > this.options.maxBytes || !this.enqueue(msg)) return false
+    this.sizes.push(size)
     if (this.options.eager === true) Queue.flushUnsafe(this.queue)
     return true
   }
@@ -156,10 +158,7 @@ class BoundedBuffer {
   take(chunk: Arr.NonEmptyReadonlyArray<Entry>): Arr.NonEmptyReadonlyArray<Msg> {
     // nothing held as bytes: the chunk is messages already
     const taken = this.ring.size === 0 ? chunk as Arr.NonEmptyReadonlyArray<Msg> : this.unhold(chunk)
-    let size = 0
-    for (const msg of taken) size += msg.data.length
-    this.bytes -= size
-    this.takenBytes = size
+    this.takenBytes = this.sizes.shift(chunk.length)
     return taken
   }
 
@@ -194,7 +193,8 @@ class BoundedBuffer {
   private evict(): void {
     const oldest = Queue.takeUnsafe(this.queue)
     if (oldest === undefined || oldest._tag !== "Success") return
-    this.bytes -= oldest.value === HELD ? this.ring.drop() : oldest.value.data.length
+    if (oldest.value === HELD) this.ring.drop()
+    this.sizes.shift(1)
   }
 }
 
