@@ -23,6 +23,8 @@ export interface Target {
 export interface Context {
   readonly url: string
   readonly quick: boolean
+  /** Every scenario's repetitions, in place of its own (`--reps`: a closer look at a few). */
+  readonly reps?: number | undefined
 }
 
 export interface Scenario {
@@ -67,7 +69,7 @@ export const percentile = (sorted: ReadonlyArray<number>, q: number): number =>
 const higherIsBetter = (metric: Metric) => metric === "msgs/s" || metric === "MB/s"
 
 export const runScenario = async (scenario: Scenario, ctx: Context, log: (line: string) => void) => {
-  const reps = ctx.quick ? 2 : scenario.reps ?? 5
+  const reps = ctx.quick ? 2 : ctx.reps ?? scenario.reps ?? 5
   log(`-- ${scenario.name}: ${scenario.description} (${reps} reps + warm-up)`)
   await scenario.raw(ctx)
   await scenario.effect(ctx)

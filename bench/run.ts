@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --only name,name]`: every scenario, raw
+ * `npm run bench [-- --quick] [-- --only name,name] [-- --reps n]`: every scenario, raw
  * nats.js against effect-nats, alternately, on one embedded nats-server.
  * Writes bench/results/latest.json and BENCHMARKS.md.
  */
@@ -22,6 +22,9 @@ const args = process.argv.slice(2)
 const quick = args.includes("--quick")
 const onlyIndex = args.indexOf("--only")
 const only = onlyIndex === -1 ? undefined : new Set((args[onlyIndex + 1] ?? "").split(","))
+const repsIndex = args.indexOf("--reps")
+const reps = repsIndex === -1 ? undefined : Number(args[repsIndex + 1])
+if (reps !== undefined && !(Number.isInteger(reps) && reps >= 1)) throw new Error("--reps: a positive integer")
 
 const root = Path.resolve(import.meta.dirname, "..")
 const log = (line: string) => console.log(line)
@@ -30,7 +33,7 @@ const scope = Effect.runSync(Scope.make())
 const server = await Effect.runPromise(
   Scope.provide(scope)(NatsServer.make({ config: "max_payload: 8388608" }))
 )
-const ctx: Context = { url: server.url, quick }
+const ctx: Context = { url: server.url, quick, reps }
 const clients = await openClients(server.url)
 
 const jsClients = await openJetStream(clients)
@@ -65,6 +68,7 @@ const meta = {
   cpus: Os.cpus().length,
   cpu: Os.cpus()[0]?.model ?? "unknown",
   mode: quick ? "quick" : "full",
+  ...(reps === undefined ? {} : { reps }),
   seconds: Math.round((Date.now() - started) / 1000)
 }
 
