@@ -215,6 +215,8 @@ export const coreScenarios = (clients: Clients): ReadonlyArray<Scenario> => {
     description: "publish -> subscribe, 200k JSON payloads decoded by a Schema (raw: JSON.parse + a hand check)",
     metrics: ["msgs/s"],
     targets: [{ metric: "msgs/s", ratio: 0.75, text: ">= 0.75" }],
+    // its raw side is bimodal within a run (BENCHMARKS.md, fifteenth round): more pairs for a stable median
+    reps: 9,
     raw: async (ctx) => {
       const count = n(ctx, 200_000)
       const subject = freshSubject("schema")
@@ -280,6 +282,8 @@ export const coreScenarios = (clients: Clients): ReadonlyArray<Scenario> => {
     description:
       "sequential request/reply, 10,000 calls (raw: request + JSON to a callback responder; effect: typed RPC)",
     metrics: ["p50_ms", "p99_ms"],
+    // a p99 of one repetition moves with whatever else the machine did: more pairs for a stable median
+    reps: 9,
     targets: [
       { metric: "p50_ms", ratio: 1.1, text: "<= 1.10x" },
       { metric: "p99_ms", ratio: 1.25, text: "<= 1.25x" }
