@@ -276,7 +276,7 @@ export const jetstreamScenarios = (clients: Clients, jsc: JetStreamClients): Rea
       `Processor, concurrency ${concurrency}, trivial handler, 100,000 x 128 B (raw: consume() callback + m.ack())`,
     metrics: ["msgs/s"],
     targets: [{ metric: "msgs/s", ratio: 0.85, text: ">= 0.85" }],
-    // near its target, with a raw side that moves by 1.5x from one repetition to the next: five pairs
+    // near its target, with raw's repetitions spread wider than its distance to it: five pairs
     // cannot place the ratio to +-0.05 on a 2-core machine (BENCHMARKS.md, fifteenth round)
     reps: 9,
     raw: async (ctx) => ({ "msgs/s": await rawConsume(n(ctx, 100_000)) }),
